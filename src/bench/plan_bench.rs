@@ -1,0 +1,90 @@
+//! `ebb bench plan`: time whole `plan::plan` calls on a generated cluster.
+//!
+//! The cluster first reaches its steady state (one plan from empty, applied), then a
+//! tick's worth of change arrives (new jobs, service demand): the timed call is the
+//! tick that answers it. The cold plan (empty cluster, every pod placed) is timed too.
+
+use super::generate::{ClusterSpec, cluster, service_demand};
+use crate::model::{Resources, Snapshot};
+use crate::plan::{Policy, apply::apply, plan};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Serialize)]
+pub struct PlanBench {
+    pub median_ms: f64,
+    pub p99_ms: f64,
+    pub nodes: usize,
+    pub jobs: usize,
+    pub queues: usize,
+    pub runs: usize,
+    pub cold_ms: f64,
+    pub gpu_alloc_frac: f64,
+    pub cpu_alloc_frac: f64,
+    pub pods_created_cold: usize,
+}
+
+pub fn run(spec: &ClusterSpec, runs: usize) -> PlanBench {
+    let policy = Policy::default();
+    let mut snap = cluster(spec);
+    // Nine jobs in ten are already there; the rest arrive in the timed tick.
+    let late = spec.jobs / 10;
+    let arriving = snap.jobs.split_off(spec.jobs - late);
+    let started = Instant::now();
+    let first = plan(&snap, &policy);
+    let cold_ms = started.elapsed().as_secs_f64() * 1e3;
+    let pods_created_cold = first.create.len();
+    let mut steady = apply(&snap, &first);
+    steady.time_s += 300.0;
+    steady.jobs.extend(arriving);
+    steady
+        .other_pods
+        .extend(service_demand(spec.nodes / 50, 2_000));
+
+    let mut times = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let p = plan(&steady, &policy);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        last = Some(p);
+    }
+    times.sort_by(f64::total_cmp);
+    let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    let after = last.map(|p| apply(&steady, &p)).unwrap_or(steady);
+    let (gpu, cpu) = alloc_fractions(&after);
+    PlanBench {
+        median_ms: pick(0.5),
+        p99_ms: pick(0.99),
+        nodes: spec.nodes,
+        jobs: spec.jobs,
+        queues: spec.queues,
+        runs: times.len(),
+        cold_ms,
+        gpu_alloc_frac: gpu,
+        cpu_alloc_frac: cpu,
+        pods_created_cold,
+    }
+}
+
+/// Requests of bound pods over allocatable, for GPUs and CPU.
+pub fn alloc_fractions(s: &Snapshot) -> (f64, f64) {
+    let total = s
+        .nodes
+        .iter()
+        .fold(Resources::ZERO, |a, n| a.add(&n.allocatable));
+    let mut used = Resources::ZERO;
+    for j in &s.jobs {
+        for p in j.pods.iter().filter(|p| p.node.is_some()) {
+            used = used.add(&j.resources_of(p.role));
+        }
+    }
+    for p in s.other_pods.iter().filter(|p| p.node.is_some()) {
+        used = used.add(&p.resources);
+    }
+    let frac = |u: i64, t: i64| if t > 0 { u as f64 / t as f64 } else { 0.0 };
+    (
+        frac(used.gpus, total.gpus),
+        frac(used.cpu_milli, total.cpu_milli),
+    )
+}

@@ -1,0 +1,112 @@
+//! The `ebb` binary: every long-running part of ebb, and its tools.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ebb::bench::{generate::ClusterSpec, plan_bench};
+
+#[derive(Parser)]
+#[command(
+    name = "ebb",
+    version,
+    about = "Elastic training-job scheduler for Kubernetes"
+)]
+struct Cli {
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure ebb's hot paths.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Time `plan::plan` on a generated cluster.
+    Plan(PlanArgs),
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[arg(long, default_value_t = 500)]
+    nodes: usize,
+    #[arg(long, default_value_t = 200)]
+    jobs: usize,
+    #[arg(long, default_value_t = 10)]
+    queues: usize,
+    #[arg(long, default_value_t = 8)]
+    gpus_per_node: i64,
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of a summary line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Bench(Bench::Plan(a)) => bench_plan(a),
+    }
+}
+
+fn bench_plan(a: PlanArgs) -> Result<()> {
+    anyhow::ensure!(a.nodes > 0, "--nodes must be at least 1");
+    anyhow::ensure!(a.queues > 0, "--queues must be at least 1");
+    anyhow::ensure!(
+        (0..=64).contains(&a.gpus_per_node),
+        "--gpus-per-node must be between 0 and 64"
+    );
+    let spec = ClusterSpec {
+        nodes: a.nodes,
+        jobs: a.jobs,
+        queues: a.queues,
+        gpus_per_node: a.gpus_per_node,
+        seed: a.seed,
+    };
+    let r = plan_bench::run(&spec, a.runs);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).context("serialising the result")?
+        );
+    } else {
+        println!(
+            "plan: {} nodes, {} jobs, {} queues: median {:.2} ms, p99 {:.2} ms (cold {:.1} ms); gpu alloc {:.1}%, cpu alloc {:.1}%",
+            r.nodes,
+            r.jobs,
+            r.queues,
+            r.median_ms,
+            r.p99_ms,
+            r.cold_ms,
+            r.gpu_alloc_frac * 100.0,
+            r.cpu_alloc_frac * 100.0
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! ebb: an elastic training-job scheduler for Kubernetes.
+//!
+//! `model` is the plain data, `plan` the pure decision; everything else (backends,
+//! services, binaries) moves data in and out of `plan::plan`.
+
+pub mod bench;
+pub mod model;
+pub mod plan;

@@ -1,0 +1,148 @@
+//! A training job: a master, parameter servers and an elastic set of trainers.
+
+use super::Resources;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `namespace/name`, the identity of a job everywhere in ebb.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct JobKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl JobKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        JobKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for JobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Master,
+    Pserver,
+    Trainer,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Master => "master",
+            Role::Pserver => "pserver",
+            Role::Trainer => "trainer",
+        })
+    }
+}
+
+/// A fixed-size group of identical pods (the master, the pservers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodGroup {
+    pub replicas: u32,
+    pub resources: Resources,
+}
+
+impl PodGroup {
+    pub fn total(&self) -> Resources {
+        self.resources.times(i64::from(self.replicas))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerSpec {
+    pub min: u32,
+    pub max: u32,
+    pub resources: Resources,
+}
+
+/// A pod of the job that exists in the cluster now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobPod {
+    pub name: String,
+    pub role: Role,
+    /// None while the pod exists but is not bound to a node yet.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Being deleted: still holds its node's resources, no longer counts as a trainer.
+    #[serde(default)]
+    pub terminating: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// Higher is admitted first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Relative share among the jobs of the same queue.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    pub master: PodGroup,
+    pub pservers: PodGroup,
+    pub trainers: TrainerSpec,
+    #[serde(default)]
+    pub pods: Vec<JobPod>,
+    pub submit_time_s: f64,
+    /// Set once the planner admitted the job (kept in the job's status): from then on
+    /// it is never pushed below `min` to make room for others.
+    #[serde(default)]
+    pub admitted: bool,
+    #[serde(default)]
+    pub last_scale_time_s: Option<f64>,
+}
+
+pub fn default_queue() -> String {
+    "default".to_string()
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+impl Job {
+    pub fn key(&self) -> JobKey {
+        JobKey::new(self.namespace.clone(), self.name.clone())
+    }
+
+    /// Master plus pservers: what the job needs before its first trainer.
+    pub fn overhead(&self) -> Resources {
+        self.master.total().add(&self.pservers.total())
+    }
+
+    /// The gang that admission must fit: overhead plus `min` trainers.
+    pub fn gang(&self) -> Resources {
+        self.overhead()
+            .add(&self.trainers.resources.times(i64::from(self.trainers.min)))
+    }
+
+    pub fn resources_of(&self, role: Role) -> Resources {
+        match role {
+            Role::Master => self.master.resources,
+            Role::Pserver => self.pservers.resources,
+            Role::Trainer => self.trainers.resources,
+        }
+    }
+
+    /// Trainers that are bound and not terminating.
+    pub fn live_trainers(&self) -> impl Iterator<Item = &JobPod> {
+        self.pods
+            .iter()
+            .filter(|p| p.role == Role::Trainer && !p.terminating && p.node.is_some())
+    }
+}

@@ -1,0 +1,19 @@
+//! Plain data shared by every part of ebb: no I/O, no behaviour beyond arithmetic.
+
+mod job;
+mod node;
+mod other_pod;
+mod plan;
+mod queue;
+mod resources;
+mod snapshot;
+
+pub use job::{Job, JobKey, JobPod, PodGroup, Role, TrainerSpec, default_queue};
+pub use node::{Node, Topology};
+pub use other_pod::OtherPod;
+pub use plan::{
+    DeleteReason, JobPlan, Plan, PodDeletion, PodPlacement, Problem, Reason, ServiceReservation,
+};
+pub use queue::Queue;
+pub use resources::{MAX_CPU_MILLI, MAX_GPUS, MAX_MEMORY_BYTES, ResourceError, Resources};
+pub use snapshot::Snapshot;

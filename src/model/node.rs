@@ -1,0 +1,51 @@
+//! A node of the cluster as the planner sees it.
+
+use super::Resources;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    /// What pods may request on this node (Kubernetes `status.allocatable`).
+    pub allocatable: Resources,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub gpu_model: Option<String>,
+    #[serde(default)]
+    pub topology: Topology,
+    /// Cordoned nodes keep their pods but receive no new ones.
+    #[serde(default)]
+    pub unschedulable: bool,
+}
+
+/// Where the node sits: node -> NVLink group -> rack. Absent ids mean "alone at that
+/// level": a node with no group is its own group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// NVLink domain spanning one or more nodes (e.g. an NVL72 rack, or the node itself).
+    #[serde(default)]
+    pub nvlink_group: Option<String>,
+    #[serde(default)]
+    pub rack: Option<String>,
+}
+
+impl Node {
+    pub fn new(name: impl Into<String>, allocatable: Resources) -> Self {
+        Node {
+            name: name.into(),
+            allocatable,
+            labels: BTreeMap::new(),
+            gpu_model: None,
+            topology: Topology::default(),
+            unschedulable: false,
+        }
+    }
+
+    pub fn has_gpus(&self) -> bool {
+        self.allocatable.gpus > 0
+    }
+}

@@ -1,0 +1,137 @@
+//! Gang admission: a job gets master + pservers + `min` trainers, or nothing.
+//!
+//! Jobs admitted earlier stay admitted. New jobs are considered in priority, then submit
+//! order, against the aggregate room left once every admitted job is at its minimum:
+//! the newcomer's minimum is a need that forces others to shrink. Whether the gang also
+//! packs onto nodes is checked by packing, which can still send the job back to pending.
+
+use super::policy::Policy;
+use super::view::View;
+use crate::model::{Reason, Resources};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Admission {
+    Running,
+    New,
+    Pending(Reason),
+}
+
+impl Admission {
+    pub fn admitted(&self) -> bool {
+        !matches!(self, Admission::Pending(_))
+    }
+}
+
+/// Queue and its ancestors, innermost first.
+pub fn queue_path(view: &View, q: usize) -> Vec<usize> {
+    let mut path = vec![q];
+    let mut cur = q;
+    while let Some(p) = view.queues[cur].parent {
+        if path.len() > view.queues.len() {
+            break;
+        }
+        path.push(p);
+        cur = p;
+    }
+    path
+}
+
+pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
+    let mut out: Vec<Admission> = view
+        .jobs
+        .iter()
+        .map(|j| match (&j.invalid, j.running) {
+            (Some(reason), _) => Admission::Pending(reason.clone()),
+            (None, true) => Admission::Running,
+            (None, false) => Admission::New,
+        })
+        .collect();
+
+    let mut free = view.room_for_jobs();
+    let mut queue_use = vec![Resources::ZERO; view.queues.len()];
+    for (j, jv) in view.jobs.iter().enumerate() {
+        if out[j] == Admission::Running {
+            let gang = jv.job.gang();
+            free = free.sub(&gang);
+            for q in queue_path(view, jv.queue) {
+                queue_use[q] = queue_use[q].add(&gang);
+            }
+        }
+    }
+    let largest_node = view
+        .nodes
+        .iter()
+        .filter(|n| n.schedulable)
+        .map(|n| n.allocatable)
+        .collect::<Vec<_>>();
+
+    let mut candidates: Vec<usize> = (0..view.jobs.len())
+        .filter(|&j| out[j] == Admission::New)
+        .collect();
+    candidates.sort_by(|&a, &b| {
+        let (ja, jb) = (view.jobs[a].job, view.jobs[b].job);
+        jb.priority
+            .cmp(&ja.priority)
+            .then(ja.submit_time_s.total_cmp(&jb.submit_time_s))
+            .then_with(|| view.jobs[a].key.cmp(&view.jobs[b].key))
+    });
+    let mut blocker: Option<usize> = None;
+    for j in candidates {
+        let jv = &view.jobs[j];
+        if let Some(behind) = &blocker {
+            out[j] = Admission::Pending(Reason::Queued {
+                behind: view.jobs[*behind].key.clone(),
+            });
+            continue;
+        }
+        let gang = jv.job.gang();
+        let verdict = if !gang.fits_in(&free) {
+            Some(Reason::InsufficientCapacity { needed: gang, free })
+        } else if let Some(q) = queue_path(view, jv.queue).into_iter().find(|&q| {
+            view.queues[q]
+                .limit
+                .is_some_and(|l| !queue_use[q].add(&gang).fits_in(&l))
+        }) {
+            Some(Reason::QueueLimit {
+                queue: view.queues[q].name.clone(),
+            })
+        } else if !fits_some_node(&largest_node, jv.job) {
+            Some(Reason::NotPackable)
+        } else {
+            None
+        };
+        match verdict {
+            Some(reason) => {
+                out[j] = Admission::Pending(reason);
+                if policy.strict_fifo {
+                    blocker = Some(j);
+                }
+            }
+            None => {
+                free = free.sub(&gang);
+                for q in queue_path(view, jv.queue) {
+                    queue_use[q] = queue_use[q].add(&gang);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every pod shape of the job fits on at least one node when that node is empty.
+fn fits_some_node(nodes: &[Resources], job: &crate::model::Job) -> bool {
+    let shapes = [
+        job.master.resources,
+        job.pservers.resources,
+        job.trainers.resources,
+    ];
+    shapes
+        .iter()
+        .zip([
+            job.master.replicas,
+            job.pservers.replicas,
+            job.trainers.min.max(1),
+        ])
+        .filter(|(_, n)| *n > 0)
+        .all(|(shape, _)| nodes.iter().any(|n| shape.fits_in(n)))
+}

@@ -1,0 +1,68 @@
+//! A perfect world: the snapshot that results when every action of a plan succeeds at
+//! once. The simulator, the benchmarks and the fixed-point tests advance with it.
+
+use crate::model::{JobPod, Plan, Snapshot};
+use std::collections::HashMap;
+
+pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
+    let mut next = snapshot.clone();
+    let job_index: HashMap<(String, String), usize> = next
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| ((j.namespace.clone(), j.name.clone()), i))
+        .collect();
+    let find = |key: &crate::model::JobKey| {
+        job_index
+            .get(&(key.namespace.clone(), key.name.clone()))
+            .copied()
+    };
+    let before: Vec<usize> = next
+        .jobs
+        .iter()
+        .map(|j| j.live_trainers().count())
+        .collect();
+    for d in &plan.delete {
+        if let Some(j) = find(&d.job) {
+            next.jobs[j].pods.retain(|p| p.name != d.pod);
+        }
+    }
+    for c in &plan.create {
+        let Some(j) = find(&c.job) else { continue };
+        let pods = &mut next.jobs[j].pods;
+        match pods.iter_mut().find(|p| p.name == c.pod) {
+            Some(p) => p.node = Some(c.node.clone()),
+            None => pods.push(JobPod {
+                name: c.pod.clone(),
+                role: c.role,
+                node: Some(c.node.clone()),
+                terminating: false,
+            }),
+        }
+    }
+    for jp in &plan.jobs {
+        if let Some(j) = find(&jp.job)
+            && jp.admitted
+        {
+            next.jobs[j].admitted = true;
+        }
+    }
+    for (j, job) in next.jobs.iter_mut().enumerate() {
+        if job.live_trainers().count() != before[j] {
+            job.last_scale_time_s = Some(snapshot.time_s);
+        }
+    }
+    let reserved: HashMap<&str, &str> = plan
+        .service_reservations
+        .iter()
+        .map(|r| (r.pod.as_str(), r.node.as_str()))
+        .collect();
+    for pod in &mut next.other_pods {
+        if pod.node.is_none()
+            && let Some(node) = reserved.get(pod.key().as_str())
+        {
+            pod.node = Some(node.to_string());
+        }
+    }
+    next
+}

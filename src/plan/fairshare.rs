@@ -1,0 +1,618 @@
+//! Fair share: how many trainers above `min` each admitted job gets.
+//!
+//! # Formulation
+//!
+//! Capacity `C` (a vector over cpu, memory, gpus) is what the cluster's schedulable
+//! nodes hold; `R` is what jobs may use after pods ebb does not manage and their unplaced
+//! demand are taken off. Each admitted job `j` already holds its *base* `b_j` (master +
+//! pservers + `min` trainers) and receives `x_j ∈ [0, max_j − min_j]` extra trainers of
+//! shape `r_j`.
+//!
+//! * A job's **share** is linear in `x_j`: `s_j(x) = (b_j[d] + x·r_j[d]) / (C[d]·w_j)`
+//!   where `d` is the dominant resource of the trainer shape (`argmax_k r_j[k]/C[k]`) and
+//!   `w_j` the job's weight. Linearity is what makes the LP below exact.
+//! * A queue's share is `σ_q(U) = max_k (U[k] − G_q[k])⁺ / C[k] / W_q` over its usage `U`
+//!   (its jobs' and sub-queues' base + extras), guarantee `G_q` and weight `W_q`. Usage
+//!   inside the guarantee is free, so guarantees fill first; unused guarantees are lent
+//!   to everyone, and come back at the next plan when the owner asks (reclaim).
+//! * **Progressive filling** (weighted DRF): a common level `t` rises from 0. At level `t`
+//!   each top-level queue takes the largest internal level `u` with `σ_q(U_q(u)) ≤ t`
+//!   and `U_q(u) ≤ L_q` (its limit); recursively, each child of a queue does the same at
+//!   the parent's internal level; a job at level `u` holds
+//!   `x_j(u) = clamp((u·w_j·C[d] − b_j[d]) / r_j[d], 0, max_j − min_j)`.
+//!   The level stops at the largest `t` where the total usage still fits in `R`. The
+//!   resources that bind there are saturated: every job that uses one of them is frozen
+//!   where it is, and filling resumes for the others (a CPU-only job keeps growing when
+//!   GPUs run out). At most one stage per resource.
+//!
+//! For one queue level the usage `U_q(u)` is piecewise linear in `u` with breakpoints
+//! where jobs start and stop growing, so a queue's level is found by binary search over
+//! its sorted breakpoints and one linear solve; deeper trees bisect on their children.
+//! The outer level is found by bisection (the usage is monotone in `t`).
+//!
+//! Integer trainers: each `x_j` is rounded down, then the leftover goes one trainer at a
+//! time to the job whose (top-level queue share, job share) after the trainer is lowest,
+//! while it fits in `R` and in every limit: the result is work-conserving in aggregate.
+//!
+//! # The same problem as a linear programme
+//!
+//! For jobs in one queue (no guarantees or limits), stage `k` of progressive filling is
+//! the LP `max t  s.t.  x_j ≥ (t·w_j·C[d_j] − b_j[d_j]) / r_j[d_j]` and `x_j ≥ 0` for
+//! active jobs, `x_j = x̄_j` for frozen ones, `0 ≤ x_j ≤ max_j − min_j`,
+//! `Σ_j b_j + x_j·r_j ≤ R`; solved with good_lp on the pure-Rust microlp backend in
+//! [`super::lp`]. A job capped at its max or using a resource with no slack at the
+//! optimum is frozen and the next stage runs. The tests check that both give the same
+//! continuous allocation where both exist.
+
+pub type Res3 = [f64; 3];
+
+const BISECTION_STEPS: usize = 64;
+const EPS: f64 = 1e-9;
+
+#[derive(Clone, Debug)]
+pub struct FairQueue {
+    /// Index into the same list; None for a top-level queue.
+    pub parent: Option<usize>,
+    pub weight: f64,
+    pub guaranteed: Res3,
+    /// `f64::INFINITY` components for "no limit".
+    pub limit: Res3,
+}
+
+#[derive(Clone, Debug)]
+pub struct FairJob {
+    pub queue: usize,
+    pub weight: f64,
+    /// What the job holds before any extra trainer: overhead + min trainers.
+    pub base: Res3,
+    pub per_trainer: Res3,
+    pub max_extra: u32,
+    /// Extra trainers held now: ties in rounding go to the current holder, so a plan
+    /// does not move a trainer from one job to an equal one.
+    pub current_extra: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct FairProblem {
+    pub capacity: Res3,
+    pub room: Res3,
+    pub queues: Vec<FairQueue>,
+    pub jobs: Vec<FairJob>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FairShare {
+    /// The continuous progressive-filling answer.
+    pub continuous: Vec<f64>,
+    /// Integer extra trainers per job.
+    pub extra: Vec<u32>,
+}
+
+/// Per-job constants of `x_j(u) = clamp(a·u − b, 0, cap)`.
+#[derive(Clone, Copy, Debug)]
+struct Line {
+    a: f64,
+    b: f64,
+    cap: f64,
+}
+
+impl Line {
+    fn x_at(&self, u: f64) -> f64 {
+        (self.a * u - self.b).clamp(0.0, self.cap)
+    }
+    /// The job level at which the job stops growing.
+    fn top(&self) -> f64 {
+        (self.cap + self.b) / self.a
+    }
+}
+
+pub(crate) fn dominant_resource(per_trainer: &Res3, capacity: &Res3) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for k in 0..3 {
+        if per_trainer[k] <= 0.0 {
+            continue;
+        }
+        if capacity[k] <= 0.0 {
+            return None; // needs something the cluster does not have
+        }
+        let s = per_trainer[k] / capacity[k];
+        if best.is_none_or(|(_, b)| s > b) {
+            best = Some((k, s));
+        }
+    }
+    best.map(|(k, _)| k)
+}
+
+/// The job's weighted share holding `extra` trainers above its base.
+pub fn job_share(job: &FairJob, capacity: &Res3, extra: f64) -> f64 {
+    match dominant_resource(&job.per_trainer, capacity) {
+        Some(d) => (job.base[d] + extra * job.per_trainer[d]) / capacity[d] / job.weight,
+        None => f64::INFINITY,
+    }
+}
+
+fn add_scaled(acc: &mut Res3, v: &Res3, s: f64) {
+    for k in 0..3 {
+        acc[k] += v[k] * s;
+    }
+}
+
+fn fits(u: &Res3, room: &Res3) -> bool {
+    (0..3).all(|k| u[k] <= room[k] * (1.0 + EPS) + EPS)
+}
+
+fn queue_share(q: &FairQueue, usage: &Res3, capacity: &Res3) -> f64 {
+    let mut s: f64 = 0.0;
+    for k in 0..3 {
+        if capacity[k] > 0.0 {
+            s = s.max((usage[k] - q.guaranteed[k]).max(0.0) / capacity[k]);
+        }
+    }
+    s / q.weight
+}
+
+/// One solve: the static tree plus the jobs frozen so far.
+struct Solver<'a> {
+    p: &'a FairProblem,
+    lines: Vec<Option<Line>>,
+    frozen: Vec<Option<f64>>,
+    child_queues: Vec<Vec<usize>>,
+    top_queues: Vec<usize>,
+    queue_jobs: Vec<Vec<usize>>,
+    /// For queues whose children are all jobs: the piecewise-linear usage curve.
+    curves: Vec<Option<Curve>>,
+}
+
+/// Usage of a flat queue as a function of its internal level: sorted breakpoints with
+/// the usage at each and the slope after it.
+#[derive(Debug)]
+struct Curve {
+    at: Vec<f64>,
+    usage: Vec<Res3>,
+    slope: Vec<Res3>,
+}
+
+impl Curve {
+    fn build(fixed: Res3, jobs: &[(Line, Res3)]) -> Curve {
+        // events: (level, slope change vector)
+        let mut events: Vec<(f64, Res3, f64)> = Vec::with_capacity(jobs.len() * 2);
+        let mut usage0 = fixed;
+        for (line, r) in jobs {
+            let start = line.b / line.a; // x starts growing
+            let stop = line.top();
+            let per_level = line.a;
+            if stop <= 0.0 {
+                add_scaled(&mut usage0, r, line.cap);
+                continue;
+            }
+            if start <= 0.0 {
+                add_scaled(&mut usage0, r, line.x_at(0.0));
+                events.push((0.0, *r, per_level));
+            } else {
+                events.push((start, *r, per_level));
+            }
+            events.push((stop, *r, -per_level));
+        }
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut at = vec![0.0];
+        let mut usage = vec![usage0];
+        let mut slope = vec![[0.0; 3]];
+        for (level, r, dir) in events {
+            let last = at.len() - 1;
+            if level > at[last] {
+                let mut u = usage[last];
+                add_scaled(&mut u, &slope[last], level - at[last]);
+                let s = slope[last];
+                at.push(level);
+                usage.push(u);
+                slope.push(s);
+            }
+            let last = at.len() - 1;
+            add_scaled(&mut slope[last], &r, dir);
+        }
+        // Clean tiny negative slopes left by cancelling floating-point sums.
+        for s in &mut slope {
+            for v in s.iter_mut() {
+                if v.abs() < 1e-12 {
+                    *v = 0.0;
+                }
+            }
+        }
+        Curve { at, usage, slope }
+    }
+
+    fn usage_at(&self, u: f64) -> Res3 {
+        let i = self.at.partition_point(|&a| a <= u).saturating_sub(1);
+        let mut out = self.usage[i];
+        add_scaled(&mut out, &self.slope[i], u - self.at[i]);
+        out
+    }
+
+    /// Largest internal level whose usage keeps the queue's share ≤ t and within limit.
+    fn level_for(&self, q: &FairQueue, t: f64, capacity: &Res3) -> f64 {
+        let ok = |u: &Res3| {
+            queue_share(q, u, capacity) <= t + EPS && (0..3).all(|k| u[k] <= q.limit[k] + EPS)
+        };
+        // The last breakpoint whose usage is acceptable.
+        let n = self.at.len();
+        let (mut lo, mut hi) = (0usize, n); // invariant: ok(at[< lo]) ; !ok(at[>= hi])
+        if !ok(&self.usage[0]) {
+            return 0.0;
+        }
+        lo = lo.max(1);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if ok(&self.usage[mid]) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let i = lo - 1;
+        let (base_u, s) = (self.usage[i], self.slope[i]);
+        let mut du = f64::INFINITY;
+        for k in 0..3 {
+            if s[k] <= 0.0 {
+                continue;
+            }
+            if capacity[k] > 0.0 {
+                let bound = t * q.weight * capacity[k] + q.guaranteed[k];
+                du = du.min((bound - base_u[k]) / s[k]);
+            }
+            if q.limit[k].is_finite() {
+                du = du.min((q.limit[k] - base_u[k]) / s[k]);
+            }
+        }
+        let end = if i + 1 < n {
+            self.at[i + 1]
+        } else {
+            f64::INFINITY
+        };
+        let level = self.at[i] + du.max(0.0);
+        level.min(end)
+    }
+}
+
+impl<'a> Solver<'a> {
+    fn new(p: &'a FairProblem) -> Self {
+        let nq = p.queues.len();
+        let mut child_queues = vec![Vec::new(); nq];
+        let mut top_queues = Vec::new();
+        for (i, q) in p.queues.iter().enumerate() {
+            match q.parent {
+                Some(parent) => child_queues[parent].push(i),
+                None => top_queues.push(i),
+            }
+        }
+        let mut queue_jobs = vec![Vec::new(); nq];
+        let mut lines = Vec::with_capacity(p.jobs.len());
+        for (j, job) in p.jobs.iter().enumerate() {
+            queue_jobs[job.queue].push(j);
+            lines.push(
+                dominant_resource(&job.per_trainer, &p.capacity).map(|d| Line {
+                    a: job.weight * p.capacity[d] / job.per_trainer[d],
+                    b: job.base[d] / job.per_trainer[d],
+                    cap: f64::from(job.max_extra),
+                }),
+            );
+        }
+        let frozen = lines
+            .iter()
+            .map(|l| if l.is_none() { Some(0.0) } else { None })
+            .collect();
+        let mut s = Solver {
+            p,
+            lines,
+            frozen,
+            child_queues,
+            top_queues,
+            queue_jobs,
+            curves: Vec::new(),
+        };
+        s.rebuild_curves();
+        s
+    }
+
+    fn rebuild_curves(&mut self) {
+        self.curves = (0..self.p.queues.len())
+            .map(|q| {
+                if !self.child_queues[q].is_empty() {
+                    return None;
+                }
+                let mut fixed = [0.0; 3];
+                let mut active = Vec::new();
+                for &j in &self.queue_jobs[q] {
+                    let job = &self.p.jobs[j];
+                    add_scaled(&mut fixed, &job.base, 1.0);
+                    match (self.frozen[j], self.lines[j]) {
+                        (Some(x), _) => add_scaled(&mut fixed, &job.per_trainer, x),
+                        (None, Some(line)) => active.push((line, job.per_trainer)),
+                        (None, None) => {}
+                    }
+                }
+                Some(Curve::build(fixed, &active))
+            })
+            .collect();
+    }
+
+    fn job_x(&self, j: usize, u: f64) -> f64 {
+        match (self.frozen[j], self.lines[j]) {
+            (Some(x), _) => x,
+            (None, Some(line)) => line.x_at(u),
+            (None, None) => 0.0,
+        }
+    }
+
+    /// Usage of queue `q` at its own internal level `u`.
+    fn queue_usage_at(&self, q: usize, u: f64) -> Res3 {
+        if let Some(curve) = &self.curves[q] {
+            return curve.usage_at(u);
+        }
+        let mut out = [0.0; 3];
+        for &j in &self.queue_jobs[q] {
+            let job = &self.p.jobs[j];
+            add_scaled(&mut out, &job.base, 1.0);
+            add_scaled(&mut out, &job.per_trainer, self.job_x(j, u));
+        }
+        for &c in &self.child_queues[q] {
+            let lc = self.queue_level(c, u);
+            add_scaled(&mut out, &self.queue_usage_at(c, lc), 1.0);
+        }
+        out
+    }
+
+    /// The highest internal level of queue `q` at which nothing grows any more.
+    fn queue_top_level(&self, q: usize) -> f64 {
+        let mut top: f64 = 0.0;
+        for &j in &self.queue_jobs[q] {
+            if let (None, Some(line)) = (self.frozen[j], self.lines[j]) {
+                top = top.max(line.top());
+            }
+        }
+        for &c in &self.child_queues[q] {
+            let full = self.queue_usage_at(c, self.queue_top_level(c));
+            top = top.max(queue_share(&self.p.queues[c], &full, &self.p.capacity));
+        }
+        top
+    }
+
+    /// The internal level queue `q` takes when its parent's level is `t`.
+    fn queue_level(&self, q: usize, t: f64) -> f64 {
+        let queue = &self.p.queues[q];
+        if let Some(curve) = &self.curves[q] {
+            return curve.level_for(queue, t, &self.p.capacity);
+        }
+        let ok = |u: f64| {
+            let usage = self.queue_usage_at(q, u);
+            queue_share(queue, &usage, &self.p.capacity) <= t + EPS
+                && (0..3).all(|k| usage[k] <= queue.limit[k] + EPS)
+        };
+        let mut hi = self.queue_top_level(q);
+        if ok(hi) {
+            return hi;
+        }
+        let mut lo = 0.0;
+        if !ok(lo) {
+            return 0.0;
+        }
+        for _ in 0..BISECTION_STEPS {
+            let mid = 0.5 * (lo + hi);
+            if ok(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    fn total_at(&self, t: f64) -> Res3 {
+        let mut out = [0.0; 3];
+        for &q in &self.top_queues {
+            let u = self.queue_level(q, t);
+            add_scaled(&mut out, &self.queue_usage_at(q, u), 1.0);
+        }
+        out
+    }
+
+    /// Every job's extra trainers when the common level is `t`.
+    fn allocation_at(&self, t: f64, out: &mut [f64]) {
+        for &q in &self.top_queues {
+            let u = self.queue_level(q, t);
+            self.fill_queue(q, u, out);
+        }
+    }
+
+    fn fill_queue(&self, q: usize, u: f64, out: &mut [f64]) {
+        for &j in &self.queue_jobs[q] {
+            out[j] = self.job_x(j, u);
+        }
+        for &c in &self.child_queues[q] {
+            let lc = self.queue_level(c, u);
+            self.fill_queue(c, lc, out);
+        }
+    }
+
+    fn solve(mut self) -> Vec<f64> {
+        let p = self.p;
+        let mut x = vec![0.0; p.jobs.len()];
+        // One stage per saturated resource, plus one to notice that all are done.
+        for _stage in 0..4 {
+            if self.frozen.iter().all(Option::is_some) {
+                break;
+            }
+            let t_hi = self
+                .top_queues
+                .iter()
+                .map(|&q| {
+                    let full = self.queue_usage_at(q, self.queue_top_level(q));
+                    queue_share(&p.queues[q], &full, &p.capacity)
+                })
+                .fold(0.0, f64::max);
+            if fits(&self.total_at(t_hi), &p.room) {
+                self.allocation_at(t_hi, &mut x);
+                return x;
+            }
+            let (mut lo, mut hi) = (0.0, t_hi);
+            if !fits(&self.total_at(lo), &p.room) {
+                // Even the level-0 allocation does not fit (guarantees or bases exceed
+                // the room): hand out nothing here; rounding fills what fits.
+                self.allocation_at(0.0, &mut x);
+                let over = self.total_at(0.0);
+                self.freeze_saturated(&x, &over);
+                continue;
+            }
+            for _ in 0..BISECTION_STEPS {
+                let mid = 0.5 * (lo + hi);
+                if fits(&self.total_at(mid), &p.room) {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            self.allocation_at(lo, &mut x);
+            let over = self.total_at(hi);
+            self.freeze_saturated(&x, &over);
+        }
+        for (j, f) in self.frozen.iter().enumerate() {
+            if let Some(v) = f {
+                x[j] = *v;
+            }
+        }
+        x
+    }
+
+    fn freeze_saturated(&mut self, x: &[f64], over: &Res3) {
+        let saturated: Vec<usize> = (0..3)
+            .filter(|&k| over[k] > self.p.room[k] * (1.0 + EPS) + EPS)
+            .collect();
+        let mut any = false;
+        for j in 0..self.p.jobs.len() {
+            if self.frozen[j].is_none()
+                && saturated
+                    .iter()
+                    .any(|&k| self.p.jobs[j].per_trainer[k] > 0.0)
+            {
+                self.frozen[j] = Some(x[j]);
+                any = true;
+            }
+        }
+        if !any {
+            // Nothing identifiable binds (numerical corner): stop where we are.
+            for j in 0..self.p.jobs.len() {
+                if self.frozen[j].is_none() {
+                    self.frozen[j] = Some(x[j]);
+                }
+            }
+        }
+        self.rebuild_curves();
+    }
+}
+
+/// Continuous progressive filling only (see the module doc).
+pub fn continuous(p: &FairProblem) -> Vec<f64> {
+    Solver::new(p).solve()
+}
+
+/// The integer fair share: continuous filling, rounded down, leftover handed out.
+pub fn solve(p: &FairProblem) -> FairShare {
+    let continuous = continuous(p);
+    let extra = round(p, &continuous);
+    FairShare { continuous, extra }
+}
+
+fn ancestors(p: &FairProblem, q: usize) -> Vec<usize> {
+    let mut path = vec![q];
+    let mut cur = q;
+    while let Some(parent) = p.queues[cur].parent {
+        if path.len() > p.queues.len() {
+            break; // cycles are rejected before this point; never loop forever
+        }
+        path.push(parent);
+        cur = parent;
+    }
+    path
+}
+
+fn round(p: &FairProblem, continuous: &[f64]) -> Vec<u32> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    let mut extra: Vec<u32> = continuous
+        .iter()
+        .zip(&p.jobs)
+        .map(|(&x, job)| ((x + 1e-6).floor().max(0.0) as u32).min(job.max_extra))
+        .collect();
+    let paths: Vec<Vec<usize>> = p.jobs.iter().map(|j| ancestors(p, j.queue)).collect();
+    let mut queue_usage = vec![[0.0; 3]; p.queues.len()];
+    let mut total = [0.0; 3];
+    for (j, job) in p.jobs.iter().enumerate() {
+        let mut u = job.base;
+        add_scaled(&mut u, &job.per_trainer, f64::from(extra[j]));
+        add_scaled(&mut total, &u, 1.0);
+        for &q in &paths[j] {
+            add_scaled(&mut queue_usage[q], &u, 1.0);
+        }
+    }
+
+    // Key of giving job j one more trainer: lower is served first.
+    let key = |j: usize, extra: &[u32], queue_usage: &[Res3]| {
+        let job = &p.jobs[j];
+        let top = *paths[j].last().unwrap_or(&job.queue);
+        let mut qu = queue_usage[top];
+        add_scaled(&mut qu, &job.per_trainer, 1.0);
+        let qs = queue_share(&p.queues[top], &qu, &p.capacity);
+        let js = job_share(job, &p.capacity, f64::from(extra[j]) + 1.0);
+        let holder = u8::from(job.current_extra <= extra[j]);
+        (OrdF(qs), OrdF(js), holder, j)
+    };
+    let mut heap = BinaryHeap::new();
+    for j in 0..p.jobs.len() {
+        if extra[j] < p.jobs[j].max_extra
+            && dominant_resource(&p.jobs[j].per_trainer, &p.capacity).is_some()
+        {
+            heap.push(Reverse(key(j, &extra, &queue_usage)));
+        }
+    }
+    while let Some(Reverse(k)) = heap.pop() {
+        let j = k.3;
+        let fresh = key(j, &extra, &queue_usage);
+        if fresh > k {
+            heap.push(Reverse(fresh)); // a sibling grew since: re-queue with the true key
+            continue;
+        }
+        let r = p.jobs[j].per_trainer;
+        let mut t = total;
+        add_scaled(&mut t, &r, 1.0);
+        let within_limits = paths[j]
+            .iter()
+            .all(|&q| (0..3).all(|k| queue_usage[q][k] + r[k] <= p.queues[q].limit[k] + EPS));
+        if !fits(&t, &p.room) || !within_limits {
+            continue; // room only shrinks: this job is done
+        }
+        total = t;
+        for &q in &paths[j] {
+            add_scaled(&mut queue_usage[q], &r, 1.0);
+        }
+        extra[j] += 1;
+        if extra[j] < p.jobs[j].max_extra {
+            heap.push(Reverse(key(j, &extra, &queue_usage)));
+        }
+    }
+    extra
+}
+
+/// f64 with a total order, for heap keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct OrdF(f64);
+impl Eq for OrdF {}
+impl PartialOrd for OrdF {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrdF {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}

@@ -1,0 +1,856 @@
+//! Packing: turn target trainer counts into pods on nodes.
+//!
+//! Order of work, each step seeing what the previous ones took:
+//! 1. Pending service pods get a node (best fit); if none has room, trainers above their
+//!    job's minimum are evicted from the node that needs the fewest evictions.
+//! 2. Missing masters/pservers and trainers below `min` of running jobs come back.
+//! 3. Scale-down: each shrinking job loses the trainers whose removal empties nodes the
+//!    most (CPU-only trainers on GPU nodes first), so newcomers find whole free nodes.
+//!    Then the gangs of newly admitted jobs, all-or-nothing (rolled back when they do not
+//!    pack; the job goes back to pending). Masters and pservers are never evicted.
+//! 4. Growth, lowest share first: next to the job's pods (same node, NVLink group, rack),
+//!    else in the smallest domain that holds them all, else best fit: partly used nodes
+//!    first so whole nodes stay free; CPU-only pods stay off GPU nodes while others fit.
+//!    What cannot be placed lowers the job's target (a plan never over-commits a node).
+//! 5. Work conservation: if growth fell short, planned scale-down victims that still fit
+//!    are kept; then idle room goes one trainer at a time to the job with the lowest share.
+
+use super::admission::{Admission, queue_path};
+use super::nodes::NodeState;
+use super::topology::TopologyIndex;
+use super::view::View;
+use crate::model::{
+    DeleteReason, JobKey, PodDeletion, PodPlacement, Reason, Resources, Role, ServiceReservation,
+};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+
+pub struct Packed {
+    pub create: Vec<PodPlacement>,
+    pub delete: Vec<PodDeletion>,
+    pub reservations: Vec<ServiceReservation>,
+    /// Trainers each job will hold after the plan.
+    pub trainers: Vec<u32>,
+}
+
+struct JobPack {
+    admitted: bool,
+    target: u32,
+    min: u32,
+    max: u32,
+    kept: u32,
+    /// Trainers still to be removed for scale-down.
+    quota: u32,
+    created: u32,
+    anchors: BTreeSet<usize>,
+    next_ordinal: Option<u32>,
+    /// Unbound trainer pods whose names are reused before new names are minted.
+    reusable: Vec<usize>,
+    /// Masters and pservers this plan creates (so the next name is not handed twice).
+    support_created: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Tier {
+    /// Already due to leave for scale-down.
+    Quota = 0,
+    /// Above its job's minimum.
+    AboveMin = 1,
+}
+
+enum Undo {
+    Take {
+        node: usize,
+        res: Resources,
+    },
+    Evict {
+        job: usize,
+        pod: usize,
+        node: usize,
+        tier: Tier,
+    },
+    Create {
+        job: usize,
+        role: Role,
+    },
+}
+
+/// A deletion with the indices that later steps need to undo it.
+struct Deletion {
+    out: PodDeletion,
+    job: usize,
+    pod: usize,
+    node: usize,
+}
+
+struct Packer<'v, 'a> {
+    view: &'v View<'a>,
+    topo: &'v TopologyIndex,
+    nodes: NodeState,
+    node_trainers: Vec<Vec<(usize, usize)>>,
+    jobs: Vec<JobPack>,
+    create: Vec<PodPlacement>,
+    delete: Vec<Deletion>,
+    /// Deletions that need no undo (unbound or lost pods).
+    cleanup: Vec<PodDeletion>,
+    reservations: Vec<ServiceReservation>,
+    journal: Option<Vec<Undo>>,
+    capacity: Resources,
+}
+
+pub fn pack(
+    view: &View,
+    topo: &TopologyIndex,
+    admission: &mut [Admission],
+    targets: &[u32],
+    capacity: Resources,
+) -> Packed {
+    let nodes = NodeState::new(
+        view.nodes.iter().map(|n| n.allocatable).collect(),
+        &view.used,
+        view.nodes.iter().map(|n| n.schedulable).collect(),
+    );
+    let mut node_trainers = vec![Vec::new(); view.nodes.len()];
+    let mut jobs = Vec::with_capacity(view.jobs.len());
+    for (j, jv) in view.jobs.iter().enumerate() {
+        let admitted = admission[j].admitted();
+        let kept = jv.live_trainers.len() as u32;
+        let mut anchors = BTreeSet::new();
+        if admitted {
+            // Trainers talk to each other most: they, not the master, set the locality.
+            for b in &jv.live_trainers {
+                anchors.insert(b.node);
+            }
+            for b in &jv.live_trainers {
+                node_trainers[b.node].push((j, b.pod));
+            }
+        }
+        let reusable = jv
+            .unbound
+            .iter()
+            .copied()
+            .filter(|&p| jv.job.pods[p].role == Role::Trainer)
+            .collect();
+        jobs.push(JobPack {
+            admitted,
+            target: if admitted { targets[j] } else { kept },
+            min: jv.job.trainers.min,
+            max: jv.job.trainers.max,
+            kept,
+            quota: if admitted {
+                kept.saturating_sub(targets[j])
+            } else {
+                0
+            },
+            created: 0,
+            anchors,
+            next_ordinal: None,
+            support_created: Vec::new(),
+            reusable,
+        });
+    }
+    let mut p = Packer {
+        view,
+        topo,
+        nodes,
+        node_trainers,
+        jobs,
+        create: Vec::new(),
+        delete: Vec::new(),
+        cleanup: Vec::new(),
+        reservations: Vec::new(),
+        journal: None,
+        capacity,
+    };
+    p.reserve_services();
+    p.repair_running_gangs();
+    p.scale_down();
+    p.admit_new_gangs(admission);
+    p.grow();
+    p.keep_victims_that_fit();
+    p.top_up();
+    p.clean_up_unneeded();
+    let trainers = p.jobs.iter().map(|j| j.kept + j.created).collect();
+    let mut delete: Vec<PodDeletion> = p.delete.into_iter().map(|d| d.out).collect();
+    delete.extend(p.cleanup);
+    Packed {
+        create: p.create,
+        delete,
+        reservations: p.reservations,
+        trainers,
+    }
+}
+
+impl Packer<'_, '_> {
+    fn trainer_res(&self, j: usize) -> Resources {
+        self.view.jobs[j].job.trainers.resources
+    }
+
+    fn key(&self, j: usize) -> JobKey {
+        self.view.jobs[j].key.clone()
+    }
+
+    fn record(&mut self, u: Undo) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(u);
+        }
+    }
+
+    fn take(&mut self, node: usize, res: Resources) {
+        self.nodes.take(node, &res);
+        self.record(Undo::Take { node, res });
+    }
+
+    // ---- pod naming -------------------------------------------------------------
+
+    fn new_trainer_name(&mut self, j: usize) -> String {
+        if let Some(p) = self.jobs[j].reusable.pop() {
+            return self.view.jobs[j].job.pods[p].name.clone();
+        }
+        let job = self.view.jobs[j].job;
+        let prefix = format!("{}-trainer-", job.name);
+        // Ordinals only grow, so a new name can never collide with an existing pod.
+        let next = *self.jobs[j].next_ordinal.get_or_insert_with(|| {
+            job.pods
+                .iter()
+                .filter_map(|p| p.name.strip_prefix(&prefix)?.parse::<u32>().ok())
+                .max()
+                .map_or(0, |m| m + 1)
+        });
+        self.jobs[j].next_ordinal = Some(next + 1);
+        format!("{prefix}{next}")
+    }
+
+    /// Name for the next missing master or pserver: the fixed names `JOB-ROLE-i`,
+    /// reusing an unbound pod of that name. None when the name is still taken by a pod
+    /// that is going away (retry next tick).
+    fn support_name(&mut self, j: usize, role: Role, live: &HashSet<String>) -> Option<String> {
+        let job = self.view.jobs[j].job;
+        let replicas = match role {
+            Role::Master => job.master.replicas,
+            _ => job.pservers.replicas,
+        };
+        for i in 0..replicas {
+            let name = format!("{}-{}-{}", job.name, role, i);
+            if live.contains(&name) {
+                continue;
+            }
+            let existing = job.pods.iter().find(|p| p.name == name);
+            match existing {
+                Some(p) if p.node.is_none() && !p.terminating => return Some(name),
+                Some(_) => continue,
+                None => {
+                    if self.jobs[j].support_created.contains(&name) {
+                        continue;
+                    }
+                    return Some(name);
+                }
+            }
+        }
+        None
+    }
+
+    // ---- placing and evicting ---------------------------------------------------
+
+    fn place_trainer(&mut self, j: usize, node: usize) {
+        let res = self.trainer_res(j);
+        self.take(node, res);
+        let pod = self.new_trainer_name(j);
+        self.jobs[j].created += 1;
+        self.jobs[j].anchors.insert(node);
+        self.create.push(PodPlacement {
+            job: self.key(j),
+            pod,
+            role: Role::Trainer,
+            node: self.view.node_names[node].to_string(),
+        });
+        self.record(Undo::Create {
+            job: j,
+            role: Role::Trainer,
+        });
+    }
+
+    fn place_support(&mut self, j: usize, role: Role, name: String, node: usize) {
+        let res = self.view.jobs[j].job.resources_of(role);
+        self.take(node, res);
+        self.jobs[j].support_created.push(name.clone());
+        self.create.push(PodPlacement {
+            job: self.key(j),
+            pod: name,
+            role,
+            node: self.view.node_names[node].to_string(),
+        });
+        self.record(Undo::Create { job: j, role });
+    }
+
+    fn evict(&mut self, j: usize, pod: usize, node: usize, tier: Tier, reason: DeleteReason) {
+        let res = self.trainer_res(j);
+        self.nodes.give(node, &res);
+        let list = &mut self.node_trainers[node];
+        if let Some(i) = list.iter().position(|&(jj, pp)| jj == j && pp == pod) {
+            list.swap_remove(i);
+        }
+        let jp = &mut self.jobs[j];
+        jp.kept -= 1;
+        match tier {
+            Tier::Quota => jp.quota -= 1,
+            Tier::AboveMin => jp.target = jp.target.saturating_sub(1),
+        }
+        self.delete.push(Deletion {
+            out: PodDeletion {
+                job: self.view.jobs[j].key.clone(),
+                pod: self.view.jobs[j].job.pods[pod].name.clone(),
+                node: Some(self.view.node_names[node].to_string()),
+                reason,
+            },
+            job: j,
+            pod,
+            node,
+        });
+        self.record(Undo::Evict {
+            job: j,
+            pod,
+            node,
+            tier,
+        });
+    }
+
+    /// Whether one more trainer of job `j` may go, `taken` being already earmarked.
+    fn evictable_tier(&self, j: usize, taken: u32) -> Option<Tier> {
+        let jp = &self.jobs[j];
+        if !jp.admitted {
+            return None;
+        }
+        if taken < jp.quota {
+            return Some(Tier::Quota);
+        }
+        let forced_so_far = taken - jp.quota;
+        let holds_after = (jp.kept + jp.created).saturating_sub(taken);
+        let target_after = jp.target.saturating_sub(forced_so_far);
+        (holds_after > jp.min && target_after > jp.min).then_some(Tier::AboveMin)
+    }
+
+    /// Find the node where evicting the fewest trainers (scale-down victims first, then
+    /// trainers above their job's minimum) makes room for `res`, and evict them.
+    fn make_room(
+        &mut self,
+        res: &Resources,
+        for_job: Option<usize>,
+        reason: &DeleteReason,
+    ) -> Option<usize> {
+        let mut best: Option<((usize, u8, usize, usize), Vec<(usize, usize, Tier)>)> = None;
+        let mut cands: Vec<(usize, usize, Tier)> = Vec::new();
+        let mut taken: Vec<(usize, u32)> = Vec::new();
+        for n in 0..self.nodes.free.len() {
+            if !self.nodes.schedulable[n] || !res.fits_in(&self.nodes.allocatable[n]) {
+                continue;
+            }
+            cands.clear();
+            taken.clear();
+            let mut free = self.nodes.free[n];
+            // Greedy: scale-down victims first, then trainers above their job's minimum.
+            for pass in [Tier::Quota, Tier::AboveMin] {
+                for &(j, pod) in &self.node_trainers[n] {
+                    if res.fits_in(&free) {
+                        break;
+                    }
+                    if Some(j) == for_job || cands.iter().any(|&(jj, pp, _)| jj == j && pp == pod) {
+                        continue;
+                    }
+                    let slot = match taken.iter().position(|&(jj, _)| jj == j) {
+                        Some(i) => i,
+                        None => {
+                            taken.push((j, 0));
+                            taken.len() - 1
+                        }
+                    };
+                    if self.evictable_tier(j, taken[slot].1) == Some(pass) {
+                        cands.push((j, pod, pass));
+                        taken[slot].1 += 1;
+                        free = free.add(&self.trainer_res(j));
+                    }
+                }
+            }
+            if !res.fits_in(&free) {
+                continue;
+            }
+            let above_min = cands.iter().filter(|c| c.2 == Tier::AboveMin).count();
+            let cpu_on_gpu = u8::from(res.gpus == 0 && self.nodes.has_gpus[n]);
+            let cost = (above_min, cpu_on_gpu, cands.len(), n);
+            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                let perfect = above_min == 0 && cpu_on_gpu == 0 && cands.len() <= 1;
+                best = Some((cost, cands.clone()));
+                if perfect {
+                    break; // nothing later can cost less
+                }
+            }
+        }
+        let (cost, victims) = best?;
+        let node = cost.3;
+        for (j, pod, tier) in victims {
+            self.evict(j, pod, node, tier, reason.clone());
+        }
+        Some(node)
+    }
+
+    fn fit_or_make_room(
+        &mut self,
+        res: &Resources,
+        for_job: Option<usize>,
+        reason: &DeleteReason,
+    ) -> Option<usize> {
+        self.nodes
+            .best_fit(res, 1)
+            .or_else(|| self.make_room(res, for_job, reason))
+    }
+
+    // ---- the steps --------------------------------------------------------------
+
+    fn reserve_services(&mut self) {
+        for pod in self.view.pending_services.clone() {
+            let reason = DeleteReason::MakeRoomForService { pod: pod.key() };
+            if let Some(n) = self.fit_or_make_room(&pod.resources, None, &reason) {
+                self.nodes.take(n, &pod.resources);
+                self.reservations.push(ServiceReservation {
+                    pod: pod.key(),
+                    node: self.view.node_names[n].to_string(),
+                });
+            }
+        }
+    }
+
+    fn live_support_names(&self, j: usize) -> HashSet<String> {
+        let jv = &self.view.jobs[j];
+        jv.live_support
+            .iter()
+            .map(|b| jv.job.pods[b.pod].name.clone())
+            .collect()
+    }
+
+    /// Missing masters/pservers (e.g. lost with a node) and trainers below min.
+    fn repair_running_gangs(&mut self) {
+        for j in 0..self.jobs.len() {
+            if !self.jobs[j].admitted || !self.view.jobs[j].running {
+                continue;
+            }
+            let live = self.live_support_names(j);
+            for role in [Role::Master, Role::Pserver] {
+                while let Some(name) = self.support_name(j, role, &live) {
+                    let res = self.view.jobs[j].job.resources_of(role);
+                    let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
+                    match self.fit_or_make_room(&res, Some(j), &reason) {
+                        Some(n) => self.place_support(j, role, name, n),
+                        None => break,
+                    }
+                }
+            }
+            let res = self.trainer_res(j);
+            while self.jobs[j].kept + self.jobs[j].created < self.jobs[j].min {
+                let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
+                match self.fit_or_make_room(&res, Some(j), &reason) {
+                    Some(n) => self.place_trainer(j, n),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    fn admit_new_gangs(&mut self, admission: &mut [Admission]) {
+        let mut order: Vec<usize> = (0..self.jobs.len())
+            .filter(|&j| admission[j] == Admission::New)
+            .collect();
+        order.sort_by(|&a, &b| {
+            let (ja, jb) = (self.view.jobs[a].job, self.view.jobs[b].job);
+            jb.priority
+                .cmp(&ja.priority)
+                .then(ja.submit_time_s.total_cmp(&jb.submit_time_s))
+                .then(a.cmp(&b))
+        });
+        for j in order {
+            self.journal = Some(Vec::new());
+            let ok = self.place_gang(j);
+            let journal = self.journal.take().unwrap_or_default();
+            if !ok {
+                self.roll_back(journal);
+                admission[j] = Admission::Pending(Reason::NotPackable);
+                let jp = &mut self.jobs[j];
+                jp.admitted = false;
+                jp.target = 0;
+            }
+        }
+    }
+
+    fn place_gang(&mut self, j: usize) -> bool {
+        let live = HashSet::new();
+        let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
+        for role in [Role::Master, Role::Pserver] {
+            while let Some(name) = self.support_name(j, role, &live) {
+                let res = self.view.jobs[j].job.resources_of(role);
+                match self.fit_or_make_room(&res, Some(j), &reason) {
+                    Some(n) => self.place_support(j, role, name, n),
+                    None => return false,
+                }
+            }
+        }
+        let min = self.jobs[j].min;
+        let placed = self.place_trainers(j, min);
+        if placed < min {
+            let res = self.trainer_res(j);
+            for _ in placed..min {
+                match self.make_room(&res, Some(j), &reason) {
+                    Some(n) => self.place_trainer(j, n),
+                    None => return false,
+                }
+            }
+        }
+        true
+    }
+
+    fn roll_back(&mut self, journal: Vec<Undo>) {
+        for u in journal.into_iter().rev() {
+            match u {
+                Undo::Take { node, res } => self.nodes.give(node, &res),
+                Undo::Create { job, role } => {
+                    if self.create.pop().is_some() {
+                        let jp = &mut self.jobs[job];
+                        if role == Role::Trainer {
+                            jp.created -= 1;
+                            jp.next_ordinal = jp.next_ordinal.map(|n| n.saturating_sub(1));
+                        } else {
+                            jp.support_created.pop();
+                        }
+                    }
+                }
+                Undo::Evict {
+                    job,
+                    pod,
+                    node,
+                    tier,
+                } => {
+                    let res = self.trainer_res(job);
+                    self.nodes.take(node, &res);
+                    self.node_trainers[node].push((job, pod));
+                    let jp = &mut self.jobs[job];
+                    jp.kept += 1;
+                    match tier {
+                        Tier::Quota => jp.quota += 1,
+                        Tier::AboveMin => jp.target += 1,
+                    }
+                    self.delete.pop();
+                }
+            }
+        }
+    }
+
+    /// Remove each shrinking job's remaining quota, emptying nodes as much as possible.
+    fn scale_down(&mut self) {
+        for j in 0..self.jobs.len() {
+            if self.jobs[j].quota == 0 {
+                continue;
+            }
+            let jv = &self.view.jobs[j];
+            let res = jv.job.trainers.resources;
+            let mut mine: Vec<(usize, usize)> = jv
+                .live_trainers
+                .iter()
+                .filter(|b| self.node_trainers[b.node].contains(&(j, b.pod)))
+                .map(|b| (b.pod, b.node))
+                .collect();
+            let mut per_node: HashMap<usize, u32> = HashMap::new();
+            for &(_, n) in &mine {
+                *per_node.entry(n).or_insert(0) += 1;
+            }
+            while self.jobs[j].quota > 0 && !mine.is_empty() {
+                let score = |&(pod, n): &(usize, usize)| {
+                    let after = self.nodes.allocatable[n]
+                        .sub(&self.nodes.free[n])
+                        .sub(&res)
+                        .dominant_share(&self.nodes.allocatable[n]);
+                    (
+                        Reverse(u8::from(res.gpus == 0 && self.nodes.has_gpus[n])),
+                        OrdF(after),
+                        per_node.get(&n).copied().unwrap_or(0),
+                        Reverse(pod),
+                    )
+                };
+                let Some(i) = (0..mine.len()).min_by_key(|&i| score(&mine[i])) else {
+                    break;
+                };
+                let (pod, n) = mine.swap_remove(i);
+                if let Some(c) = per_node.get_mut(&n) {
+                    *c -= 1;
+                }
+                self.evict(j, pod, n, Tier::Quota, DeleteReason::ScaleDown);
+            }
+        }
+    }
+
+    fn share(&self, j: usize, trainers: u32) -> f64 {
+        let job = self.view.jobs[j].job;
+        let held = job
+            .overhead()
+            .add(&job.trainers.resources.times(i64::from(trainers)));
+        held.dominant_share(&self.capacity) / job.weight
+    }
+
+    /// Place every job's growth; what does not fit lowers the job's target.
+    fn grow(&mut self) {
+        let mut order: Vec<usize> = (0..self.jobs.len())
+            .filter(|&j| self.jobs[j].admitted)
+            .collect();
+        order.sort_by(|&a, &b| {
+            OrdF(self.share(a, self.jobs[a].kept))
+                .cmp(&OrdF(self.share(b, self.jobs[b].kept)))
+                .then(a.cmp(&b))
+        });
+        for j in order {
+            let have = self.jobs[j].kept + self.jobs[j].created;
+            let want = self.jobs[j].target.saturating_sub(have);
+            if want == 0 {
+                continue;
+            }
+            let placed = self.place_trainers(j, want);
+            if placed < want {
+                self.jobs[j].target = have + placed;
+            }
+        }
+    }
+
+    /// Place up to `count` trainers of job `j`; returns how many were placed.
+    fn place_trainers(&mut self, j: usize, count: u32) -> u32 {
+        let res = self.trainer_res(j);
+        let cpu_pod = res.gpus == 0;
+        let mut left = count;
+        let fill = |p: &mut Self, n: usize, left: &mut u32| {
+            if cpu_pod && p.nodes.has_gpus[n] {
+                return;
+            }
+            let c = p.nodes.copies(n, &res).min(u64::from(*left)) as u32;
+            for _ in 0..c {
+                p.place_trainer(j, n);
+            }
+            *left -= c;
+        };
+        // 1. Next to the job's own pods, then their NVLink groups and racks.
+        let anchors: Vec<usize> = self.jobs[j].anchors.iter().copied().collect();
+        for &n in &anchors {
+            if left == 0 {
+                return count;
+            }
+            fill(self, n, &mut left);
+        }
+        if left > 0 && self.topo.shared && !anchors.is_empty() {
+            let groups: BTreeSet<usize> = anchors.iter().map(|&n| self.topo.group_of[n]).collect();
+            for g in &groups {
+                for n in self.topo.group_nodes[*g].clone() {
+                    if left == 0 {
+                        return count;
+                    }
+                    fill(self, n, &mut left);
+                }
+            }
+            let racks: BTreeSet<usize> = anchors.iter().map(|&n| self.topo.rack_of[n]).collect();
+            for r in racks {
+                for g in self.topo.rack_groups[r].clone() {
+                    for n in self.topo.group_nodes[g].clone() {
+                        if left == 0 {
+                            return count;
+                        }
+                        fill(self, n, &mut left);
+                    }
+                }
+            }
+        }
+        // 2. A GPU job with no home yet: the smallest NVLink group that holds it all,
+        //    else the fewest groups.
+        if left > 1 && !cpu_pod && self.topo.shared && anchors.is_empty() {
+            for g in self.choose_groups(&res, left) {
+                let mut members = self.topo.group_nodes[g].clone();
+                members.sort_by_key(|&n| (self.nodes.copies(n, &res), n));
+                for n in members {
+                    fill(self, n, &mut left);
+                }
+            }
+        }
+        // 3. Best fit: one node for all that is left if one has room, else fill the
+        //    tightest nodes first.
+        if left > 0
+            && let Some(n) = self.nodes.best_fit(&res, u64::from(left))
+        {
+            for _ in 0..left {
+                self.place_trainer(j, n);
+            }
+            left = 0;
+        }
+        while left > 0 {
+            let Some(n) = self.nodes.best_fit(&res, 1) else {
+                break;
+            };
+            let c = self.nodes.copies(n, &res).min(u64::from(left)) as u32;
+            for _ in 0..c.max(1) {
+                self.place_trainer(j, n);
+            }
+            left -= c.max(1);
+        }
+        count - left
+    }
+
+    fn choose_groups(&self, res: &Resources, want: u32) -> Vec<usize> {
+        let counts: Vec<(u64, usize)> = self
+            .topo
+            .group_nodes
+            .iter()
+            .enumerate()
+            .map(|(g, members)| {
+                let c: u64 = members.iter().map(|&n| self.nodes.copies(n, res)).sum();
+                (c, g)
+            })
+            .filter(|&(c, _)| c > 0)
+            .collect();
+        if let Some(&(_, g)) = counts.iter().filter(|&&(c, _)| c >= u64::from(want)).min() {
+            return vec![g];
+        }
+        let mut by_size = counts;
+        by_size.sort_by_key(|&(c, g)| (Reverse(c), g));
+        let mut chosen = Vec::new();
+        let mut covered = 0;
+        for (c, g) in by_size {
+            if covered >= u64::from(want) {
+                break;
+            }
+            chosen.push(g);
+            covered += c;
+        }
+        chosen
+    }
+
+    /// Scale-down victims whose room nobody took stay: removing them would only idle it.
+    fn keep_victims_that_fit(&mut self) {
+        let mut i = self.delete.len();
+        while i > 0 {
+            i -= 1;
+            let d = &self.delete[i];
+            if d.out.reason != DeleteReason::ScaleDown {
+                continue;
+            }
+            let (j, pod, node) = (d.job, d.pod, d.node);
+            let res = self.trainer_res(j);
+            if !res.fits_in(&self.nodes.free[node]) {
+                continue;
+            }
+            self.nodes.take(node, &res);
+            self.node_trainers[node].push((j, pod));
+            self.jobs[j].kept += 1;
+            self.jobs[j].target += 1;
+            self.delete.remove(i);
+        }
+    }
+
+    /// Hand idle room to admitted jobs below max, lowest share first, within queue limits.
+    fn top_up(&mut self) {
+        let shrinking: HashSet<usize> = self
+            .delete
+            .iter()
+            .filter(|d| d.out.reason == DeleteReason::ScaleDown)
+            .map(|d| d.job)
+            .collect();
+        let paths: Vec<Vec<usize>> = self
+            .view
+            .jobs
+            .iter()
+            .map(|jv| queue_path(self.view, jv.queue))
+            .collect();
+        let mut queue_use = vec![Resources::ZERO; self.view.queues.len()];
+        for (j, jp) in self.jobs.iter().enumerate() {
+            if jp.admitted {
+                let job = self.view.jobs[j].job;
+                let held = job.overhead().add(
+                    &job.trainers
+                        .resources
+                        .times(i64::from(jp.kept + jp.created)),
+                );
+                for &q in &paths[j] {
+                    queue_use[q] = queue_use[q].add(&held);
+                }
+            }
+        }
+        let mut heap = BinaryHeap::new();
+        for j in 0..self.jobs.len() {
+            let jp = &self.jobs[j];
+            let have = jp.kept + jp.created;
+            if jp.admitted && have < jp.max && !shrinking.contains(&j) {
+                heap.push(Reverse((OrdF(self.share(j, have + 1)), j)));
+            }
+        }
+        while let Some(Reverse((_, j))) = heap.pop() {
+            let res = self.trainer_res(j);
+            let within_limits = paths[j].iter().all(|&q| {
+                self.view.queues[q]
+                    .limit
+                    .is_none_or(|l| queue_use[q].add(&res).fits_in(&l))
+            });
+            if !within_limits || self.place_trainers(j, 1) == 0 {
+                continue;
+            }
+            for &q in &paths[j] {
+                queue_use[q] = queue_use[q].add(&res);
+            }
+            let jp = &mut self.jobs[j];
+            let have = jp.kept + jp.created;
+            jp.target = jp.target.max(have);
+            if have < jp.max {
+                heap.push(Reverse((OrdF(self.share(j, have + 1)), j)));
+            }
+        }
+    }
+
+    /// Unbound pods nobody reused, and pods left on nodes that are gone.
+    fn clean_up_unneeded(&mut self) {
+        let reused: HashSet<(JobKey, String)> = self
+            .create
+            .iter()
+            .map(|c| (c.job.clone(), c.pod.clone()))
+            .collect();
+        for jv in &self.view.jobs {
+            for pod in &jv.job.pods {
+                let gone = pod
+                    .node
+                    .as_deref()
+                    .is_some_and(|n| !self.view.node_index.contains_key(n));
+                let unbound_unused = pod.node.is_none()
+                    && !pod.terminating
+                    && !reused.contains(&(jv.key.clone(), pod.name.clone()))
+                    && jv.invalid.is_none();
+                if gone && !pod.terminating {
+                    self.cleanup.push(PodDeletion {
+                        job: jv.key.clone(),
+                        pod: pod.name.clone(),
+                        node: pod.node.clone(),
+                        reason: DeleteReason::NodeGone,
+                    });
+                } else if unbound_unused && pod.role == Role::Trainer {
+                    self.cleanup.push(PodDeletion {
+                        job: jv.key.clone(),
+                        pod: pod.name.clone(),
+                        node: None,
+                        reason: DeleteReason::Unneeded,
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct OrdF(pub f64);
+impl Eq for OrdF {}
+impl PartialOrd for OrdF {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrdF {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}

@@ -1,0 +1,448 @@
+//! The snapshot checked and indexed: every later step works on indices, and every defect
+//! is either a per-job reason (that job stays pending) or a plan-level problem.
+
+use crate::model::{
+    Job, JobKey, Node, OtherPod, Problem, Queue, Reason, Resources, Role, Snapshot, default_queue,
+};
+use std::collections::{HashMap, HashSet};
+
+pub const MAX_TRAINERS: u32 = 100_000;
+pub const MAX_POD_REPLICAS: u32 = 1_024;
+pub const MAX_WEIGHT: f64 = 1e6;
+
+pub struct NodeView {
+    pub allocatable: Resources,
+    pub schedulable: bool,
+}
+
+pub struct QueueView {
+    pub name: String,
+    pub parent: Option<usize>,
+    pub weight: f64,
+    pub guaranteed: Resources,
+    pub limit: Option<Resources>,
+    /// Part of (or below) a parent cycle: its jobs cannot be planned.
+    pub broken: bool,
+}
+
+/// A bound pod of a job, by index into `job.pods` and into `View::nodes`.
+#[derive(Clone, Copy, Debug)]
+pub struct BoundPod {
+    pub pod: usize,
+    pub node: usize,
+}
+
+pub struct JobView<'a> {
+    pub job: &'a Job,
+    pub key: JobKey,
+    /// Why the job cannot be planned at all (bad spec, queue).
+    pub invalid: Option<Reason>,
+    pub queue: usize,
+    /// Admitted before: keeps its gang, never pushed below min.
+    pub running: bool,
+    pub live_trainers: Vec<BoundPod>,
+    /// Bound, not terminating masters and pservers.
+    pub live_support: Vec<BoundPod>,
+    /// Existing pods without a node, by role (reused by name when placing).
+    pub unbound: Vec<usize>,
+}
+
+pub struct View<'a> {
+    pub snapshot: &'a Snapshot,
+    pub nodes: Vec<NodeView>,
+    pub node_names: Vec<&'a str>,
+    pub node_refs: Vec<&'a Node>,
+    pub node_index: HashMap<&'a str, usize>,
+    pub queues: Vec<QueueView>,
+    pub jobs: Vec<JobView<'a>>,
+    /// Per node: everything bound there (other pods and ebb pods, terminating too).
+    pub used: Vec<Resources>,
+    /// Per node: only pods ebb does not manage.
+    pub other_used: Vec<Resources>,
+    pub pending_services: Vec<&'a OtherPod>,
+    pub problems: Vec<Problem>,
+}
+
+impl<'a> View<'a> {
+    pub fn build(snapshot: &'a Snapshot) -> View<'a> {
+        let mut problems = Vec::new();
+        let (nodes, node_refs, node_index) = index_nodes(&snapshot.nodes, &mut problems);
+        let node_names: Vec<&str> = node_refs.iter().map(|n| n.name.as_str()).collect();
+        let queues = index_queues(&snapshot.queues, &mut problems);
+        let mut used = vec![Resources::ZERO; nodes.len()];
+        let mut other_used = vec![Resources::ZERO; nodes.len()];
+        let mut pending_services = Vec::new();
+        for pod in &snapshot.other_pods {
+            if let Err(e) = pod.resources.validate("resources", false) {
+                problems.push(Problem::InvalidOtherPod {
+                    pod: pod.key(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+            match &pod.node {
+                None => pending_services.push(pod),
+                Some(n) => match node_index.get(n.as_str()) {
+                    Some(&i) => {
+                        used[i] = used[i].add(&pod.resources);
+                        other_used[i] = other_used[i].add(&pod.resources);
+                    }
+                    None => problems.push(Problem::PodOnUnknownNode {
+                        pod: pod.key(),
+                        node: n.clone(),
+                    }),
+                },
+            }
+        }
+        let queue_index: HashMap<&str, usize> = queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.name.as_str(), i))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut jobs = Vec::with_capacity(snapshot.jobs.len());
+        for job in &snapshot.jobs {
+            let key = job.key();
+            let mut invalid = validate_job(job).err();
+            if !seen.insert(key.clone()) {
+                problems.push(Problem::DuplicateJob { job: key.clone() });
+                invalid.get_or_insert(Reason::InvalidSpec {
+                    field: "name".into(),
+                    message: format!("{key} appears twice in the snapshot"),
+                });
+            }
+            let queue = match queue_index.get(job.queue.as_str()) {
+                Some(&q) => {
+                    if queues[q].broken {
+                        invalid.get_or_insert(Reason::QueueCycle {
+                            queue: job.queue.clone(),
+                        });
+                    }
+                    q
+                }
+                None => {
+                    invalid.get_or_insert(Reason::UnknownQueue {
+                        queue: job.queue.clone(),
+                    });
+                    0
+                }
+            };
+            let mut view = JobView {
+                job,
+                key,
+                invalid,
+                queue,
+                running: job.admitted,
+                live_trainers: Vec::new(),
+                live_support: Vec::new(),
+                unbound: Vec::new(),
+            };
+            for (p, pod) in job.pods.iter().enumerate() {
+                view.running = true;
+                let res = job.resources_of(pod.role);
+                match &pod.node {
+                    None if !pod.terminating => view.unbound.push(p),
+                    None => {}
+                    Some(n) => match node_index.get(n.as_str()) {
+                        Some(&i) => {
+                            used[i] = used[i].add(&res);
+                            if !pod.terminating {
+                                let b = BoundPod { pod: p, node: i };
+                                if pod.role == Role::Trainer {
+                                    view.live_trainers.push(b);
+                                } else {
+                                    view.live_support.push(b);
+                                }
+                            }
+                        }
+                        None => problems.push(Problem::PodOnUnknownNode {
+                            pod: format!("{}/{}", job.namespace, pod.name),
+                            node: n.clone(),
+                        }),
+                    },
+                }
+            }
+            jobs.push(view);
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let over = used[i].sub(&node.allocatable);
+            if over.as_array().iter().any(|&v| v > 0) && !node.allocatable.is_zero() {
+                problems.push(Problem::NodeOvercommitted {
+                    node: node_names[i].to_string(),
+                    over: over.clamp_non_negative(),
+                });
+            }
+        }
+        View {
+            snapshot,
+            nodes,
+            node_names,
+            node_refs,
+            node_index,
+            queues,
+            jobs,
+            used,
+            other_used,
+            pending_services,
+            problems,
+        }
+    }
+
+    /// Capacity the cluster offers, for shares: schedulable nodes whole, cordoned nodes
+    /// only as far as their pods already use them.
+    pub fn capacity(&self) -> Resources {
+        let mut total = Resources::ZERO;
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.schedulable {
+                total = total.add(&n.allocatable);
+            } else {
+                let covered = Resources::from_array(std::array::from_fn(|k| {
+                    self.used[i].as_array()[k].min(n.allocatable.as_array()[k])
+                }));
+                total = total.add(&covered);
+            }
+        }
+        total
+    }
+
+    /// What ebb's jobs may hold in aggregate: capacity less other pods and the demand of
+    /// services that wait for room.
+    pub fn room_for_jobs(&self) -> Resources {
+        let mut room = self.capacity();
+        for u in &self.other_used {
+            room = room.sub(u);
+        }
+        for p in &self.pending_services {
+            room = room.sub(&p.resources);
+        }
+        room.clamp_non_negative()
+    }
+}
+
+fn index_nodes<'a>(
+    nodes: &'a [Node],
+    problems: &mut Vec<Problem>,
+) -> (Vec<NodeView>, Vec<&'a Node>, HashMap<&'a str, usize>) {
+    let mut out = Vec::with_capacity(nodes.len());
+    let mut names = Vec::with_capacity(nodes.len());
+    let mut index = HashMap::with_capacity(nodes.len());
+    for node in nodes {
+        if index.contains_key(node.name.as_str()) {
+            problems.push(Problem::DuplicateNode {
+                node: node.name.clone(),
+            });
+            continue;
+        }
+        // A node with a bad allocatable keeps its pods (they exist) but gets no new ones.
+        let (allocatable, schedulable) = match node.allocatable.validate("allocatable", false) {
+            Ok(()) => (node.allocatable, !node.unschedulable),
+            Err(e) => {
+                problems.push(Problem::InvalidNode {
+                    node: node.name.clone(),
+                    message: e.to_string(),
+                });
+                (Resources::ZERO, false)
+            }
+        };
+        index.insert(node.name.as_str(), out.len());
+        names.push(node);
+        out.push(NodeView {
+            allocatable,
+            schedulable,
+        });
+    }
+    (out, names, index)
+}
+
+fn index_queues(queues: &[Queue], problems: &mut Vec<Problem>) -> Vec<QueueView> {
+    let mut out: Vec<QueueView> = Vec::with_capacity(queues.len() + 1);
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for q in queues {
+        if index.contains_key(&q.name) {
+            problems.push(Problem::InvalidQueue {
+                queue: q.name.clone(),
+                message: "listed twice; the first one is used".into(),
+            });
+            continue;
+        }
+        let mut weight = q.weight;
+        if !(weight.is_finite() && weight > 0.0 && weight <= MAX_WEIGHT) {
+            problems.push(Problem::InvalidQueue {
+                queue: q.name.clone(),
+                message: format!("weight {weight} must be in (0, {MAX_WEIGHT}]; using 1"),
+            });
+            weight = 1.0;
+        }
+        let mut guaranteed = q.guaranteed;
+        if let Err(e) = guaranteed.validate("guaranteed", false) {
+            problems.push(Problem::InvalidQueue {
+                queue: q.name.clone(),
+                message: format!("{e}; using no guarantee"),
+            });
+            guaranteed = Resources::ZERO;
+        }
+        let mut limit = q.limit;
+        if let Some(l) = limit
+            && let Err(e) = l.validate("limit", false)
+        {
+            problems.push(Problem::InvalidQueue {
+                queue: q.name.clone(),
+                message: format!("{e}; using a zero limit"),
+            });
+            limit = Some(Resources::ZERO);
+        }
+        index.insert(q.name.clone(), out.len());
+        out.push(QueueView {
+            name: q.name.clone(),
+            parent: None,
+            weight,
+            guaranteed,
+            limit,
+            broken: false,
+        });
+    }
+    if !index.contains_key(&default_queue()) {
+        index.insert(default_queue(), out.len());
+        out.push(QueueView {
+            name: default_queue(),
+            parent: None,
+            weight: 1.0,
+            guaranteed: Resources::ZERO,
+            limit: None,
+            broken: false,
+        });
+    }
+    for q in queues {
+        let Some(&i) = index.get(&q.name) else {
+            continue;
+        };
+        if out[i].parent.is_some() {
+            continue; // duplicate entry
+        }
+        if let Some(parent) = &q.parent {
+            match index.get(parent) {
+                Some(&p) => out[i].parent = Some(p),
+                None => problems.push(Problem::InvalidQueue {
+                    queue: q.name.clone(),
+                    message: format!("parent {parent:?} does not exist; treated as top-level"),
+                }),
+            }
+        }
+    }
+    // A queue whose parent chain does not reach the top within n steps is in or below a
+    // cycle; mark it, and report the queues on the cycle itself.
+    let n = out.len();
+    for i in 0..n {
+        let mut cur = i;
+        let mut steps = 0;
+        while let Some(p) = out[cur].parent {
+            cur = p;
+            steps += 1;
+            if steps > n {
+                break;
+            }
+        }
+        if steps > n {
+            out[i].broken = true;
+        }
+    }
+    for i in 0..n {
+        if !out[i].broken {
+            continue;
+        }
+        // On the cycle when following parents leads back to i.
+        let mut cur = out[i].parent;
+        for _ in 0..n {
+            match cur {
+                Some(c) if c == i => {
+                    problems.push(Problem::QueueCycle {
+                        queue: out[i].name.clone(),
+                    });
+                    break;
+                }
+                Some(c) => cur = out[c].parent,
+                None => break,
+            }
+        }
+    }
+    for q in &mut out {
+        if q.broken {
+            q.parent = None; // keep later tree walks finite
+        }
+    }
+    out
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Reason {
+    Reason::InvalidSpec {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Checks one job's spec; the error names the field and what would fix it.
+pub fn validate_job(job: &Job) -> Result<(), Reason> {
+    if job.name.is_empty() {
+        return Err(invalid("name", "must not be empty"));
+    }
+    if job.namespace.is_empty() {
+        return Err(invalid("namespace", "must not be empty"));
+    }
+    if !(job.weight.is_finite() && job.weight > 0.0 && job.weight <= MAX_WEIGHT) {
+        return Err(invalid(
+            "weight",
+            format!("{} must be in (0, {MAX_WEIGHT}]", job.weight),
+        ));
+    }
+    if !job.submit_time_s.is_finite() {
+        return Err(invalid("submit_time_s", "must be a finite number"));
+    }
+    let t = &job.trainers;
+    if t.min > t.max {
+        return Err(invalid(
+            "trainers.min",
+            format!(
+                "min ({}) is greater than max ({}); set min <= max",
+                t.min, t.max
+            ),
+        ));
+    }
+    if t.max == 0 || t.max > MAX_TRAINERS {
+        return Err(invalid(
+            "trainers.max",
+            format!("{} must be between 1 and {MAX_TRAINERS}", t.max),
+        ));
+    }
+    if job.master.replicas == 0 || job.master.replicas > 16 {
+        return Err(invalid(
+            "master.replicas",
+            format!("{} must be between 1 and 16", job.master.replicas),
+        ));
+    }
+    if job.pservers.replicas > MAX_POD_REPLICAS {
+        return Err(invalid(
+            "pservers.replicas",
+            format!(
+                "{} must be at most {MAX_POD_REPLICAS}",
+                job.pservers.replicas
+            ),
+        ));
+    }
+    let bad = |e: crate::model::ResourceError| {
+        let s = e.to_string();
+        let field = s.split(' ').next().unwrap_or("resources").to_string();
+        invalid(&field, s)
+    };
+    t.resources
+        .validate("trainers.resources", true)
+        .map_err(bad)?;
+    job.master
+        .resources
+        .validate("master.resources", true)
+        .map_err(bad)?;
+    job.pservers
+        .resources
+        .validate("pservers.resources", job.pservers.replicas > 0)
+        .map_err(bad)?;
+    Ok(())
+}

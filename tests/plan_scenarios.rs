@@ -1,0 +1,468 @@
+//! The planner on hand-made situations whose right answer is known.
+
+mod common;
+use common::*;
+use ebb::model::*;
+use ebb::plan::{Policy, apply::apply, plan};
+
+/// The seed experiment in miniature: 240 cores, job-A alone takes everything, then
+/// job-B arrives and both share, B admitted at once.
+#[test]
+fn seed_case1_elastic_shares_and_admits_at_once() {
+    let nodes: Vec<Node> = (0..10).map(|i| cpu_node(&format!("n{i}"), 24)).collect();
+    let a = job("job-a", 50, 500, one_cpu());
+    let s = snapshot(nodes, vec![a]);
+    let policy = Policy::default();
+    let (mut s, _) = run(s, &policy, 2, 5.0);
+    // 240 cores − master − 2 pservers = 237 trainers.
+    assert_eq!(trainers(&s, "job-a"), 237);
+    assert_no_overcommit(&s);
+
+    let mut b = job("job-b", 50, 200, one_cpu());
+    b.submit_time_s = s.time_s;
+    s.jobs.push(b);
+    let p = plan(&s, &policy);
+    let jb = p.job(&key("job-b")).expect("job-b planned");
+    assert!(
+        jb.admitted,
+        "job-b must be admitted in the first tick: {jb:?}"
+    );
+    // Job-A just scaled (cooldown): it gives up only what B's minimum forces.
+    assert!(p.delete.iter().all(|d| d.job == key("job-a")));
+    let s = apply(&s, &p);
+    assert_no_overcommit(&s);
+    assert_eq!(trainers(&s, "job-b"), 50);
+    assert_eq!(trainers(&s, "job-a") + trainers(&s, "job-b"), 234);
+    // Past the cooldown the two converge to equal shares, every core in use.
+    let (s, _) = run(s, &policy, 20, 5.0);
+    assert_no_overcommit(&s);
+    let (a_n, b_n) = (trainers(&s, "job-a"), trainers(&s, "job-b"));
+    assert_eq!(a_n + b_n, 234, "{a_n} + {b_n}");
+    assert!(a_n.abs_diff(b_n) <= 1, "{a_n} vs {b_n}");
+}
+
+#[test]
+fn static_sized_job_waits_when_its_gang_does_not_fit() {
+    let nodes: Vec<Node> = (0..10).map(|i| cpu_node(&format!("n{i}"), 24)).collect();
+    let a = job("job-a", 100, 100, one_cpu());
+    let mut b = job("job-b", 200, 200, one_cpu());
+    b.submit_time_s = 1.0;
+    let p = plan(&snapshot(nodes, vec![a, b]), &Policy::default());
+    assert!(p.job(&key("job-a")).is_some_and(|j| j.admitted));
+    let jb = p.job(&key("job-b")).expect("planned");
+    assert!(!jb.admitted);
+    assert!(
+        matches!(jb.reason, Some(Reason::InsufficientCapacity { .. })),
+        "{:?}",
+        jb.reason
+    );
+    assert!(
+        jb.reason
+            .as_ref()
+            .is_some_and(|r| r.to_string().contains("min trainers"))
+    );
+}
+
+#[test]
+fn higher_priority_is_admitted_first_and_strict_fifo_blocks_backfill() {
+    let nodes = vec![cpu_node("n0", 20)];
+    let mut low = job("low", 10, 10, one_cpu());
+    low.submit_time_s = 0.0;
+    let mut high = job("high", 10, 10, one_cpu());
+    high.submit_time_s = 5.0;
+    high.priority = 10;
+    let p = plan(
+        &snapshot(nodes.clone(), vec![low.clone(), high.clone()]),
+        &Policy::default(),
+    );
+    assert!(p.job(&key("high")).is_some_and(|j| j.admitted));
+    assert!(p.job(&key("low")).is_some_and(|j| !j.admitted));
+
+    // Strict FIFO: a big head job blocks a small one behind it.
+    let big = job("big", 30, 30, one_cpu());
+    let mut small = job("small", 1, 1, one_cpu());
+    small.submit_time_s = 1.0;
+    let strict = Policy {
+        strict_fifo: true,
+        ..Policy::default()
+    };
+    let p = plan(
+        &snapshot(nodes.clone(), vec![big.clone(), small.clone()]),
+        &strict,
+    );
+    assert!(matches!(
+        p.job(&key("small")).and_then(|j| j.reason.clone()),
+        Some(Reason::Queued { .. })
+    ));
+    let p = plan(&snapshot(nodes, vec![big, small]), &Policy::default());
+    assert!(p.job(&key("small")).is_some_and(|j| j.admitted));
+}
+
+#[test]
+fn trainers_yield_to_pending_service_pods_but_not_below_min() {
+    let nodes: Vec<Node> = (0..4).map(|i| cpu_node(&format!("n{i}"), 10)).collect();
+    let s = snapshot(nodes, vec![job("train", 5, 100, one_cpu())]);
+    let (mut s, _) = run(s, &Policy::default(), 1, 5.0);
+    assert_eq!(trainers(&s, "train"), 37);
+    // Nginx scales up by 20 one-core pods that nobody placed yet.
+    for i in 0..20 {
+        s.other_pods.push(OtherPod {
+            namespace: "web".into(),
+            name: format!("nginx-{i}"),
+            workload: Some("nginx".into()),
+            resources: one_cpu(),
+            node: None,
+        });
+    }
+    let p = plan(&s, &Policy::default());
+    assert_eq!(p.service_reservations.len(), 20);
+    assert!(p.delete.iter().all(|d| matches!(
+        d.reason,
+        DeleteReason::MakeRoomForService { .. } | DeleteReason::ScaleDown
+    )));
+    let s2 = apply(&s, &p);
+    assert_no_overcommit(&s2);
+    assert_eq!(trainers(&s2, "train"), 17);
+
+    // Far more demand than the job can give: it stops at its minimum.
+    let mut s3 = s.clone();
+    for i in 20..60 {
+        s3.other_pods.push(OtherPod {
+            namespace: "web".into(),
+            name: format!("nginx-{i}"),
+            workload: None,
+            resources: one_cpu(),
+            node: None,
+        });
+    }
+    let p = plan(&s3, &Policy::default());
+    let s4 = apply(&s3, &p);
+    assert_eq!(trainers(&s4, "train"), 5);
+    assert_no_overcommit(&s4);
+    // Master and pservers are never evicted for anything.
+    assert!(p.delete.iter().all(|d| d.pod.contains("trainer")));
+}
+
+#[test]
+fn bad_jobs_are_pending_with_the_field_named_and_the_rest_is_planned() {
+    let nodes = vec![cpu_node("n0", 16)];
+    let mut inverted = job("inverted", 5, 2, one_cpu());
+    inverted.submit_time_s = 0.0;
+    let negative = job("negative", 1, 2, Resources::new(-1000, 0, 0));
+    let absurd = job("absurd", 1, 2, Resources::new(1000, 0, i64::MAX));
+    let mut lost = job("lost", 1, 2, one_cpu());
+    lost.queue = "nope".into();
+    let mut nan = job("nan", 1, 2, one_cpu());
+    nan.weight = f64::NAN;
+    let good = job("good", 1, 4, one_cpu());
+    let s = snapshot(nodes, vec![inverted, negative, absurd, lost, nan, good]);
+    let p = plan(&s, &Policy::default());
+    let reason = |n: &str| {
+        p.job(&key(n))
+            .and_then(|j| j.reason.clone())
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("inverted").contains("trainers.min"),
+        "{}",
+        reason("inverted")
+    );
+    assert!(reason("negative").contains("trainers.resources.cpu_milli"));
+    assert!(reason("absurd").contains("gpus"));
+    assert!(reason("lost").contains("\"nope\""));
+    assert!(reason("nan").contains("weight"));
+    let good = p.job(&key("good")).expect("planned");
+    assert!(good.admitted && good.target_trainers == 4);
+}
+
+#[test]
+fn queue_cycles_overcommitted_and_duplicate_nodes_are_reported_not_fatal() {
+    let mut s = snapshot(
+        vec![cpu_node("n0", 8), cpu_node("n0", 8), cpu_node("n1", 8)],
+        vec![job("ok", 1, 3, one_cpu())],
+    );
+    let mut a = Queue::new("a");
+    a.parent = Some("b".into());
+    let mut b = Queue::new("b");
+    b.parent = Some("a".into());
+    s.queues = vec![a, b];
+    let mut cyclic = job("cyclic", 1, 1, one_cpu());
+    cyclic.queue = "a".into();
+    s.jobs.push(cyclic);
+    // A node that already holds more GPUs than it has.
+    let mut g = gpu_node("g0", 8, 1);
+    g.allocatable.gpus = 1;
+    s.nodes.push(g);
+    let mut running = job("gpu", 2, 2, Resources::new(1000, GIB, 1));
+    running.admitted = true;
+    for i in 0..2 {
+        running.pods.push(JobPod {
+            name: format!("gpu-trainer-{i}"),
+            role: Role::Trainer,
+            node: Some("g0".into()),
+            terminating: false,
+        });
+    }
+    s.jobs.push(running);
+    let p = plan(&s, &Policy::default());
+    assert!(
+        p.problems
+            .iter()
+            .any(|x| matches!(x, Problem::QueueCycle { .. }))
+    );
+    assert!(
+        p.problems
+            .iter()
+            .any(|x| matches!(x, Problem::DuplicateNode { .. }))
+    );
+    assert!(
+        p.problems
+            .iter()
+            .any(|x| matches!(x, Problem::NodeOvercommitted { node, .. } if node == "g0"))
+    );
+    assert!(matches!(
+        p.job(&key("cyclic")).and_then(|j| j.reason.clone()),
+        Some(Reason::QueueCycle { .. })
+    ));
+    assert!(
+        p.job(&key("ok"))
+            .is_some_and(|j| j.admitted && j.target_trainers == 3)
+    );
+    // Nothing new lands on the over-committed node.
+    assert!(p.create.iter().all(|c| c.node != "g0"));
+}
+
+#[test]
+fn gpu_pods_fill_partly_used_nodes_and_cpu_pods_stay_off_gpu_nodes() {
+    let nodes = vec![
+        gpu_node("g-empty", 64, 8),
+        gpu_node("g-partial", 64, 8),
+        cpu_node("c0", 32),
+    ];
+    let mut s = snapshot(nodes, Vec::new());
+    s.other_pods.push(OtherPod {
+        namespace: "x".into(),
+        name: "holder".into(),
+        workload: None,
+        resources: Resources::new(1000, GIB, 5),
+        node: Some("g-partial".into()),
+    });
+    let mut gpu = job("gpu", 3, 3, Resources::new(4000, 8 * GIB, 1));
+    gpu.pservers.replicas = 0;
+    let cpu = job("cpu", 4, 4, one_cpu());
+    s.jobs = vec![gpu, cpu];
+    let p = plan(&s, &Policy::default());
+    for c in &p.create {
+        let on = c.node.as_str();
+        if c.job == key("gpu") && c.role == Role::Trainer {
+            assert_eq!(on, "g-partial", "GPU trainers go best-fit: {c:?}");
+        } else {
+            assert_eq!(on, "c0", "CPU-only pods stay off GPU nodes: {c:?}");
+        }
+    }
+}
+
+#[test]
+fn an_eight_gpu_job_lands_inside_one_nvlink_group_when_one_is_free() {
+    // Two NVLink groups of two 4-GPU nodes each; group A is partly used.
+    let mut nodes = Vec::new();
+    for (name, group) in [("a0", "A"), ("a1", "A"), ("b0", "B"), ("b1", "B")] {
+        let mut n = gpu_node(name, 64, 4);
+        n.topology.nvlink_group = Some(group.into());
+        n.topology.rack = Some("r".into());
+        nodes.push(n);
+    }
+    let mut s = snapshot(nodes, Vec::new());
+    s.other_pods.push(OtherPod {
+        namespace: "x".into(),
+        name: "holder".into(),
+        workload: None,
+        resources: Resources::new(1000, GIB, 1),
+        node: Some("a0".into()),
+    });
+    let mut j = job("big", 8, 8, Resources::new(4000, 8 * GIB, 1));
+    j.pservers.replicas = 0;
+    s.jobs = vec![j];
+    let p = plan(&s, &Policy::default());
+    let trainer_nodes: Vec<&str> = p
+        .create
+        .iter()
+        .filter(|c| c.role == Role::Trainer)
+        .map(|c| c.node.as_str())
+        .collect();
+    assert_eq!(trainer_nodes.len(), 8);
+    assert!(
+        trainer_nodes.iter().all(|n| n.starts_with('b')),
+        "{trainer_nodes:?}"
+    );
+}
+
+#[test]
+fn scale_down_empties_the_least_used_node_first() {
+    let nodes = vec![cpu_node("n0", 8), cpu_node("n1", 8)];
+    let mut j = job("j", 1, 10, one_cpu());
+    j.admitted = true;
+    j.master.resources = Resources::new(500, GIB, 0);
+    j.pservers.replicas = 0;
+    j.pods.push(JobPod {
+        name: "j-master-0".into(),
+        role: Role::Master,
+        node: Some("n0".into()),
+        terminating: false,
+    });
+    // Six trainers on n0, two on n1.
+    for i in 0..8 {
+        j.pods.push(JobPod {
+            name: format!("j-trainer-{i}"),
+            role: Role::Trainer,
+            node: Some(if i < 6 { "n0" } else { "n1" }.into()),
+            terminating: false,
+        });
+    }
+    let mut s = snapshot(nodes, vec![j]);
+    // A newcomer's gang (master + 9 trainers) needs 9.5 of the 7.5 free cores: two go.
+    let mut b = job("b", 9, 9, one_cpu());
+    b.master.resources = Resources::new(500, GIB, 0);
+    b.pservers.replicas = 0;
+    b.submit_time_s = 1.0;
+    s.jobs.push(b);
+    s.jobs[0].trainers.max = 8;
+    let p = plan(&s, &Policy::default());
+    let victims: Vec<&PodDeletion> = p.delete.iter().collect();
+    assert!(!victims.is_empty());
+    assert!(
+        victims.iter().all(|d| d.node.as_deref() == Some("n1")),
+        "victims should come from the emptier node: {victims:?}"
+    );
+    assert_no_overcommit(&apply(&s, &p));
+}
+
+/// EDL moved ±1 trainer a tick around a 0.97 load threshold and never settled. Here a
+/// cluster where one more trainer would cross any such threshold settles in one tick
+/// and then stays put, tick after tick, as the clock runs past every cooldown.
+#[test]
+fn no_plus_one_minus_one_oscillation() {
+    let nodes: Vec<Node> = (0..3).map(|i| cpu_node(&format!("n{i}"), 33)).collect();
+    let a = job("a", 1, 1000, Resources::new(3000, GIB, 0));
+    let mut b = job("b", 1, 1000, Resources::new(2000, GIB, 0));
+    b.submit_time_s = 1.0;
+    let policy = Policy::default();
+    let (mut s, _) = run(snapshot(nodes, vec![a, b]), &policy, 3, 5.0);
+    let settled = (trainers(&s, "a"), trainers(&s, "b"));
+    for _ in 0..50 {
+        let p = plan(&s, &policy);
+        assert!(
+            p.create.is_empty() && p.delete.is_empty(),
+            "tick moved pods: {p:?}"
+        );
+        s = apply(&s, &p);
+        s.time_s += 30.0;
+    }
+    assert_eq!(settled, (trainers(&s, "a"), trainers(&s, "b")));
+}
+
+#[test]
+fn queue_limits_cap_and_guarantees_are_reclaimed() {
+    let nodes: Vec<Node> = (0..4).map(|i| cpu_node(&format!("n{i}"), 10)).collect();
+    let mut s = snapshot(nodes, Vec::new());
+    let mut capped = Queue::new("capped");
+    capped.limit = Some(Resources::new(10_000, 1000 * GIB, 0));
+    let mut owner = Queue::new("owner");
+    owner.guaranteed = Resources::new(20_000, 80 * GIB, 0);
+    let borrower = Queue::new("borrower");
+    s.queues = vec![capped, owner, borrower];
+    let mut c = job("c", 1, 100, one_cpu());
+    c.queue = "capped".into();
+    let mut b = job("b", 1, 100, one_cpu());
+    b.queue = "borrower".into();
+    s.jobs = vec![c, b];
+    let policy = Policy::default();
+    let (mut s, _) = run(s, &policy, 2, 1.0);
+    // Capped queue: master + 2 pservers + 7 trainers = 10 cores.
+    assert_eq!(trainers(&s, "c"), 7);
+    assert_eq!(
+        trainers(&s, "b"),
+        27,
+        "the borrower takes the idle guarantee"
+    );
+    // The owner arrives while the borrower is in its cooldown: it gets its guarantee.
+    let mut o = job("o", 1, 100, one_cpu());
+    o.queue = "owner".into();
+    o.submit_time_s = s.time_s;
+    s.jobs.push(o);
+    let (s, _) = run(s, &policy, 2, 1.0);
+    assert!(trainers(&s, "o") >= 17, "owner got {}", trainers(&s, "o"));
+    // The guarantee comes off the top; the other 20 cores split three ways (DRF), so
+    // the capped queue now holds about 6.7 cores: 3 or 4 trainers besides its overhead.
+    assert!(
+        (3..=4).contains(&trainers(&s, "c")),
+        "c has {}",
+        trainers(&s, "c")
+    );
+    assert_no_overcommit(&s);
+}
+
+#[test]
+fn lost_node_recreates_master_and_restores_min() {
+    let nodes = vec![cpu_node("n0", 8), cpu_node("n1", 8)];
+    let s = snapshot(nodes, vec![job("j", 4, 4, one_cpu())]);
+    let (mut s, _) = run(s, &Policy::default(), 1, 1.0);
+    // The node holding the master disappears.
+    let master_node = s.jobs[0]
+        .pods
+        .iter()
+        .find(|p| p.role == Role::Master)
+        .and_then(|p| p.node.clone())
+        .expect("master placed");
+    s.nodes.retain(|n| n.name != master_node);
+    let p = plan(&s, &Policy::default());
+    assert!(
+        p.problems
+            .iter()
+            .any(|x| matches!(x, Problem::PodOnUnknownNode { .. }))
+    );
+    assert!(p.delete.iter().any(|d| d.reason == DeleteReason::NodeGone));
+    // The lost master's name is still taken until its object is deleted: next tick.
+    let s = apply(&s, &p);
+    let p = plan(&s, &Policy::default());
+    assert!(p.create.iter().any(|c| c.role == Role::Master), "{p:?}");
+}
+
+#[test]
+fn unbound_pods_are_bound_not_duplicated() {
+    let nodes = vec![cpu_node("n0", 8)];
+    let mut j = job("j", 2, 2, one_cpu());
+    j.admitted = true;
+    j.pods = vec![
+        JobPod {
+            name: "j-master-0".into(),
+            role: Role::Master,
+            node: Some("n0".into()),
+            terminating: false,
+        },
+        JobPod {
+            name: "j-pserver-0".into(),
+            role: Role::Pserver,
+            node: Some("n0".into()),
+            terminating: false,
+        },
+        JobPod {
+            name: "j-pserver-1".into(),
+            role: Role::Pserver,
+            node: Some("n0".into()),
+            terminating: false,
+        },
+        JobPod {
+            name: "j-trainer-7".into(),
+            role: Role::Trainer,
+            node: None,
+            terminating: false,
+        },
+    ];
+    let p = plan(&snapshot(nodes, vec![j]), &Policy::default());
+    let names: Vec<&str> = p.create.iter().map(|c| c.pod.as_str()).collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"j-trainer-7"), "{names:?}");
+    assert!(names.contains(&"j-trainer-8"), "{names:?}");
+}
