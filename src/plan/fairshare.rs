@@ -44,6 +44,9 @@
 //! optimum is frozen and the next stage runs. The tests check that both give the same
 //! continuous allocation where both exist.
 
+// Index loops over parallel per-job and per-resource arrays read like the formulas.
+#![allow(clippy::needless_range_loop)]
+
 pub type Res3 = [f64; 3];
 
 const BISECTION_STEPS: usize = 64;
@@ -137,8 +140,10 @@ fn add_scaled(acc: &mut Res3, v: &Res3, s: f64) {
     }
 }
 
+/// Strict up to rounding noise: a frozen job must never hold more than the room, or the
+/// next stage would find every level infeasible.
 fn fits(u: &Res3, room: &Res3) -> bool {
-    (0..3).all(|k| u[k] <= room[k] * (1.0 + EPS) + EPS)
+    (0..3).all(|k| u[k] <= room[k] + 1e-12 * room[k].abs().max(1.0))
 }
 
 fn queue_share(q: &FairQueue, usage: &Res3, capacity: &Res3) -> f64 {
@@ -543,6 +548,29 @@ fn round(p: &FairProblem, continuous: &[f64]) -> Vec<u32> {
         .zip(&p.jobs)
         .map(|(&x, job)| ((x + 1e-6).floor().max(0.0) as u32).min(job.max_extra))
         .collect();
+    // Rounding 2.9999999 up to 3 must not push the total past the room: take back from
+    // the jobs rounded up the most until it fits.
+    loop {
+        let mut total = [0.0; 3];
+        for (j, job) in p.jobs.iter().enumerate() {
+            add_scaled(&mut total, &job.base, 1.0);
+            add_scaled(&mut total, &job.per_trainer, f64::from(extra[j]));
+        }
+        let Some(k) = (0..3).find(|&k| total[k] > p.room[k] + 1e-9 * p.room[k].abs().max(1.0))
+        else {
+            break;
+        };
+        let culprit = (0..p.jobs.len())
+            .filter(|&j| extra[j] > 0 && p.jobs[j].per_trainer[k] > 0.0)
+            .max_by(|&a, &b| {
+                (f64::from(extra[a]) - continuous[a])
+                    .total_cmp(&(f64::from(extra[b]) - continuous[b]))
+            });
+        match culprit {
+            Some(j) => extra[j] -= 1,
+            None => break, // bases alone exceed the room; nothing extra to take back
+        }
+    }
     let paths: Vec<Vec<usize>> = p.jobs.iter().map(|j| ancestors(p, j.queue)).collect();
     let mut queue_usage = vec![[0.0; 3]; p.queues.len()];
     let mut total = [0.0; 3];

@@ -5,6 +5,9 @@
 //! exact for the same problem and orders of magnitude faster; this module exists so the
 //! two can be checked against each other, and to time the LP route in benchmarks.
 
+// Index loops over parallel per-job and per-resource arrays read like the formulas.
+#![allow(clippy::needless_range_loop)]
+
 use super::fairshare::{FairProblem, dominant_resource};
 use good_lp::{Expression, Solution, SolverModel, Variable, microlp, variable, variables};
 

@@ -58,6 +58,11 @@ enum Tier {
     AboveMin = 1,
 }
 
+/// (trainers above min evicted, CPU pod on a GPU node, evictions, node): lower is better.
+type EvictionCost = (usize, u8, usize, usize);
+/// (job, pod, tier) of a trainer chosen to make room.
+type Victim = (usize, usize, Tier);
+
 enum Undo {
     Take {
         node: usize,
@@ -338,8 +343,8 @@ impl Packer<'_, '_> {
         for_job: Option<usize>,
         reason: &DeleteReason,
     ) -> Option<usize> {
-        let mut best: Option<((usize, u8, usize, usize), Vec<(usize, usize, Tier)>)> = None;
-        let mut cands: Vec<(usize, usize, Tier)> = Vec::new();
+        let mut best: Option<(EvictionCost, Vec<Victim>)> = None;
+        let mut cands: Vec<Victim> = Vec::new();
         let mut taken: Vec<(usize, u32)> = Vec::new();
         for n in 0..self.nodes.free.len() {
             if !self.nodes.schedulable[n] || !res.fits_in(&self.nodes.allocatable[n]) {

@@ -301,8 +301,8 @@ fn index_queues(queues: &[Queue], problems: &mut Vec<Problem>) -> Vec<QueueView>
             broken: false,
         });
     }
-    if !index.contains_key(&default_queue()) {
-        index.insert(default_queue(), out.len());
+    if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(default_queue()) {
+        slot.insert(out.len());
         out.push(QueueView {
             name: default_queue(),
             parent: None,

@@ -1,0 +1,203 @@
+//! Properties of `plan::plan` over random clusters, checked on the plan and on the world
+//! after the plan is applied.
+
+mod common;
+use common::*;
+use ebb::model::*;
+use ebb::plan::{Policy, apply::apply, plan};
+use proptest::prelude::*;
+
+fn arb_node(i: usize) -> impl Strategy<Value = Node> {
+    (
+        prop::bool::ANY,
+        2i64..32,
+        prop::sample::select(vec![1i64, 2, 4, 8]),
+        0usize..3,
+    )
+        .prop_map(move |(gpu, cores, gpus, group)| {
+            let mut n = if gpu {
+                gpu_node(&format!("n{i}"), cores, gpus)
+            } else {
+                cpu_node(&format!("n{i}"), cores)
+            };
+            n.topology.nvlink_group = gpu.then(|| format!("g{group}"));
+            n.topology.rack = Some(format!("r{}", i % 2));
+            n
+        })
+}
+
+fn arb_job(i: usize) -> impl Strategy<Value = Job> {
+    (
+        0u32..6,
+        0u32..30,
+        prop::bool::weighted(0.3),
+        1i64..4,
+        0u32..3,
+        0usize..3,
+        1u32..4,
+        -1i32..2,
+    )
+        .prop_map(
+            move |(min, spread, gpu, size, pservers, queue, weight, priority)| {
+                let trainer = if gpu {
+                    Resources::new(1000 * size, GIB * size, size.min(2))
+                } else {
+                    Resources::new(500 * size, GIB, 0)
+                };
+                let mut j = job(&format!("j{i}"), min, min + spread.max(1), trainer);
+                j.pservers.replicas = pservers;
+                j.queue = format!("q{queue}");
+                j.weight = f64::from(weight);
+                j.priority = priority;
+                j.submit_time_s = i as f64;
+                j
+            },
+        )
+}
+
+fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
+    let nodes = (1usize..10).prop_flat_map(|n| (0..n).map(arb_node).collect::<Vec<_>>());
+    let jobs = (0usize..8).prop_flat_map(|n| (0..n).map(arb_job).collect::<Vec<_>>());
+    let queues = (
+        prop::option::of(2i64..40),
+        prop::option::of(1i64..20),
+        1u32..4,
+    )
+        .prop_map(|(limit, guarantee, w)| {
+            let mut q0 = Queue::new("q0");
+            q0.limit = limit.map(|c| Resources::new(c * 1000, c * 8 * GIB, c));
+            let mut q1 = Queue::new("q1");
+            q1.guaranteed =
+                guarantee.map_or(Resources::ZERO, |c| Resources::new(c * 1000, c * GIB, 0));
+            q1.weight = f64::from(w);
+            let mut q2 = Queue::new("q2");
+            q2.parent = Some("q1".into());
+            vec![q0, q1, q2]
+        });
+    (nodes, jobs, queues, 0usize..6).prop_map(|(nodes, jobs, queues, services)| {
+        let mut s = snapshot(nodes, jobs);
+        s.queues = queues;
+        s.other_pods = (0..services)
+            .map(|i| OtherPod {
+                namespace: "web".into(),
+                name: format!("svc-{i}"),
+                workload: Some("svc".into()),
+                resources: Resources::new(1000, GIB, 0),
+                node: None,
+            })
+            .collect();
+        s
+    })
+}
+
+/// A world that has been running: plan and apply a few ticks, then perturb it (new
+/// service demand, a lost node, a late job).
+fn arb_running_world() -> impl Strategy<Value = Snapshot> {
+    (arb_snapshot(), 0usize..4, prop::bool::ANY, 1usize..4).prop_map(
+        |(s, extra_services, lose_node, ticks)| {
+            let policy = Policy::default();
+            let late = s.jobs.len() / 2;
+            let mut s = s;
+            let arriving = s.jobs.split_off(late);
+            let (mut s, _) = run(s, &policy, ticks, 7.0);
+            s.jobs.extend(arriving.into_iter().map(|mut j| {
+                j.submit_time_s = s.time_s;
+                j
+            }));
+            for i in 0..extra_services {
+                s.other_pods.push(OtherPod {
+                    namespace: "web".into(),
+                    name: format!("late-{i}"),
+                    workload: None,
+                    resources: Resources::new(2000, GIB, 0),
+                    node: None,
+                });
+            }
+            if lose_node && s.nodes.len() > 1 {
+                s.nodes.pop();
+            }
+            s
+        },
+    )
+}
+
+fn node_of<'a>(s: &'a Snapshot, name: &str) -> Option<&'a Node> {
+    s.nodes.iter().find(|n| n.name == name)
+}
+
+/// Free room per node after the world applied a plan (gone nodes excluded).
+fn free_after(s: &Snapshot) -> Vec<(String, Resources, bool)> {
+    s.nodes
+        .iter()
+        .map(|n| {
+            let mut used = Resources::ZERO;
+            for j in &s.jobs {
+                for p in j.pods.iter().filter(|p| p.node.as_deref() == Some(&n.name)) {
+                    used = used.add(&j.resources_of(p.role));
+                }
+            }
+            for p in s
+                .other_pods
+                .iter()
+                .filter(|p| p.node.as_deref() == Some(&n.name))
+            {
+                used = used.add(&p.resources);
+            }
+            (n.name.clone(), n.allocatable.sub(&used), n.has_gpus())
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn plans_never_overcommit_and_respect_bounds(s in arb_running_world()) {
+        let p = plan(&s, &Policy::default());
+        let after = apply(&s, &p);
+        // Nodes that were sound stay sound.
+        assert_no_overcommit(&after);
+        for jp in p.jobs.iter().filter(|j| j.admitted) {
+            let job = s.jobs.iter().find(|j| j.key() == jp.job).unwrap();
+            prop_assert!(jp.target_trainers <= job.trainers.max);
+            let live = after.jobs.iter().find(|j| j.key() == jp.job).unwrap().live_trainers().count() as u32;
+            prop_assert_eq!(live, jp.target_trainers);
+            if jp.target_trainers < job.trainers.min {
+                prop_assert!(matches!(jp.reason, Some(Reason::BelowMin { .. })), "{:?}", jp);
+            }
+        }
+        // Masters and pservers are never deleted.
+        for d in &p.delete {
+            let job = s.jobs.iter().find(|j| j.key() == d.job).unwrap();
+            let pod = job.pods.iter().find(|x| x.name == d.pod).unwrap();
+            prop_assert!(pod.role == Role::Trainer || d.reason == DeleteReason::NodeGone, "{:?}", d);
+        }
+    }
+
+    #[test]
+    fn service_demand_comes_before_trainers_above_min(s in arb_running_world()) {
+        let p = plan(&s, &Policy::default());
+        let after = apply(&s, &p);
+        let free = free_after(&after);
+        for pod in s.other_pods.iter().filter(|o| o.node.is_none()) {
+            if p.service_reservations.iter().any(|r| r.pod == pod.key()) {
+                continue;
+            }
+            // Unplaced: then no node could hold it even with every trainer above its
+            // job's minimum removed.
+            for (name, room, _) in &free {
+                let node = node_of(&after, name).unwrap();
+                if node.unschedulable { continue; }
+                let mut room = *room;
+                for j in &after.jobs {
+                    let above = (j.live_trainers().count() as u32).saturating_sub(j.trainers.min);
+                    let here = j.live_trainers().filter(|t| t.node.as_deref() == Some(name)).count() as u32;
+                    room = room.add(&j.trainers.resources.times(i64::from(above.min(here))));
+                }
+                prop_assert!(!pod.resources.fits_in(&room),
+                    "service pod {} could fit on {} by evicting trainers above min", pod.key(), name);
+            }
+        }
+    }
+
+}
