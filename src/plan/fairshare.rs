@@ -632,7 +632,7 @@ fn round(p: &FairProblem, continuous: &[f64]) -> Vec<u32> {
 
 /// f64 with a total order, for heap keys.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct OrdF(f64);
+pub(crate) struct OrdF(pub f64);
 impl Eq for OrdF {}
 impl PartialOrd for OrdF {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {

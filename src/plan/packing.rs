@@ -16,6 +16,7 @@
 //!    are kept; then idle room goes one trainer at a time to the job with the lowest share.
 
 use super::admission::{Admission, queue_path};
+use super::fairshare::OrdF;
 use super::nodes::NodeState;
 use super::topology::TopologyIndex;
 use super::view::View;
@@ -843,19 +844,5 @@ impl Packer<'_, '_> {
                 }
             }
         }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct OrdF(pub f64);
-impl Eq for OrdF {}
-impl PartialOrd for OrdF {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for OrdF {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
     }
 }

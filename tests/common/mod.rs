@@ -77,26 +77,28 @@ pub fn key(name: &str) -> JobKey {
     JobKey::new("ml", name)
 }
 
+/// Requests of every pod bound to `node`.
+pub fn used_on(s: &Snapshot, node: &str) -> Resources {
+    let mut used = Resources::ZERO;
+    for j in &s.jobs {
+        for p in j.pods.iter().filter(|p| p.node.as_deref() == Some(node)) {
+            used = used.add(&j.resources_of(p.role));
+        }
+    }
+    for p in s
+        .other_pods
+        .iter()
+        .filter(|p| p.node.as_deref() == Some(node))
+    {
+        used = used.add(&p.resources);
+    }
+    used
+}
+
 /// Requests bound to each node never exceed its allocatable.
 pub fn assert_no_overcommit(s: &Snapshot) {
     for node in &s.nodes {
-        let mut used = Resources::ZERO;
-        for j in &s.jobs {
-            for p in j
-                .pods
-                .iter()
-                .filter(|p| p.node.as_deref() == Some(&node.name))
-            {
-                used = used.add(&j.resources_of(p.role));
-            }
-        }
-        for p in s
-            .other_pods
-            .iter()
-            .filter(|p| p.node.as_deref() == Some(&node.name))
-        {
-            used = used.add(&p.resources);
-        }
+        let used = used_on(s, &node.name);
         assert!(
             used.fits_in(&node.allocatable),
             "node {} over-committed: {used} > {}",

@@ -126,15 +126,7 @@ fn free_after(s: &Snapshot) -> Vec<(String, Resources, bool)> {
     s.nodes
         .iter()
         .map(|n| {
-            let mut used = Resources::ZERO;
-            for j in &s.jobs {
-                for p in j.pods.iter().filter(|p| p.node.as_deref() == Some(&n.name)) {
-                    used = used.add(&j.resources_of(p.role));
-                }
-            }
-            for p in s.other_pods.iter().filter(|p| p.node.as_deref() == Some(&n.name)) {
-                used = used.add(&p.resources);
-            }
+            let used = used_on(s, &n.name);
             (n.name.clone(), n.allocatable.sub(&used), n.has_gpus())
         })
         .collect()
