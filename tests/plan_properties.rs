@@ -4,7 +4,8 @@
 mod common;
 use common::*;
 use ebb::model::*;
-use ebb::plan::{Policy, apply::apply, plan};
+use ebb::plan::fairshare::{self, FairJob, FairProblem, FairQueue, job_share};
+use ebb::plan::{Policy, apply::apply, lp, plan};
 use proptest::prelude::*;
 
 fn arb_node(i: usize) -> impl Strategy<Value = Node> {
@@ -188,4 +189,134 @@ proptest! {
         }
     }
 
+    #[test]
+    fn plans_are_work_conserving(s in arb_running_world()) {
+        let p = plan(&s, &Policy::default());
+        let after = apply(&s, &p);
+        let free = free_after(&after);
+        for jp in p.jobs.iter().filter(|j| j.admitted) {
+            let job = after.jobs.iter().find(|j| j.key() == jp.job).unwrap();
+            if jp.target_trainers >= job.trainers.max { continue; }
+            // Queue limits may hold it back; skip jobs whose queue sits at its limit.
+            let limited = s.queues.iter().any(|q| q.limit.is_some()) && (job.queue == "q0");
+            if limited { continue; }
+            for (name, room, _) in &free {
+                let node = node_of(&after, name).unwrap();
+                prop_assert!(node.unschedulable || !job.trainers.resources.fits_in(room),
+                    "{} is below max ({} < {}) while {} has room {}", jp.job, jp.target_trainers,
+                    job.trainers.max, name, room);
+            }
+        }
+    }
+
+    #[test]
+    fn plans_are_deterministic_and_a_fixed_point(s in arb_running_world()) {
+        let policy = Policy::default();
+        let p1 = plan(&s, &policy);
+        let p2 = plan(&s, &policy);
+        prop_assert_eq!(&p1, &p2);
+        let after = apply(&s, &p1);
+        let again = plan(&after, &policy);
+        // Lost pods are cleaned up by the first plan; the second changes nothing.
+        prop_assert!(again.create.is_empty() || again.create.iter().all(|c| c.role != Role::Trainer),
+            "replan creates trainers: {:?}", again.create);
+        prop_assert!(again.delete.is_empty(), "replan deletes: {:?}", again.delete);
+    }
+}
+
+// ---- the fair share on its own -------------------------------------------------------
+
+fn arb_flat_problem() -> impl Strategy<Value = FairProblem> {
+    let job = (
+        prop::array::uniform3(0u32..5),
+        prop::array::uniform3(0u32..4),
+        0u32..20,
+        1u32..4,
+    )
+        .prop_map(|(r, b, max_extra, w)| {
+            let mut per_trainer = r.map(f64::from);
+            if per_trainer.iter().all(|&v| v == 0.0) {
+                per_trainer[0] = 1.0;
+            }
+            FairJob {
+                queue: 0,
+                weight: f64::from(w),
+                base: b.map(f64::from),
+                per_trainer,
+                max_extra,
+                current_extra: 0,
+            }
+        });
+    (
+        prop::collection::vec(job, 1..8),
+        prop::array::uniform3(10u32..80),
+    )
+        .prop_map(|(jobs, cap)| {
+            let capacity = cap.map(f64::from);
+            FairProblem {
+                capacity,
+                room: capacity,
+                queues: vec![FairQueue {
+                    parent: None,
+                    weight: 1.0,
+                    guaranteed: [0.0; 3],
+                    limit: [f64::INFINITY; 3],
+                }],
+                jobs,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The water-filling and the LP stages give the same continuous allocation.
+    #[test]
+    fn water_filling_agrees_with_the_lp(p in arb_flat_problem()) {
+        let w = fairshare::continuous(&p);
+        let l = lp::continuous(&p).expect("LP solves");
+        for (j, (a, b)) in w.iter().zip(&l).enumerate() {
+            prop_assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "job {}: water {} vs lp {} in {:?}", j, a, b, p);
+        }
+    }
+
+    /// DRF up to one instance: a job below its cap cannot grow without taking from a job
+    /// at or below it. Taking a trainer from a job that stays richer than the grown job
+    /// is always allowed, so: even with every such trainer taken back, the job's next
+    /// trainer still does not fit. (Leftovers too small for it may go to richer jobs:
+    /// that is work conservation, not unfairness.)
+    #[test]
+    fn integer_shares_are_drf_fair(p in arb_flat_problem()) {
+        let out = fairshare::solve(&p);
+        let mut base = [0.0; 3];
+        let mut used = [0.0; 3];
+        for (j, job) in p.jobs.iter().enumerate() {
+            for k in 0..3 {
+                base[k] += job.base[k];
+                used[k] += job.base[k] + f64::from(out.extra[j]) * job.per_trainer[k];
+            }
+        }
+        // Extra trainers never push a resource past the room; one the bases already
+        // over-fill gets none.
+        for k in 0..3 { prop_assert!(used[k] <= p.room[k].max(base[k]) + 1e-6, "{:?}", out); }
+        for (i, job) in p.jobs.iter().enumerate() {
+            if out.extra[i] >= job.max_extra { continue; }
+            let mine = job_share(job, &p.capacity, f64::from(out.extra[i]) + 1.0);
+            let mut reclaimable = [0.0; 3];
+            for (j, other) in p.jobs.iter().enumerate() {
+                if j == i { continue; }
+                let richer = (1..=out.extra[j])
+                    .filter(|&m| job_share(other, &p.capacity, f64::from(out.extra[j] - m)) > mine + 1e-9)
+                    .count();
+                for k in 0..3 { reclaimable[k] += other.per_trainer[k] * richer as f64; }
+            }
+            let still_blocked = (0..3).any(|k| {
+                job.per_trainer[k] > 0.0
+                    && used[k] - reclaimable[k] + job.per_trainer[k] > p.room[k] + 1e-9
+            });
+            prop_assert!(still_blocked,
+                "job {} could grow by taking only from richer jobs: {:?} (reclaimable {:?})",
+                i, out, reclaimable);
+        }
+    }
 }

@@ -31,8 +31,9 @@
 //! The outer level is found by bisection (the usage is monotone in `t`).
 //!
 //! Integer trainers: each `x_j` is rounded down, then the leftover goes one trainer at a
-//! time to the job whose (top-level queue share, job share) after the trainer is lowest,
-//! while it fits in `R` and in every limit: the result is work-conserving in aggregate.
+//! time down the tree: to the poorest top-level queue, its poorest child, and so on, and
+//! there to the job whose share with the trainer is lowest, while it fits in `R` and in
+//! every limit: the result is work-conserving in aggregate.
 //!
 //! # The same problem as a linear programme
 //!
@@ -166,6 +167,10 @@ struct Solver<'a> {
     queue_jobs: Vec<Vec<usize>>,
     /// For queues whose children are all jobs: the piecewise-linear usage curve.
     curves: Vec<Option<Curve>>,
+    /// A queue with no sibling (queue or job) competes with nobody: its level is its
+    /// parent's. Mapping it through its own share would make the level jump where that
+    /// share is flat (held up by a resource its trainers do not use).
+    alone: Vec<bool>,
 }
 
 /// Usage of a flat queue as a function of its internal level: sorted breakpoints with
@@ -268,10 +273,12 @@ impl Curve {
                 du = du.min((q.limit[k] - base_u[k]) / s[k]);
             }
         }
+        // Past the last breakpoint every job has stopped growing (slope zero), so the
+        // last breakpoint is the top; an infinite level would make `0 · ∞` a NaN usage.
         let end = if i + 1 < n {
             self.at[i + 1]
         } else {
-            f64::INFINITY
+            self.at[i]
         };
         let level = self.at[i] + du.max(0.0);
         level.min(end)
@@ -301,6 +308,12 @@ impl<'a> Solver<'a> {
                 }),
             );
         }
+        let alone = (0..nq)
+            .map(|q| match p.queues[q].parent {
+                None => top_queues.len() == 1,
+                Some(parent) => child_queues[parent].len() == 1 && queue_jobs[parent].is_empty(),
+            })
+            .collect();
         let frozen = lines
             .iter()
             .map(|l| if l.is_none() { Some(0.0) } else { None })
@@ -313,6 +326,7 @@ impl<'a> Solver<'a> {
             top_queues,
             queue_jobs,
             curves: Vec::new(),
+            alone,
         };
         s.rebuild_curves();
         s
@@ -375,22 +389,43 @@ impl<'a> Solver<'a> {
             }
         }
         for &c in &self.child_queues[q] {
-            let full = self.queue_usage_at(c, self.queue_top_level(c));
-            top = top.max(queue_share(&self.p.queues[c], &full, &self.p.capacity));
+            top = top.max(self.queue_reach(c));
         }
         top
+    }
+
+    /// The parent level at which queue `q` stops growing.
+    fn queue_reach(&self, q: usize) -> f64 {
+        let top = self.queue_top_level(q);
+        if self.alone[q] {
+            top
+        } else {
+            let full = self.queue_usage_at(q, top);
+            queue_share(&self.p.queues[q], &full, &self.p.capacity)
+        }
     }
 
     /// The internal level queue `q` takes when its parent's level is `t`.
     fn queue_level(&self, q: usize, t: f64) -> f64 {
         let queue = &self.p.queues[q];
+        let alone = self.alone[q];
         if let Some(curve) = &self.curves[q] {
-            return curve.level_for(queue, t, &self.p.capacity);
+            return if alone {
+                curve
+                    .level_for(queue, f64::INFINITY, &self.p.capacity)
+                    .min(t)
+            } else {
+                curve.level_for(queue, t, &self.p.capacity)
+            };
         }
         let ok = |u: f64| {
             let usage = self.queue_usage_at(q, u);
-            queue_share(queue, &usage, &self.p.capacity) <= t + EPS
-                && (0..3).all(|k| usage[k] <= queue.limit[k] + EPS)
+            let share_ok = if alone {
+                u <= t + EPS
+            } else {
+                queue_share(queue, &usage, &self.p.capacity) <= t + EPS
+            };
+            share_ok && (0..3).all(|k| usage[k] <= queue.limit[k] + EPS)
         };
         let mut hi = self.queue_top_level(q);
         if ok(hi) {
@@ -438,53 +473,84 @@ impl<'a> Solver<'a> {
         }
     }
 
-    fn solve(mut self) -> Vec<f64> {
+    /// The continuous allocation, and the allocation where the first resource saturated
+    /// (the point up to which integer trainers can be handed out without asking who
+    /// is blocked: see [`round`]).
+    fn solve(mut self) -> (Vec<f64>, Vec<f64>) {
         let p = self.p;
         let mut x = vec![0.0; p.jobs.len()];
+        let mut first_stage: Option<Vec<f64>> = None;
         // One stage per saturated resource, plus one to notice that all are done.
         for _stage in 0..4 {
             if self.frozen.iter().all(Option::is_some) {
                 break;
             }
+            // Only resources that an active job's trainers use change with the level;
+            // the rest hold constant usage, and their rounding noise from frozen jobs
+            // must not make every level look infeasible.
+            let room = self.live_room();
             let t_hi = self
                 .top_queues
                 .iter()
-                .map(|&q| {
-                    let full = self.queue_usage_at(q, self.queue_top_level(q));
-                    queue_share(&p.queues[q], &full, &p.capacity)
-                })
+                .map(|&q| self.queue_reach(q))
                 .fold(0.0, f64::max);
-            if fits(&self.total_at(t_hi), &p.room) {
+            if fits(&self.total_at(t_hi), &room) {
                 self.allocation_at(t_hi, &mut x);
-                return x;
+                let first = first_stage.unwrap_or_else(|| x.clone());
+                return (x, first);
             }
             let (mut lo, mut hi) = (0.0, t_hi);
-            if !fits(&self.total_at(lo), &p.room) {
+            if !fits(&self.total_at(lo), &room) {
                 // Even the level-0 allocation does not fit (guarantees or bases exceed
                 // the room): hand out nothing here; rounding fills what fits.
                 self.allocation_at(0.0, &mut x);
+                first_stage.get_or_insert_with(|| x.clone());
                 let over = self.total_at(0.0);
                 self.freeze_saturated(&x, &over);
                 continue;
             }
             for _ in 0..BISECTION_STEPS {
                 let mid = 0.5 * (lo + hi);
-                if fits(&self.total_at(mid), &p.room) {
+                if fits(&self.total_at(mid), &room) {
                     lo = mid;
                 } else {
                     hi = mid;
                 }
             }
             self.allocation_at(lo, &mut x);
-            let over = self.total_at(hi);
-            self.freeze_saturated(&x, &over);
+            first_stage.get_or_insert_with(|| x.clone());
+            let mut binding = self.total_at(hi);
+            // After 64 halvings `hi` overshoots by rounding noise only: a resource binds
+            // when it is over the room at `hi` or has no slack left at `lo`.
+            let at_lo = self.total_at(lo);
+            for k in 0..3 {
+                if room[k] - at_lo[k] <= 1e-7 * room[k].abs().max(1.0) {
+                    binding[k] = binding[k].max(room[k] * (1.0 + 2.0 * EPS) + 2.0 * EPS);
+                }
+            }
+            self.freeze_saturated(&x, &binding);
         }
         for (j, f) in self.frozen.iter().enumerate() {
             if let Some(v) = f {
                 x[j] = *v;
             }
         }
-        x
+        let first = first_stage.unwrap_or_else(|| x.clone());
+        (x, first)
+    }
+
+    fn live_room(&self) -> Res3 {
+        let mut room = [f64::INFINITY; 3];
+        for (j, job) in self.p.jobs.iter().enumerate() {
+            if self.frozen[j].is_none() {
+                for k in 0..3 {
+                    if job.per_trainer[k] > 0.0 {
+                        room[k] = self.p.room[k];
+                    }
+                }
+            }
+        }
+        room
     }
 
     fn freeze_saturated(&mut self, x: &[f64], over: &Res3) {
@@ -516,13 +582,13 @@ impl<'a> Solver<'a> {
 
 /// Continuous progressive filling only (see the module doc).
 pub fn continuous(p: &FairProblem) -> Vec<f64> {
-    Solver::new(p).solve()
+    Solver::new(p).solve().0
 }
 
 /// The integer fair share: continuous filling, rounded down, leftover handed out.
 pub fn solve(p: &FairProblem) -> FairShare {
-    let continuous = continuous(p);
-    let extra = round(p, &continuous);
+    let (continuous, first_stage) = Solver::new(p).solve();
+    let extra = round(p, &first_stage);
     FairShare { continuous, extra }
 }
 
@@ -539,7 +605,19 @@ fn ancestors(p: &FairProblem, q: usize) -> Vec<usize> {
     path
 }
 
-fn round(p: &FairProblem, continuous: &[f64]) -> Vec<u32> {
+/// Integer trainers by discrete progressive filling: one trainer at a time to the
+/// poorest candidate (see the key below); a job whose next trainer does not fit drops
+/// out for good, since room only shrinks.
+///
+/// Filling from zero would cost one heap operation per trainer, so it starts from the
+/// continuous allocation at the first saturation level `t1`, rounded down: every
+/// trainer there has share ≤ `t1`, below the next trainer of any job that can still
+/// be blocked, so discrete filling from zero would have handed out the same ones
+/// first. Starting from the *final* continuous answer would not do: a job frozen there
+/// by a resource that rounding leaves unsaturated would keep a trainer its poorer
+/// neighbour needs.
+fn round(p: &FairProblem, start: &[f64]) -> Vec<u32> {
+    let continuous = start;
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
 
@@ -549,26 +627,27 @@ fn round(p: &FairProblem, continuous: &[f64]) -> Vec<u32> {
         .map(|(&x, job)| ((x + 1e-6).floor().max(0.0) as u32).min(job.max_extra))
         .collect();
     // Rounding 2.9999999 up to 3 must not push the total past the room: take back from
-    // the jobs rounded up the most until it fits.
+    // the jobs rounded up the most until it fits. (A resource the bases alone over-fill
+    // has no extra trainer on it to take back, and is left as it is.)
     loop {
         let mut total = [0.0; 3];
         for (j, job) in p.jobs.iter().enumerate() {
             add_scaled(&mut total, &job.base, 1.0);
             add_scaled(&mut total, &job.per_trainer, f64::from(extra[j]));
         }
-        let Some(k) = (0..3).find(|&k| total[k] > p.room[k] + 1e-9 * p.room[k].abs().max(1.0))
-        else {
-            break;
-        };
-        let culprit = (0..p.jobs.len())
-            .filter(|&j| extra[j] > 0 && p.jobs[j].per_trainer[k] > 0.0)
-            .max_by(|&a, &b| {
-                (f64::from(extra[a]) - continuous[a])
-                    .total_cmp(&(f64::from(extra[b]) - continuous[b]))
+        let culprit = (0..3)
+            .filter(|&k| total[k] > p.room[k] + 1e-9 * p.room[k].abs().max(1.0))
+            .find_map(|k| {
+                (0..p.jobs.len())
+                    .filter(|&j| extra[j] > 0 && p.jobs[j].per_trainer[k] > 0.0)
+                    .max_by(|&a, &b| {
+                        (f64::from(extra[a]) - continuous[a])
+                            .total_cmp(&(f64::from(extra[b]) - continuous[b]))
+                    })
             });
         match culprit {
             Some(j) => extra[j] -= 1,
-            None => break, // bases alone exceed the room; nothing extra to take back
+            None => break,
         }
     }
     let paths: Vec<Vec<usize>> = p.jobs.iter().map(|j| ancestors(p, j.queue)).collect();
@@ -583,16 +662,22 @@ fn round(p: &FairProblem, continuous: &[f64]) -> Vec<u32> {
         }
     }
 
-    // Key of giving job j one more trainer: lower is served first.
+    // Key of giving job j one more trainer, lower served first: the discrete form of
+    // progressive filling. From the top of the tree down, the current share of each queue
+    // on the job's path (the poorest queue is served first), then the job's share with
+    // the trainer. Current, not "after", for queues: in one queue every job would
+    // otherwise be ranked by how much its trainer moves the queue's dominant resource
+    // rather than by its own share.
     let key = |j: usize, extra: &[u32], queue_usage: &[Res3]| {
         let job = &p.jobs[j];
-        let top = *paths[j].last().unwrap_or(&job.queue);
-        let mut qu = queue_usage[top];
-        add_scaled(&mut qu, &job.per_trainer, 1.0);
-        let qs = queue_share(&p.queues[top], &qu, &p.capacity);
-        let js = job_share(job, &p.capacity, f64::from(extra[j]) + 1.0);
+        let mut shares: Vec<OrdF> = paths[j]
+            .iter()
+            .rev()
+            .map(|&q| OrdF(queue_share(&p.queues[q], &queue_usage[q], &p.capacity)))
+            .collect();
+        shares.push(OrdF(job_share(job, &p.capacity, f64::from(extra[j]) + 1.0)));
         let holder = u8::from(job.current_extra <= extra[j]);
-        (OrdF(qs), OrdF(js), holder, j)
+        (shares, holder, j)
     };
     let mut heap = BinaryHeap::new();
     for j in 0..p.jobs.len() {
@@ -603,7 +688,7 @@ fn round(p: &FairProblem, continuous: &[f64]) -> Vec<u32> {
         }
     }
     while let Some(Reverse(k)) = heap.pop() {
-        let j = k.3;
+        let j = k.2;
         let fresh = key(j, &extra, &queue_usage);
         if fresh > k {
             heap.push(Reverse(fresh)); // a sibling grew since: re-queue with the true key
@@ -615,7 +700,10 @@ fn round(p: &FairProblem, continuous: &[f64]) -> Vec<u32> {
         let within_limits = paths[j]
             .iter()
             .all(|&q| (0..3).all(|k| queue_usage[q][k] + r[k] <= p.queues[q].limit[k] + EPS));
-        if !fits(&t, &p.room) || !within_limits {
+        // Only what the trainer uses: bases may over-fill a resource it does not touch.
+        let fits_room =
+            (0..3).all(|k| r[k] <= 0.0 || t[k] <= p.room[k] + 1e-12 * p.room[k].abs().max(1.0));
+        if !fits_room || !within_limits {
             continue; // room only shrinks: this job is done
         }
         total = t;

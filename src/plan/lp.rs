@@ -43,8 +43,11 @@ pub fn continuous(p: &FairProblem) -> Result<Vec<f64>, LpError> {
             room_left[k] -= job.base[k];
         }
     }
-    if room_left.iter().any(|&r| r < -EPS) {
-        return Ok(vec![0.0; n]); // bases alone do not fit: nothing extra for anyone
+    // A resource the bases already over-fill has nothing to hand out: its users stay at
+    // zero extra trainers, while jobs on other resources still grow (as the water-filling
+    // does: the level-0 stage freezes exactly those users).
+    for r in &mut room_left {
+        *r = r.max(0.0);
     }
     let mut t_prev = 0.0;
     while frozen.iter().any(Option::is_none) {
