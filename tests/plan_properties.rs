@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)] // per-resource index loops read like the formulas
 //! Properties of `plan::plan` over random clusters, checked on the plan and on the world
 //! after the plan is applied.
 
