@@ -423,10 +423,24 @@ fn lost_node_recreates_master_and_restores_min() {
             .any(|x| matches!(x, Problem::PodOnUnknownNode { .. }))
     );
     assert!(p.delete.iter().any(|d| d.reason == DeleteReason::NodeGone));
-    // The lost master's name is still taken until its object is deleted: next tick.
+    // The lost master's name is still taken until its object is deleted, so it is
+    // recreated after the delete, on a node whose room the plan holds.
+    let again = p
+        .recreate_after_delete
+        .iter()
+        .find(|c| c.role == Role::Master)
+        .expect("master recreated after delete");
+    assert_eq!(again.pod, "j-master-0");
+    assert_ne!(again.node, master_node);
     let s = apply(&s, &p);
+    assert_no_overcommit(&s);
+    let master = s.jobs[0].pods.iter().find(|p| p.role == Role::Master);
+    assert_eq!(
+        master.and_then(|m| m.node.clone()),
+        Some(again.node.clone())
+    );
     let p = plan(&s, &Policy::default());
-    assert!(p.create.iter().any(|c| c.role == Role::Master), "{p:?}");
+    assert!(p.create.is_empty() && p.delete.is_empty(), "{p:?}");
 }
 
 #[test]
@@ -465,4 +479,51 @@ fn unbound_pods_are_bound_not_duplicated() {
     assert_eq!(names.len(), 2);
     assert!(names.contains(&"j-trainer-7"), "{names:?}");
     assert!(names.contains(&"j-trainer-8"), "{names:?}");
+}
+
+/// A job lost its master and pserver with a node while services and a newcomer want the
+/// room: the replacement is created one tick later (its name is still held), and the
+/// tick after the first plan must not evict anybody to make that room.
+#[test]
+fn lost_support_pods_keep_their_room_until_recreated() {
+    let mut j0 = job("j0", 0, 10, Resources::new(1500, GIB, 0));
+    j0.pservers.replicas = 1;
+    j0.admitted = true;
+    j0.last_scale_time_s = Some(0.0);
+    j0.pods.push(bound("j0-master-0", Role::Master, "gone"));
+    j0.pods.push(bound("j0-pserver-0", Role::Pserver, "gone"));
+    for i in 0..10 {
+        j0.pods
+            .push(bound(&format!("j0-trainer-{i}"), Role::Trainer, "n0"));
+    }
+    let mut j1 = job("j1", 0, 8, one_cpu());
+    j1.pservers.replicas = 0;
+    j1.submit_time_s = 7.0;
+    let mut s = snapshot(vec![gpu_node("n0", 20, 2)], vec![j0, j1]);
+    s.time_s = 7.0;
+    for i in 0..2 {
+        s.other_pods.push(OtherPod {
+            namespace: "web".into(),
+            name: format!("late-{i}"),
+            workload: None,
+            resources: Resources::new(2000, GIB, 0),
+            node: None,
+        });
+    }
+    let policy = Policy::default();
+    let first = plan(&s, &policy);
+    let after = apply(&s, &first);
+    let second = plan(&after, &policy);
+    assert!(
+        second.delete.is_empty(),
+        "second plan deletes {:?}",
+        second.delete
+    );
+    let after = apply(&after, &second);
+    assert_no_overcommit(&after);
+    let third = plan(&after, &policy);
+    assert!(
+        third.create.is_empty() && third.delete.is_empty(),
+        "{third:?}"
+    );
 }

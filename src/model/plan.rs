@@ -10,6 +10,10 @@ pub struct Plan {
     /// Pods to create (or, when a pod of that name exists unbound, to bind) on a node.
     pub create: Vec<PodPlacement>,
     pub delete: Vec<PodDeletion>,
+    /// Masters/pservers to recreate under their stable name once the pod that still
+    /// holds the name (being deleted) is gone: their room on `node` is held meanwhile.
+    #[serde(default)]
+    pub recreate_after_delete: Vec<PodPlacement>,
     /// Where pending service pods are expected to land: capacity ebb keeps free for them.
     pub service_reservations: Vec<ServiceReservation>,
     /// Snapshot-level defects that were worked around (the rest was still planned).

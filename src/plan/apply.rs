@@ -27,7 +27,8 @@ pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
             next.jobs[j].pods.retain(|p| p.name != d.pod);
         }
     }
-    for c in &plan.create {
+    // Deletions complete at once here, so pods waiting for their name follow at once.
+    for c in plan.create.iter().chain(&plan.recreate_after_delete) {
         let Some(j) = find(&c.job) else { continue };
         let pods = &mut next.jobs[j].pods;
         match pods.iter_mut().find(|p| p.name == c.pod) {

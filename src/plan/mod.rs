@@ -111,6 +111,7 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
         jobs,
         create: packed.create,
         delete: packed.delete,
+        recreate_after_delete: packed.recreate_after_delete,
         service_reservations: packed.reservations,
         problems: view.problems,
     }

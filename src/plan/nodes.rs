@@ -12,8 +12,9 @@ pub struct NodeState {
     by_free_gpus: BTreeSet<(i64, usize)>,
     /// Schedulable CPU-only nodes by free CPU.
     cpu_nodes_by_free_cpu: BTreeSet<(i64, usize)>,
-    /// Schedulable GPU nodes by free CPU: where CPU-only pods go when nothing else fits.
-    gpu_nodes_by_free_cpu: BTreeSet<(i64, usize)>,
+    /// Schedulable GPU nodes by (free GPUs, free CPU): where CPU-only pods go when no
+    /// CPU node fits, fewest free GPUs first so they strand the fewest GPUs.
+    gpu_nodes_for_cpu_pods: BTreeSet<(i64, i64, usize)>,
 }
 
 impl NodeState {
@@ -31,7 +32,7 @@ impl NodeState {
             has_gpus,
             by_free_gpus: BTreeSet::new(),
             cpu_nodes_by_free_cpu: BTreeSet::new(),
-            gpu_nodes_by_free_cpu: BTreeSet::new(),
+            gpu_nodes_for_cpu_pods: BTreeSet::new(),
         };
         for n in 0..s.free.len() {
             s.index(n);
@@ -46,7 +47,7 @@ impl NodeState {
         let f = self.free[n];
         if self.has_gpus[n] {
             self.by_free_gpus.insert((f.gpus, n));
-            self.gpu_nodes_by_free_cpu.insert((f.cpu_milli, n));
+            self.gpu_nodes_for_cpu_pods.insert((f.gpus, f.cpu_milli, n));
         } else {
             self.cpu_nodes_by_free_cpu.insert((f.cpu_milli, n));
         }
@@ -55,7 +56,8 @@ impl NodeState {
     fn unindex(&mut self, n: usize) {
         let f = self.free[n];
         self.by_free_gpus.remove(&(f.gpus, n));
-        self.gpu_nodes_by_free_cpu.remove(&(f.cpu_milli, n));
+        self.gpu_nodes_for_cpu_pods
+            .remove(&(f.gpus, f.cpu_milli, n));
         self.cpu_nodes_by_free_cpu.remove(&(f.cpu_milli, n));
     }
 
@@ -92,8 +94,12 @@ impl NodeState {
         if r.gpus > 0 {
             scan(&self.by_free_gpus, need.gpus)
         } else {
-            scan(&self.cpu_nodes_by_free_cpu, need.cpu_milli)
-                .or_else(|| scan(&self.gpu_nodes_by_free_cpu, need.cpu_milli))
+            scan(&self.cpu_nodes_by_free_cpu, need.cpu_milli).or_else(|| {
+                self.gpu_nodes_for_cpu_pods
+                    .iter()
+                    .map(|&(_, _, n)| n)
+                    .find(|&n| need.fits_in(&self.free[n]))
+            })
         }
     }
 }

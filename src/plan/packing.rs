@@ -29,6 +29,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 pub struct Packed {
     pub create: Vec<PodPlacement>,
     pub delete: Vec<PodDeletion>,
+    pub recreate_after_delete: Vec<PodPlacement>,
     pub reservations: Vec<ServiceReservation>,
     /// Trainers each job will hold after the plan.
     pub trainers: Vec<u32>,
@@ -97,6 +98,7 @@ struct Packer<'v, 'a> {
     jobs: Vec<JobPack>,
     create: Vec<PodPlacement>,
     delete: Vec<Deletion>,
+    recreate_after_delete: Vec<PodPlacement>,
     /// Deletions that need no undo (unbound or lost pods).
     cleanup: Vec<PodDeletion>,
     reservations: Vec<ServiceReservation>,
@@ -163,6 +165,7 @@ pub fn pack(
         jobs,
         create: Vec::new(),
         delete: Vec::new(),
+        recreate_after_delete: Vec::new(),
         cleanup: Vec::new(),
         reservations: Vec::new(),
         journal: None,
@@ -175,6 +178,7 @@ pub fn pack(
     p.grow();
     p.keep_victims_that_fit();
     p.top_up();
+    p.reserve_services();
     p.clean_up_unneeded();
     let trainers = p.jobs.iter().map(|j| j.kept + j.created).collect();
     let mut delete: Vec<PodDeletion> = p.delete.into_iter().map(|d| d.out).collect();
@@ -182,6 +186,7 @@ pub fn pack(
     Packed {
         create: p.create,
         delete,
+        recreate_after_delete: p.recreate_after_delete,
         reservations: p.reservations,
         trainers,
     }
@@ -412,8 +417,15 @@ impl Packer<'_, '_> {
 
     // ---- the steps --------------------------------------------------------------
 
+    /// Room for pending service pods, evicting trainers if need be. Runs again after the
+    /// top-up: a trainer it added above a job's minimum elsewhere lets that job give up
+    /// one where a service still waits.
     fn reserve_services(&mut self) {
         for pod in self.view.pending_services.clone() {
+            let key = pod.key();
+            if self.reservations.iter().any(|r| r.pod == key) {
+                continue;
+            }
             let reason = DeleteReason::MakeRoomForService { pod: pod.key() };
             if let Some(n) = self.fit_or_make_room(&pod.resources, None, &reason) {
                 self.nodes.take(n, &pod.resources);
@@ -444,11 +456,14 @@ impl Packer<'_, '_> {
                 while let Some(name) = self.support_name(j, role, &live) {
                     let res = self.view.jobs[j].job.resources_of(role);
                     let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
-                    match self.fit_or_make_room(&res, Some(j), &reason) {
+                    // A master or pserver may displace the job's own trainers: without
+                    // it they cannot train anyway.
+                    match self.fit_or_make_room(&res, None, &reason) {
                         Some(n) => self.place_support(j, role, name, n),
                         None => break,
                     }
                 }
+                self.hold_room_for_renamed_support(j, role);
             }
             let res = self.trainer_res(j);
             while self.jobs[j].kept + self.jobs[j].created < self.jobs[j].min {
@@ -458,6 +473,36 @@ impl Packer<'_, '_> {
                     None => break,
                 }
             }
+        }
+    }
+
+    /// A lost master or pserver whose name is still held by the pod being deleted is
+    /// created next tick; hold its room now, or this plan would hand that room to
+    /// trainers and the next would have to evict one of them (no fixed point).
+    fn hold_room_for_renamed_support(&mut self, j: usize, role: Role) {
+        let jv = &self.view.jobs[j];
+        let replicas = match role {
+            Role::Master => jv.job.master.replicas,
+            _ => jv.job.pservers.replicas,
+        };
+        let live = self.live_support_names(j);
+        let res = jv.job.resources_of(role);
+        for i in 0..replicas {
+            let name = format!("{}-{}-{}", jv.job.name, role, i);
+            if live.contains(&name) || self.jobs[j].support_created.contains(&name) {
+                continue;
+            }
+            let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
+            let Some(n) = self.fit_or_make_room(&res, None, &reason) else {
+                break;
+            };
+            self.take(n, res);
+            self.recreate_after_delete.push(PodPlacement {
+                job: self.key(j),
+                pod: name,
+                role,
+                node: self.view.node_names[n].to_string(),
+            });
         }
     }
 
@@ -486,18 +531,11 @@ impl Packer<'_, '_> {
         }
     }
 
+    /// Trainers first: they are the big (often GPU) pods, and a master placed first on
+    /// the tightest node can take the CPU a GPU trainer needed there.
     fn place_gang(&mut self, j: usize) -> bool {
         let live = HashSet::new();
         let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
-        for role in [Role::Master, Role::Pserver] {
-            while let Some(name) = self.support_name(j, role, &live) {
-                let res = self.view.jobs[j].job.resources_of(role);
-                match self.fit_or_make_room(&res, Some(j), &reason) {
-                    Some(n) => self.place_support(j, role, name, n),
-                    None => return false,
-                }
-            }
-        }
         let min = self.jobs[j].min;
         let placed = self.place_trainers(j, min);
         if placed < min {
@@ -505,6 +543,15 @@ impl Packer<'_, '_> {
             for _ in placed..min {
                 match self.make_room(&res, Some(j), &reason) {
                     Some(n) => self.place_trainer(j, n),
+                    None => return false,
+                }
+            }
+        }
+        for role in [Role::Master, Role::Pserver] {
+            while let Some(name) = self.support_name(j, role, &live) {
+                let res = self.view.jobs[j].job.resources_of(role);
+                match self.fit_or_make_room(&res, Some(j), &reason) {
+                    Some(n) => self.place_support(j, role, name, n),
                     None => return false,
                 }
             }
@@ -753,13 +800,9 @@ impl Packer<'_, '_> {
     }
 
     /// Hand idle room to admitted jobs below max, lowest share first, within queue limits.
+    /// A shrinking job takes part too: its victim's node may have gone to a newcomer
+    /// while another node sits idle, and idle room helps nobody.
     fn top_up(&mut self) {
-        let shrinking: HashSet<usize> = self
-            .delete
-            .iter()
-            .filter(|d| d.out.reason == DeleteReason::ScaleDown)
-            .map(|d| d.job)
-            .collect();
         let paths: Vec<Vec<usize>> = self
             .view
             .jobs
@@ -784,7 +827,7 @@ impl Packer<'_, '_> {
         for j in 0..self.jobs.len() {
             let jp = &self.jobs[j];
             let have = jp.kept + jp.created;
-            if jp.admitted && have < jp.max && !shrinking.contains(&j) {
+            if jp.admitted && have < jp.max {
                 heap.push(Reverse((OrdF(self.share(j, have + 1)), j)));
             }
         }

@@ -107,3 +107,12 @@ pub fn assert_no_overcommit(s: &Snapshot) {
         );
     }
 }
+
+pub fn bound(name: &str, role: Role, node: &str) -> JobPod {
+    JobPod {
+        name: name.into(),
+        role,
+        node: Some(node.into()),
+        terminating: false,
+    }
+}
