@@ -4,5 +4,6 @@
 //! services, binaries) moves data in and out of `plan::plan`.
 
 pub mod bench;
+pub mod coord;
 pub mod model;
 pub mod plan;

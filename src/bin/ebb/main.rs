@@ -4,6 +4,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ebb::bench::{generate::ClusterSpec, plan_bench};
 
+mod coord_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "ebb",
@@ -25,6 +27,12 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A job's master: leases data chunks to trainers.
+    Master(coord_cmd::MasterArgs),
+    /// A job's parameter server: one shard of the parameters.
+    Pserver(coord_cmd::PserverArgs),
+    /// The reference elastic trainer (digits, softmax regression or MLP).
+    Trainer(coord_cmd::TrainerArgs),
     /// Measure ebb's hot paths.
     #[command(subcommand)]
     Bench(Bench),
@@ -71,6 +79,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
+        Command::Master(a) => coord_cmd::master(a),
+        Command::Pserver(a) => coord_cmd::pserver(a),
+        Command::Trainer(a) => coord_cmd::trainer(a),
         Command::Bench(Bench::Plan(a)) => bench_plan(a),
     }
 }

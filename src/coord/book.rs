@@ -1,0 +1,770 @@
+//! The master's task book: chunks of the training set per pass, leased to trainers.
+//! Pure state machine with time passed in (ms), so every transition is unit-tested;
+//! `master.rs` adds RPC, clocks and durability around it.
+//!
+//! A chunk is in exactly one state per pass: todo, pending (leased), done or failed.
+//! A completion counts only when it quotes the chunk's live lease, so a chunk is done
+//! at most once; a lease whose trainer leaves, misses heartbeats or overruns its
+//! deadline goes back to todo, so a chunk is done at least once (or given up after
+//! `max_failures`).
+
+use std::collections::{HashMap, VecDeque};
+
+#[derive(Clone, Debug)]
+pub struct BookConfig {
+    pub records: u64,
+    pub chunk_size: u64,
+    pub passes: u32,
+    pub lease_ms: u64,
+    pub heartbeat_timeout_ms: u64,
+    pub max_failures: u32,
+    pub save_interval_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkState {
+    Todo,
+    Pending,
+    Done,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub pass: u32,
+    pub chunk: u32,
+    pub begin: u64,
+    pub end: u64,
+    pub lease_id: u64,
+    pub deadline_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    Leased(Lease),
+    Wait,
+    Finished,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    #[error("unknown trainer {0:?}: register first")]
+    UnknownTrainer(String),
+    #[error("trainer_id must not be empty")]
+    EmptyTrainerId,
+    #[error("pass {pass} chunk {chunk}: no such chunk")]
+    NoSuchChunk { pass: u32, chunk: u32 },
+    #[error("pass {pass} chunk {chunk} is already done: duplicate completion ignored")]
+    AlreadyDone { pass: u32, chunk: u32 },
+    #[error(
+        "pass {pass} chunk {chunk}: lease {lease_id} is not the live lease (expired, returned or from before a restart)"
+    )]
+    StaleLease {
+        pass: u32,
+        chunk: u32,
+        lease_id: u64,
+    },
+}
+
+/// What must be made durable after a transition (see `wal.rs`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Event {
+    Done {
+        pass: u32,
+        chunk: u32,
+    },
+    Failure {
+        pass: u32,
+        chunk: u32,
+        failures: u32,
+        gave_up: bool,
+    },
+    PassAdvanced {
+        pass: u32,
+    },
+    FinalSaved,
+}
+
+/// Everything about progress that must survive a crash (leases need not: a restart
+/// bumps the epoch and the chunks they held are simply todo again).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DurableState {
+    pub records: u64,
+    pub chunk_size: u64,
+    pub passes: u32,
+    pub epoch: u64,
+    pub pass: u32,
+    pub history: Vec<PassTotals>,
+    pub done: Vec<u32>,
+    /// (chunk, failures, gave up)
+    pub failures: Vec<(u32, u32, bool)>,
+    pub final_saved: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Pending {
+    trainer: String,
+    lease_id: u64,
+    deadline_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PassTotals {
+    pub done: u32,
+    pub failed: u32,
+    /// Accepted completions: equals `done` unless a chunk was done twice.
+    pub completions: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct TaskBook {
+    pub config: BookConfig,
+    chunks: u32,
+    pass: u32,
+    finished: bool,
+    state: Vec<ChunkState>,
+    failures: Vec<u32>,
+    todo: VecDeque<u32>,
+    pending: HashMap<u32, Pending>,
+    /// Trainer id -> last heartbeat (ms).
+    trainers: HashMap<String, u64>,
+    history: Vec<PassTotals>,
+    /// Lease ids are `epoch << 40 | n`: a restart bumps the epoch so no lease from
+    /// before it can ever match.
+    epoch: u64,
+    next_lease: u64,
+    last_save_ms: Option<u64>,
+    final_save: Option<String>,
+    final_saved: bool,
+    pub rejected_completions: u64,
+    pub requeued_leases: u64,
+}
+
+impl TaskBook {
+    pub fn new(config: BookConfig, epoch: u64) -> TaskBook {
+        let chunks = config.records.div_ceil(config.chunk_size.max(1)) as u32;
+        let mut book = TaskBook {
+            chunks,
+            pass: 0,
+            finished: config.passes == 0 || chunks == 0,
+            state: Vec::new(),
+            failures: Vec::new(),
+            todo: VecDeque::new(),
+            pending: HashMap::new(),
+            trainers: HashMap::new(),
+            history: vec![PassTotals::default()],
+            epoch,
+            next_lease: 0,
+            last_save_ms: None,
+            final_save: None,
+            final_saved: false,
+            rejected_completions: 0,
+            requeued_leases: 0,
+            config,
+        };
+        book.start_pass(0);
+        book
+    }
+
+    fn start_pass(&mut self, pass: u32) {
+        self.pass = pass;
+        self.state = vec![ChunkState::Todo; self.chunks as usize];
+        self.failures = vec![0; self.chunks as usize];
+        self.todo = (0..self.chunks).collect();
+        self.pending.clear();
+        while self.history.len() <= pass as usize {
+            self.history.push(PassTotals::default());
+        }
+    }
+
+    pub fn chunks(&self) -> u32 {
+        self.chunks
+    }
+    pub fn pass(&self) -> u32 {
+        self.pass
+    }
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+    pub fn history(&self) -> &[PassTotals] {
+        &self.history
+    }
+    pub fn final_saved(&self) -> bool {
+        self.final_saved
+    }
+    pub fn trainers(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.trainers.keys().cloned().collect();
+        t.sort();
+        t
+    }
+    pub fn counts(&self) -> [u32; 4] {
+        let mut c = [0; 4];
+        for s in &self.state {
+            c[*s as usize] += 1;
+        }
+        c
+    }
+
+    fn known(&self, trainer: &str) -> Result<(), BookError> {
+        if trainer.is_empty() {
+            return Err(BookError::EmptyTrainerId);
+        }
+        if self.trainers.contains_key(trainer) {
+            Ok(())
+        } else {
+            Err(BookError::UnknownTrainer(trainer.to_string()))
+        }
+    }
+
+    pub fn register(&mut self, trainer: &str, now: u64) -> Result<(), BookError> {
+        if trainer.is_empty() {
+            return Err(BookError::EmptyTrainerId);
+        }
+        self.trainers.insert(trainer.to_string(), now);
+        Ok(())
+    }
+
+    pub fn heartbeat(&mut self, trainer: &str, now: u64) -> bool {
+        match self.trainers.get_mut(trainer) {
+            Some(t) => {
+                *t = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn lease(&mut self, trainer: &str, now: u64) -> Result<LeaseOutcome, BookError> {
+        self.known(trainer)?;
+        self.trainers.insert(trainer.to_string(), now);
+        if self.finished {
+            return Ok(LeaseOutcome::Finished);
+        }
+        let Some(chunk) = self.todo.pop_front() else {
+            return Ok(LeaseOutcome::Wait);
+        };
+        self.next_lease += 1;
+        let lease_id = (self.epoch << 40) | self.next_lease;
+        let deadline_ms = now + self.config.lease_ms;
+        self.state[chunk as usize] = ChunkState::Pending;
+        self.pending.insert(
+            chunk,
+            Pending {
+                trainer: trainer.to_string(),
+                lease_id,
+                deadline_ms,
+            },
+        );
+        let begin = u64::from(chunk) * self.config.chunk_size;
+        let end = (begin + self.config.chunk_size).min(self.config.records);
+        Ok(LeaseOutcome::Leased(Lease {
+            pass: self.pass,
+            chunk,
+            begin,
+            end,
+            lease_id,
+            deadline_ms,
+        }))
+    }
+
+    /// Checks that `lease_id` is the live lease of (pass, chunk) held by `trainer`.
+    fn take_live_lease(
+        &mut self,
+        trainer: &str,
+        pass: u32,
+        chunk: u32,
+        lease_id: u64,
+    ) -> Result<(), BookError> {
+        if chunk >= self.chunks || pass >= self.config.passes {
+            return Err(BookError::NoSuchChunk { pass, chunk });
+        }
+        let done_already = pass < self.pass
+            || (pass == self.pass && self.state[chunk as usize] == ChunkState::Done);
+        if done_already {
+            self.rejected_completions += 1;
+            return Err(BookError::AlreadyDone { pass, chunk });
+        }
+        let live = pass == self.pass
+            && self
+                .pending
+                .get(&chunk)
+                .is_some_and(|p| p.lease_id == lease_id && p.trainer == trainer);
+        if !live {
+            self.rejected_completions += 1;
+            return Err(BookError::StaleLease {
+                pass,
+                chunk,
+                lease_id,
+            });
+        }
+        self.pending.remove(&chunk);
+        Ok(())
+    }
+
+    pub fn complete(
+        &mut self,
+        trainer: &str,
+        pass: u32,
+        chunk: u32,
+        lease_id: u64,
+        now: u64,
+    ) -> Result<Vec<Event>, BookError> {
+        self.known(trainer)?;
+        self.trainers.insert(trainer.to_string(), now);
+        self.take_live_lease(trainer, pass, chunk, lease_id)?;
+        self.state[chunk as usize] = ChunkState::Done;
+        let totals = &mut self.history[pass as usize];
+        totals.done += 1;
+        totals.completions += 1;
+        let mut events = vec![Event::Done { pass, chunk }];
+        events.extend(self.maybe_advance());
+        Ok(events)
+    }
+
+    pub fn fail(
+        &mut self,
+        trainer: &str,
+        pass: u32,
+        chunk: u32,
+        lease_id: u64,
+        now: u64,
+    ) -> Result<Vec<Event>, BookError> {
+        self.known(trainer)?;
+        self.trainers.insert(trainer.to_string(), now);
+        self.take_live_lease(trainer, pass, chunk, lease_id)?;
+        Ok(self.count_failure(chunk))
+    }
+
+    fn count_failure(&mut self, chunk: u32) -> Vec<Event> {
+        let i = chunk as usize;
+        self.failures[i] += 1;
+        let gave_up = self.failures[i] >= self.config.max_failures.max(1);
+        let mut events = vec![Event::Failure {
+            pass: self.pass,
+            chunk,
+            failures: self.failures[i],
+            gave_up,
+        }];
+        if gave_up {
+            self.state[i] = ChunkState::Failed;
+            self.history[self.pass as usize].failed += 1;
+            events.extend(self.maybe_advance());
+        } else {
+            self.requeue(chunk);
+        }
+        events
+    }
+
+    fn requeue(&mut self, chunk: u32) {
+        self.state[chunk as usize] = ChunkState::Todo;
+        // Front: the chunk has waited longest.
+        self.todo.push_front(chunk);
+        self.requeued_leases += 1;
+    }
+
+    /// A trainer leaving cleanly: its leases go back at once and do not count as failures.
+    pub fn deregister(&mut self, trainer: &str) -> u32 {
+        self.trainers.remove(trainer);
+        let mine: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.trainer == trainer)
+            .map(|(&c, _)| c)
+            .collect();
+        for &c in &mine {
+            self.pending.remove(&c);
+            self.requeue(c);
+        }
+        if self.final_save.as_deref() == Some(trainer) {
+            self.final_save = None;
+        }
+        mine.len() as u32
+    }
+
+    /// Drops trainers that missed heartbeats and re-queues expired leases: both count as
+    /// failures of the chunk (a chunk that kills every trainer must stop somewhere).
+    pub fn reap(&mut self, now: u64) -> Vec<Event> {
+        let timeout = self.config.heartbeat_timeout_ms;
+        let dead: Vec<String> = self
+            .trainers
+            .iter()
+            .filter(|(_, seen)| now.saturating_sub(**seen) > timeout)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut events = Vec::new();
+        for t in &dead {
+            self.trainers.remove(t);
+            if self.final_save.as_deref() == Some(t.as_str()) {
+                self.final_save = None;
+            }
+        }
+        let mut lost: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now > p.deadline_ms || !self.trainers.contains_key(&p.trainer))
+            .map(|(&c, _)| c)
+            .collect();
+        lost.sort_unstable();
+        for c in lost {
+            self.pending.remove(&c);
+            events.extend(self.count_failure(c));
+        }
+        events
+    }
+
+    fn maybe_advance(&mut self) -> Vec<Event> {
+        if !self.todo.is_empty() || !self.pending.is_empty() || self.finished {
+            return Vec::new();
+        }
+        if self.pass + 1 >= self.config.passes {
+            self.finished = true;
+            return Vec::new();
+        }
+        let next = self.pass + 1;
+        self.start_pass(next);
+        vec![Event::PassAdvanced { pass: next }]
+    }
+
+    /// One periodic save per interval; once finished, exactly one final save, handed on
+    /// if its holder leaves before reporting it.
+    pub fn request_save(
+        &mut self,
+        trainer: &str,
+        final_save: bool,
+        now: u64,
+    ) -> Result<bool, BookError> {
+        self.known(trainer)?;
+        if final_save {
+            if !self.finished || self.final_saved {
+                return Ok(false);
+            }
+            match &self.final_save {
+                Some(holder) if holder != trainer => Ok(false),
+                _ => {
+                    self.final_save = Some(trainer.to_string());
+                    Ok(true)
+                }
+            }
+        } else {
+            let due = self
+                .last_save_ms
+                .is_none_or(|t| now.saturating_sub(t) >= self.config.save_interval_ms);
+            if due {
+                self.last_save_ms = Some(now);
+            }
+            Ok(due)
+        }
+    }
+
+    pub fn report_final(&mut self, trainer: &str) -> Vec<Event> {
+        if self.final_save.as_deref() == Some(trainer) && !self.final_saved {
+            self.final_saved = true;
+            vec![Event::FinalSaved]
+        } else {
+            Vec::new()
+        }
+    }
+
+    // ---- recovery -------------------------------------------------------------------
+
+    pub fn durable(&self) -> DurableState {
+        DurableState {
+            records: self.config.records,
+            chunk_size: self.config.chunk_size,
+            passes: self.config.passes,
+            epoch: self.epoch,
+            pass: self.pass,
+            history: self.history.clone(),
+            done: (0..self.chunks)
+                .filter(|&c| self.state[c as usize] == ChunkState::Done)
+                .collect(),
+            failures: (0..self.chunks)
+                .filter(|&c| self.failures[c as usize] > 0)
+                .map(|c| {
+                    (
+                        c,
+                        self.failures[c as usize],
+                        self.state[c as usize] == ChunkState::Failed,
+                    )
+                })
+                .collect(),
+            final_saved: self.final_saved,
+        }
+    }
+
+    /// A book restored from a snapshot, under a new lease epoch.
+    pub fn restore(config: BookConfig, saved: &DurableState, epoch: u64) -> TaskBook {
+        let mut book = TaskBook::new(config, epoch);
+        if saved.pass > 0 {
+            book.replay(&Event::PassAdvanced { pass: saved.pass });
+        }
+        for &c in &saved.done {
+            book.replay(&Event::Done {
+                pass: saved.pass,
+                chunk: c,
+            });
+        }
+        for &(chunk, failures, gave_up) in &saved.failures {
+            book.replay(&Event::Failure {
+                pass: saved.pass,
+                chunk,
+                failures,
+                gave_up,
+            });
+        }
+        // Totals of earlier passes (and of this one, recounted above) come from the file.
+        for (i, t) in saved.history.iter().enumerate() {
+            if let Some(mine) = book.history.get_mut(i) {
+                *mine = t.clone();
+            }
+        }
+        if saved.final_saved {
+            book.final_saved = true;
+        }
+        let _ = book.maybe_advance();
+        book
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Re-applies a durable event during recovery (no lease is live after a restart).
+    pub fn replay(&mut self, event: &Event) {
+        match *event {
+            Event::Done { pass, chunk } => {
+                if pass == self.pass
+                    && chunk < self.chunks
+                    && self.state[chunk as usize] != ChunkState::Done
+                {
+                    self.remove_from_todo(chunk);
+                    self.state[chunk as usize] = ChunkState::Done;
+                    let t = &mut self.history[pass as usize];
+                    t.done += 1;
+                    t.completions += 1;
+                }
+            }
+            Event::Failure {
+                pass,
+                chunk,
+                failures,
+                gave_up,
+            } => {
+                if pass == self.pass && chunk < self.chunks {
+                    self.failures[chunk as usize] = failures;
+                    if gave_up && self.state[chunk as usize] != ChunkState::Failed {
+                        self.remove_from_todo(chunk);
+                        self.state[chunk as usize] = ChunkState::Failed;
+                        self.history[pass as usize].failed += 1;
+                    }
+                }
+            }
+            Event::PassAdvanced { pass } => {
+                if pass > self.pass && pass < self.config.passes {
+                    self.start_pass(pass);
+                }
+            }
+            Event::FinalSaved => self.final_saved = true,
+        }
+        if !matches!(event, Event::PassAdvanced { .. }) {
+            // A pass whose last chunk was done right before the crash.
+            let _ = self.maybe_advance();
+        }
+    }
+
+    fn remove_from_todo(&mut self, chunk: u32) {
+        if let Some(i) = self.todo.iter().position(|&c| c == chunk) {
+            self.todo.remove(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> BookConfig {
+        BookConfig {
+            records: 10,
+            chunk_size: 4,
+            passes: 2,
+            lease_ms: 1000,
+            heartbeat_timeout_ms: 300,
+            max_failures: 2,
+            save_interval_ms: 500,
+        }
+    }
+
+    fn leased(o: LeaseOutcome) -> Lease {
+        match o {
+            LeaseOutcome::Leased(l) => l,
+            other => panic!("expected a lease, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn chunks_cover_the_records_and_passes_advance() {
+        let mut b = TaskBook::new(config(), 1);
+        b.register("t", 0).unwrap();
+        let mut ranges = Vec::new();
+        for _ in 0..3 {
+            let l = leased(b.lease("t", 0).unwrap());
+            ranges.push((l.begin, l.end));
+            b.complete("t", l.pass, l.chunk, l.lease_id, 0).unwrap();
+        }
+        assert_eq!(ranges, vec![(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(b.pass(), 1);
+        for _ in 0..3 {
+            let l = leased(b.lease("t", 0).unwrap());
+            b.complete("t", l.pass, l.chunk, l.lease_id, 0).unwrap();
+        }
+        assert!(b.finished());
+        assert_eq!(b.lease("t", 0).unwrap(), LeaseOutcome::Finished);
+        assert!(
+            b.history()
+                .iter()
+                .all(|h| h.done == 3 && h.completions == 3)
+        );
+    }
+
+    #[test]
+    fn duplicate_stale_and_foreign_completions_are_rejected() {
+        let mut b = TaskBook::new(config(), 1);
+        b.register("a", 0).unwrap();
+        b.register("b", 0).unwrap();
+        let l = leased(b.lease("a", 0).unwrap());
+        assert!(matches!(
+            b.complete("b", l.pass, l.chunk, l.lease_id, 0),
+            Err(BookError::StaleLease { .. })
+        ));
+        assert!(matches!(
+            b.complete("a", l.pass, l.chunk, l.lease_id + 1, 0),
+            Err(BookError::StaleLease { .. })
+        ));
+        b.complete("a", l.pass, l.chunk, l.lease_id, 0).unwrap();
+        assert!(matches!(
+            b.complete("a", l.pass, l.chunk, l.lease_id, 0),
+            Err(BookError::AlreadyDone { .. })
+        ));
+        assert!(matches!(
+            b.complete("a", 0, 99, 1, 0),
+            Err(BookError::NoSuchChunk { .. })
+        ));
+        assert!(matches!(
+            b.complete("ghost", 0, 1, 1, 0),
+            Err(BookError::UnknownTrainer(_))
+        ));
+        assert_eq!(b.history()[0].completions, 1);
+    }
+
+    #[test]
+    fn leaving_trainer_returns_its_lease_at_once_without_a_failure() {
+        let mut b = TaskBook::new(config(), 1);
+        b.register("a", 0).unwrap();
+        b.register("b", 0).unwrap();
+        let l = leased(b.lease("a", 0).unwrap());
+        assert_eq!(b.deregister("a"), 1);
+        let again = leased(b.lease("b", 1).unwrap());
+        assert_eq!(again.chunk, l.chunk);
+        assert_eq!(b.failures[l.chunk as usize], 0);
+        // The old lease can no longer complete it.
+        assert!(b.complete("a", l.pass, l.chunk, l.lease_id, 1).is_err());
+    }
+
+    #[test]
+    fn missed_heartbeats_and_deadlines_requeue_then_give_up() {
+        let mut b = TaskBook::new(config(), 1);
+        b.register("a", 0).unwrap();
+        let l = leased(b.lease("a", 0).unwrap());
+        // Silent for longer than the heartbeat timeout: dropped, lease back in todo.
+        let ev = b.reap(400);
+        assert!(matches!(
+            ev[0],
+            Event::Failure {
+                failures: 1,
+                gave_up: false,
+                ..
+            }
+        ));
+        assert!(b.trainers().is_empty());
+        b.register("b", 400).unwrap();
+        let l2 = leased(b.lease("b", 400).unwrap());
+        assert_eq!(l2.chunk, l.chunk);
+        // Heartbeats keep b alive, but the lease deadline passes: second failure, give up.
+        b.heartbeat("b", 1300);
+        let ev = b.reap(1401);
+        assert!(
+            matches!(
+                ev[0],
+                Event::Failure {
+                    failures: 2,
+                    gave_up: true,
+                    ..
+                }
+            ),
+            "{ev:?}"
+        );
+        assert_eq!(b.counts()[ChunkState::Failed as usize], 1);
+    }
+
+    #[test]
+    fn one_periodic_save_per_interval_and_one_final_save() {
+        let mut b = TaskBook::new(
+            BookConfig {
+                passes: 1,
+                records: 1,
+                ..config()
+            },
+            1,
+        );
+        b.register("a", 0).unwrap();
+        b.register("b", 0).unwrap();
+        assert!(b.request_save("a", false, 0).unwrap());
+        assert!(!b.request_save("b", false, 100).unwrap());
+        assert!(b.request_save("b", false, 600).unwrap());
+        assert!(!b.request_save("a", true, 600).unwrap(), "not finished yet");
+        let l = leased(b.lease("a", 600).unwrap());
+        b.complete("a", l.pass, l.chunk, l.lease_id, 600).unwrap();
+        assert!(b.request_save("a", true, 700).unwrap());
+        assert!(!b.request_save("b", true, 700).unwrap());
+        // The holder leaves without saving: the final save passes on.
+        b.deregister("a");
+        assert!(b.request_save("b", true, 800).unwrap());
+        assert_eq!(b.report_final("b"), vec![Event::FinalSaved]);
+        assert!(!b.request_save("b", true, 900).unwrap());
+    }
+
+    #[test]
+    fn replay_restores_progress_and_old_leases_never_match() {
+        let mut b = TaskBook::new(config(), 1);
+        b.register("a", 0).unwrap();
+        let mut events = Vec::new();
+        let l0 = leased(b.lease("a", 0).unwrap());
+        events.extend(b.complete("a", 0, l0.chunk, l0.lease_id, 0).unwrap());
+        let held = leased(b.lease("a", 0).unwrap());
+        let mut r = TaskBook::new(config(), 2);
+        for e in &events {
+            r.replay(e);
+        }
+        r.register("a", 0).unwrap();
+        assert_eq!(r.counts()[ChunkState::Done as usize], 1);
+        assert!(matches!(
+            r.complete("a", 0, held.chunk, held.lease_id, 0),
+            Err(BookError::StaleLease { .. })
+        ));
+        let mut seen = Vec::new();
+        while let LeaseOutcome::Leased(l) = r.lease("a", 0).unwrap() {
+            if l.pass > 0 {
+                break;
+            }
+            seen.push(l.chunk);
+            r.complete("a", l.pass, l.chunk, l.lease_id, 0).unwrap();
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![1, 2],
+            "only the chunks not done before the crash"
+        );
+    }
+}

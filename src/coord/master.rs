@@ -1,0 +1,375 @@
+//! `ebb master`: the task book behind gRPC, with its journal, a reaper for silent
+//! trainers and expired leases, and batched fsync.
+
+use super::book::{BookConfig, BookError, Event, LeaseOutcome, TaskBook};
+use super::error::CoordError;
+use super::proto::lease_task_reply::Outcome;
+use super::proto::master_server::{Master, MasterServer};
+use super::proto::*;
+use super::wal::Journal;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tonic::{Request, Response, Status};
+
+const RECENT_LOSSES: usize = 32;
+/// Master messages are small; anything near this is garbage.
+pub const MAX_MASTER_MESSAGE: usize = 1 << 20;
+
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    pub book: BookConfig,
+    pub state_dir: PathBuf,
+    pub heartbeat_interval_ms: u64,
+    pub sync_interval_ms: u64,
+    pub compact_every: u64,
+}
+
+struct Inner {
+    book: TaskBook,
+    journal: Journal,
+    losses: VecDeque<f64>,
+    last_accuracy: f64,
+}
+
+#[derive(Clone)]
+pub struct MasterService {
+    inner: Arc<Mutex<Inner>>,
+    started: Instant,
+    heartbeat_interval_ms: u64,
+}
+
+fn book_status(e: BookError) -> Status {
+    match e {
+        BookError::UnknownTrainer(_) => Status::not_found(e.to_string()),
+        BookError::EmptyTrainerId | BookError::NoSuchChunk { .. } => {
+            Status::invalid_argument(e.to_string())
+        }
+        BookError::AlreadyDone { .. } => Status::already_exists(e.to_string()),
+        BookError::StaleLease { .. } => Status::failed_precondition(e.to_string()),
+    }
+}
+
+fn journal_status(e: CoordError) -> Status {
+    tracing::error!(error = %e, "journal write failed");
+    Status::internal(format!("master could not record progress: {e}"))
+}
+
+impl MasterService {
+    /// Recovers the state from `config.state_dir` (or starts afresh).
+    pub fn open(config: &MasterConfig) -> Result<MasterService, CoordError> {
+        let (journal, book, recovered) =
+            Journal::open(&config.state_dir, config.book.clone(), config.compact_every)?;
+        tracing::info!(
+            pass = book.pass(),
+            chunks = book.chunks(),
+            epoch = book.epoch(),
+            from_snapshot = recovered.from_snapshot,
+            replayed = recovered.replayed,
+            dropped_torn_lines = recovered.dropped_torn_lines,
+            "master state recovered"
+        );
+        Ok(MasterService {
+            inner: Arc::new(Mutex::new(Inner {
+                book,
+                journal,
+                losses: VecDeque::new(),
+                last_accuracy: 0.0,
+            })),
+            started: Instant::now(),
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock would be a bug; the state itself stays usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(inner: &mut Inner, events: &[Event]) -> Result<(), Status> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let Inner { book, journal, .. } = inner;
+        journal.append(events, book).map_err(journal_status)
+    }
+
+    /// Drops silent trainers and expired leases; run every few hundred ms.
+    pub fn reap(&self) {
+        let now = self.now();
+        let mut inner = self.lock();
+        let events = inner.book.reap(now);
+        if !events.is_empty() {
+            tracing::warn!(
+                ?events,
+                "re-queued leases of silent trainers or past their deadline"
+            );
+        }
+        let _ = Self::record(&mut inner, &events);
+    }
+
+    pub fn sync(&self) {
+        if let Err(e) = self.lock().journal.sync() {
+            tracing::error!(error = %e, "fsync of the master journal failed");
+        }
+    }
+
+    pub fn compact(&self) {
+        let mut inner = self.lock();
+        let Inner { book, journal, .. } = &mut *inner;
+        if let Err(e) = journal.compact(book) {
+            tracing::error!(error = %e, "snapshot of the master state failed");
+        }
+    }
+
+    pub fn server(self) -> MasterServer<MasterService> {
+        MasterServer::new(self)
+            .max_decoding_message_size(MAX_MASTER_MESSAGE)
+            .max_encoding_message_size(16 * MAX_MASTER_MESSAGE)
+    }
+}
+
+#[tonic::async_trait]
+impl Master for MasterService {
+    async fn register(
+        &self,
+        req: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterReply>, Status> {
+        let id = req.into_inner().trainer_id;
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.book.register(&id, now).map_err(book_status)?;
+        tracing::info!(trainer = %id, "trainer registered");
+        Ok(Response::new(RegisterReply {
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+            heartbeat_timeout_ms: inner.book.config.heartbeat_timeout_ms,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatReply>, Status> {
+        let id = req.into_inner().trainer_id;
+        let now = self.now();
+        let known = self.lock().book.heartbeat(&id, now);
+        Ok(Response::new(HeartbeatReply { known }))
+    }
+
+    async fn lease_task(
+        &self,
+        req: Request<LeaseTaskRequest>,
+    ) -> Result<Response<LeaseTaskReply>, Status> {
+        let id = req.into_inner().trainer_id;
+        let now = self.now();
+        let outcome = self.lock().book.lease(&id, now).map_err(book_status)?;
+        let reply = match outcome {
+            LeaseOutcome::Leased(l) => LeaseTaskReply {
+                outcome: Outcome::Leased as i32,
+                task: Some(Task {
+                    pass: l.pass,
+                    chunk: l.chunk,
+                    begin: l.begin,
+                    end: l.end,
+                    lease_id: l.lease_id,
+                    deadline_ms: l.deadline_ms,
+                }),
+            },
+            LeaseOutcome::Wait => LeaseTaskReply {
+                outcome: Outcome::Wait as i32,
+                task: None,
+            },
+            LeaseOutcome::Finished => LeaseTaskReply {
+                outcome: Outcome::Finished as i32,
+                task: None,
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn complete_task(
+        &self,
+        req: Request<CompleteTaskRequest>,
+    ) -> Result<Response<CompleteTaskReply>, Status> {
+        let r = req.into_inner();
+        if !r.loss.is_finite() || r.loss < 0.0 {
+            return Err(Status::invalid_argument(format!(
+                "loss must be a finite number >= 0, got {}",
+                r.loss
+            )));
+        }
+        let now = self.now();
+        let mut inner = self.lock();
+        let events = inner
+            .book
+            .complete(&r.trainer_id, r.pass, r.chunk, r.lease_id, now)
+            .map_err(book_status)?;
+        // Durable before the trainer hears "done": a crash now cannot lose the chunk.
+        Self::record(&mut inner, &events)?;
+        if inner.losses.len() == RECENT_LOSSES {
+            inner.losses.pop_front();
+        }
+        inner.losses.push_back(r.loss);
+        if events
+            .iter()
+            .any(|e| matches!(e, Event::PassAdvanced { .. }))
+            || inner.book.finished()
+        {
+            tracing::info!(
+                pass = inner.book.pass(),
+                finished = inner.book.finished(),
+                "pass done"
+            );
+        }
+        Ok(Response::new(CompleteTaskReply {}))
+    }
+
+    async fn fail_task(
+        &self,
+        req: Request<FailTaskRequest>,
+    ) -> Result<Response<FailTaskReply>, Status> {
+        let r = req.into_inner();
+        let now = self.now();
+        let mut inner = self.lock();
+        let events = inner
+            .book
+            .fail(&r.trainer_id, r.pass, r.chunk, r.lease_id, now)
+            .map_err(book_status)?;
+        tracing::warn!(trainer = %r.trainer_id, pass = r.pass, chunk = r.chunk, reason = %r.reason, "chunk failed");
+        Self::record(&mut inner, &events)?;
+        Ok(Response::new(FailTaskReply {}))
+    }
+
+    async fn deregister(
+        &self,
+        req: Request<DeregisterRequest>,
+    ) -> Result<Response<DeregisterReply>, Status> {
+        let id = req.into_inner().trainer_id;
+        let returned = self.lock().book.deregister(&id);
+        tracing::info!(trainer = %id, returned, "trainer left");
+        Ok(Response::new(DeregisterReply {
+            returned_leases: returned,
+        }))
+    }
+
+    async fn request_save(
+        &self,
+        req: Request<RequestSaveRequest>,
+    ) -> Result<Response<RequestSaveReply>, Status> {
+        let r = req.into_inner();
+        let now = self.now();
+        let granted = self
+            .lock()
+            .book
+            .request_save(&r.trainer_id, r.r#final, now)
+            .map_err(book_status)?;
+        Ok(Response::new(RequestSaveReply { granted }))
+    }
+
+    async fn report_eval(
+        &self,
+        req: Request<ReportEvalRequest>,
+    ) -> Result<Response<ReportEvalReply>, Status> {
+        let r = req.into_inner();
+        if !(0.0..=1.0).contains(&r.accuracy) {
+            return Err(Status::invalid_argument(format!(
+                "accuracy must be in [0, 1], got {}",
+                r.accuracy
+            )));
+        }
+        let mut inner = self.lock();
+        inner.last_accuracy = r.accuracy;
+        tracing::info!(trainer = %r.trainer_id, accuracy = r.accuracy, final_eval = r.r#final, "evaluation");
+        if r.r#final {
+            let events = inner.book.report_final(&r.trainer_id);
+            Self::record(&mut inner, &events)?;
+            inner.journal.sync().map_err(journal_status)?;
+        }
+        Ok(Response::new(ReportEvalReply {}))
+    }
+
+    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        let inner = self.lock();
+        let book = &inner.book;
+        let counts = book.counts();
+        let pass_status = book
+            .history()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let current = i as u32 == book.pass() && !book.finished();
+                PassStatus {
+                    pass: i as u32,
+                    chunks: book.chunks(),
+                    todo: if current { counts[0] } else { 0 },
+                    pending: if current { counts[1] } else { 0 },
+                    done: t.done,
+                    failed: t.failed,
+                    completions: t.completions,
+                }
+            })
+            .collect();
+        Ok(Response::new(StatusReply {
+            current_pass: book.pass(),
+            passes: book.config.passes,
+            finished: book.finished(),
+            pass_status,
+            trainers: book.trainers(),
+            recent_loss: inner.losses.iter().copied().collect(),
+            last_accuracy: inner.last_accuracy,
+            final_accuracy_reported: book.final_saved(),
+            rejected_completions: book.rejected_completions,
+            requeued_leases: book.requeued_leases,
+        }))
+    }
+}
+
+/// Serves until `shutdown` resolves, then writes a final snapshot.
+pub async fn serve(
+    service: MasterService,
+    listener: tokio::net::TcpListener,
+    config: &MasterConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let reaper = {
+        let s = service.clone();
+        let every = Duration::from_millis((config.book.heartbeat_timeout_ms / 4).clamp(10, 500));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                s.reap();
+            }
+        })
+    };
+    let syncer = {
+        let s = service.clone();
+        let every = Duration::from_millis(config.sync_interval_ms.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                s.sync();
+            }
+        })
+    };
+    let result = tonic::transport::Server::builder()
+        .add_service(service.clone().server())
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .await;
+    reaper.abort();
+    syncer.abort();
+    service.compact();
+    result
+}
+
+/// Accepted connections with Nagle off: every RPC here is a small request waiting on
+/// its reply, and Nagle plus delayed ACKs would add 40 ms to each.
+pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}

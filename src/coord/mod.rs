@@ -1,0 +1,13 @@
+//! The coordination runtime inside one training job: master, pservers, trainer.
+pub mod book;
+pub mod checkpoint;
+pub mod client;
+pub mod data;
+pub mod error;
+pub mod master;
+pub mod model;
+pub mod proto;
+pub mod pserver;
+pub mod store;
+pub mod trainer;
+pub mod wal;

@@ -1,0 +1,273 @@
+//! `ebb pserver`: one shard of the parameters behind gRPC, checkpointed every interval
+//! and on shutdown, restored on start.
+
+use super::checkpoint;
+use super::error::CoordError;
+use super::proto::pserver_server::{Pserver, PserverServer};
+use super::proto::*;
+use super::store::{LayoutSpec, OptimizerKind, OptimizerSpec, Store, StoreError};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+/// A 10M-float model is 40 MB a message; leave room, refuse anything beyond.
+pub const MAX_PSERVER_MESSAGE: usize = 256 << 20;
+
+#[derive(Clone, Debug)]
+pub struct PserverConfig {
+    pub index: u32,
+    pub checkpoint_dir: PathBuf,
+    pub checkpoint_interval: Duration,
+}
+
+struct Shard {
+    store: Option<Store>,
+    saved_version: Option<u64>,
+    restored_from: String,
+}
+
+#[derive(Clone)]
+pub struct PserverService {
+    shard: Arc<RwLock<Shard>>,
+    config: Arc<PserverConfig>,
+}
+
+fn store_status(e: StoreError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+pub fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+pub fn bytes_to_f32s(b: &[u8]) -> Option<Vec<f32>> {
+    if !b.len().is_multiple_of(4) {
+        return None;
+    }
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+impl PserverService {
+    /// Restores the newest good checkpoint of this shard, if any.
+    pub fn open(config: PserverConfig) -> Result<PserverService, CoordError> {
+        std::fs::create_dir_all(&config.checkpoint_dir)
+            .map_err(|e| CoordError::io(&config.checkpoint_dir, e))?;
+        let path = checkpoint::path_for(&config.checkpoint_dir, config.index);
+        let (found, problems) = checkpoint::load(&path);
+        for p in &problems {
+            tracing::error!(error = %p, "rejected checkpoint");
+        }
+        let (store, restored_from) = match found {
+            Some((store, from)) if store.index == config.index => {
+                tracing::info!(from = %from.display(), version = store.version, "restored checkpoint");
+                (Some(store), from.display().to_string())
+            }
+            Some((store, from)) => {
+                return Err(CoordError::Checkpoint {
+                    path: from,
+                    message: format!(
+                        "holds shard {} but this is pserver {}",
+                        store.index, config.index
+                    ),
+                });
+            }
+            None => (None, String::new()),
+        };
+        let saved_version = store.as_ref().map(|s| s.version);
+        Ok(PserverService {
+            shard: Arc::new(RwLock::new(Shard {
+                store,
+                saved_version,
+                restored_from,
+            })),
+            config: Arc::new(config),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Shard> {
+        self.shard.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Shard> {
+        self.shard.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes a checkpoint when anything changed since the last one.
+    pub async fn checkpoint(&self) -> Result<(), CoordError> {
+        let snapshot = {
+            let shard = self.read();
+            match &shard.store {
+                Some(s) if shard.saved_version != Some(s.version) => s.clone(),
+                _ => return Ok(()),
+            }
+        };
+        let version = snapshot.version;
+        let path = checkpoint::path_for(&self.config.checkpoint_dir, self.config.index);
+        tokio::task::spawn_blocking(move || checkpoint::save(&snapshot, &path))
+            .await
+            .map_err(|e| CoordError::invalid("checkpoint task", e.to_string()))??;
+        self.write().saved_version = Some(version);
+        tracing::debug!(version, "checkpoint written");
+        Ok(())
+    }
+
+    pub fn server(self) -> PserverServer<PserverService> {
+        PserverServer::new(self)
+            .max_decoding_message_size(MAX_PSERVER_MESSAGE)
+            .max_encoding_message_size(MAX_PSERVER_MESSAGE)
+    }
+}
+
+#[tonic::async_trait]
+impl Pserver for PserverService {
+    async fn init(&self, req: Request<InitRequest>) -> Result<Response<InitReply>, Status> {
+        let r = req.into_inner();
+        let layout = r
+            .layout
+            .ok_or_else(|| Status::invalid_argument("layout is required"))?;
+        let layout = LayoutSpec {
+            params: layout.params,
+            block_size: layout.block_size,
+            pservers: layout.pservers,
+        };
+        if r.pserver_index != self.config.index {
+            return Err(Status::invalid_argument(format!(
+                "pserver_index is {} but this is pserver {}",
+                r.pserver_index, self.config.index
+            )));
+        }
+        let kind = match Optimizer::try_from(r.optimizer) {
+            Ok(Optimizer::SgdMomentum) => OptimizerKind::SgdMomentum,
+            Ok(Optimizer::Adam) => OptimizerKind::Adam,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "optimizer must be SGD_MOMENTUM or ADAM",
+                ));
+            }
+        };
+        let optimizer = OptimizerSpec {
+            kind,
+            learning_rate: r.learning_rate,
+            momentum: r.momentum,
+        };
+        let mut shard = self.write();
+        if let Some(existing) = &shard.store {
+            if existing.layout != layout {
+                return Err(Status::failed_precondition(format!(
+                    "layout differs from the one already initialised: have {:?}, asked {:?}",
+                    existing.layout, layout
+                )));
+            }
+            return Ok(Response::new(InitReply { already: true }));
+        }
+        if !(r.init_scale.is_finite() && r.init_scale >= 0.0) {
+            return Err(Status::invalid_argument(
+                "init_scale must be a finite number >= 0",
+            ));
+        }
+        let store = Store::init(layout, self.config.index, optimizer, r.seed, r.init_scale)
+            .map_err(store_status)?;
+        tracing::info!(
+            params = layout.params,
+            blocks = store.blocks.len(),
+            "parameters initialised"
+        );
+        shard.store = Some(store);
+        Ok(Response::new(InitReply { already: false }))
+    }
+
+    async fn pull(&self, _req: Request<PullRequest>) -> Result<Response<PullReply>, Status> {
+        let shard = self.read();
+        let store = shard.store.as_ref().ok_or_else(|| {
+            Status::failed_precondition("parameters not initialised: call Init first")
+        })?;
+        let blocks = store
+            .blocks
+            .iter()
+            .map(|b| Block {
+                index: b.index,
+                values: f32s_to_bytes(&b.values),
+            })
+            .collect();
+        Ok(Response::new(PullReply {
+            blocks,
+            version: store.version,
+        }))
+    }
+
+    async fn push(&self, req: Request<PushRequest>) -> Result<Response<PushReply>, Status> {
+        let r = req.into_inner();
+        let mut grads = Vec::with_capacity(r.gradients.len());
+        for (i, b) in r.gradients.iter().enumerate() {
+            let values = bytes_to_f32s(&b.values).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "gradients[{i}].values: {} bytes is not a whole number of f32",
+                    b.values.len()
+                ))
+            })?;
+            grads.push((b.index, values));
+        }
+        let mut shard = self.write();
+        let store = shard.store.as_mut().ok_or_else(|| {
+            Status::failed_precondition("parameters not initialised: call Init first")
+        })?;
+        let version = store.apply(&grads).map_err(store_status)?;
+        Ok(Response::new(PushReply { version }))
+    }
+
+    async fn status(
+        &self,
+        _req: Request<PserverStatusRequest>,
+    ) -> Result<Response<PserverStatusReply>, Status> {
+        let shard = self.read();
+        Ok(Response::new(match &shard.store {
+            Some(s) => PserverStatusReply {
+                initialized: true,
+                version: s.version,
+                blocks: s.blocks.len() as u32,
+                params: s.layout.params,
+                restored_from: shard.restored_from.clone(),
+            },
+            None => PserverStatusReply::default(),
+        }))
+    }
+}
+
+/// Serves until `shutdown` resolves, checkpointing every interval and once more at the end.
+pub async fn serve(
+    service: PserverService,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let ticker = {
+        let s = service.clone();
+        let every = s.config.checkpoint_interval.max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = s.checkpoint().await {
+                    tracing::error!(error = %e, "checkpoint failed");
+                }
+            }
+        })
+    };
+    let result = tonic::transport::Server::builder()
+        .add_service(service.clone().server())
+        .serve_with_incoming_shutdown(super::master::incoming(listener), shutdown)
+        .await;
+    ticker.abort();
+    if let Err(e) = service.checkpoint().await {
+        tracing::error!(error = %e, "final checkpoint failed");
+    }
+    result
+}

@@ -1,0 +1,468 @@
+//! `ebb trainer`: the reference elastic trainer. Registers, then leases a chunk, pulls
+//! the parameters, computes the gradient on the chunk, pushes it, reports the chunk
+//! done, and repeats; one trainer per interval also evaluates and saves the model.
+//! Told to stop, it finishes the chunk in hand (within its grace period), hands back
+//! any lease and deregisters.
+
+use super::client::{self, retry};
+use super::data::{Dataset, Split};
+use super::error::CoordError;
+use super::model::ModelKind;
+use super::proto::lease_task_reply::Outcome;
+use super::proto::master_client::MasterClient;
+use super::proto::pserver_client::PserverClient;
+use super::proto::*;
+use super::pserver::{bytes_to_f32s, f32s_to_bytes};
+use super::store::OptimizerKind;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+#[derive(Clone, Debug)]
+pub struct TrainerConfig {
+    pub id: String,
+    pub master: String,
+    pub pservers: Vec<String>,
+    pub data: PathBuf,
+    pub model: ModelKind,
+    pub optimizer: OptimizerKind,
+    pub learning_rate: f32,
+    pub momentum: f32,
+    pub block_size: u32,
+    pub seed: u64,
+    pub model_dir: Option<PathBuf>,
+    /// How long to keep retrying a master or pserver that is away.
+    pub patience: Duration,
+    /// After being told to stop: how long the chunk in hand may take.
+    pub grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    #[error(transparent)]
+    Setup(#[from] CoordError),
+    #[error("{what}: {status}")]
+    Rpc { what: &'static str, status: Status },
+    #[error("pserver {index} returned {message}")]
+    Params { index: usize, message: String },
+}
+
+fn rpc(what: &'static str) -> impl Fn(Status) -> TrainerError {
+    move |status| TrainerError::Rpc { what, status }
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TrainerReport {
+    pub chunks_done: u64,
+    pub stale_completions: u64,
+    pub final_accuracy: Option<f64>,
+    pub stopped_early: bool,
+}
+
+struct Trainer {
+    config: TrainerConfig,
+    data: Dataset,
+    split: Split,
+    master: MasterClient<Channel>,
+    pservers: Vec<PserverClient<Channel>>,
+    report: TrainerReport,
+}
+
+/// Runs until every pass is done (then the final save) or `stop` is set.
+pub async fn run(
+    config: TrainerConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<TrainerReport, TrainerError> {
+    if config.id.is_empty() {
+        return Err(CoordError::invalid("trainer id", "must not be empty").into());
+    }
+    if config.pservers.is_empty() {
+        return Err(
+            CoordError::invalid("pservers", "at least one pserver address is needed").into(),
+        );
+    }
+    let data = Dataset::load(&config.data)?;
+    let split = data.split();
+    let master = client::master(&config.master).map_err(rpc("master address"))?;
+    let pservers = config
+        .pservers
+        .iter()
+        .map(|a| client::pserver(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(rpc("pserver address"))?;
+    let mut t = Trainer {
+        config,
+        data,
+        split,
+        master,
+        pservers,
+        report: TrainerReport::default(),
+    };
+    let joined = Instant::now();
+    let heartbeat_every = t.register().await?;
+    let beat = tokio::spawn(heartbeat(
+        t.master.clone(),
+        t.config.id.clone(),
+        heartbeat_every,
+        t.config.patience,
+    ));
+    t.init_pservers().await?;
+    tracing::info!(trainer = %t.config.id, ms = joined.elapsed().as_millis() as u64, "joined");
+    let result = t.train(&stop).await;
+    beat.abort();
+    result.map(|_| t.report)
+}
+
+async fn heartbeat(
+    mut master: MasterClient<Channel>,
+    id: String,
+    every: Duration,
+    patience: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match master
+            .heartbeat(HeartbeatRequest {
+                trainer_id: id.clone(),
+            })
+            .await
+        {
+            Ok(r) if !r.get_ref().known => {
+                // The master restarted and forgot us: join again.
+                let _ = retry("register", patience, || {
+                    let mut m = master.clone();
+                    let id = id.clone();
+                    async move { m.register(RegisterRequest { trainer_id: id }).await }
+                })
+                .await;
+            }
+            Ok(_) => {}
+            Err(s) => tracing::debug!(code = ?s.code(), "heartbeat failed"),
+        }
+    }
+}
+
+impl Trainer {
+    async fn register(&mut self) -> Result<Duration, TrainerError> {
+        let id = self.config.id.clone();
+        let reply = retry("register", self.config.patience, || {
+            let mut m = self.master.clone();
+            let id = id.clone();
+            async move { m.register(RegisterRequest { trainer_id: id }).await }
+        })
+        .await
+        .map_err(rpc("register"))?;
+        Ok(Duration::from_millis(
+            reply.get_ref().heartbeat_interval_ms.clamp(10, 60_000),
+        ))
+    }
+
+    async fn init_pservers(&mut self) -> Result<(), TrainerError> {
+        let layout = Layout {
+            params: self.config.model.params() as u64,
+            block_size: self.config.block_size,
+            pservers: self.pservers.len() as u32,
+        };
+        let optimizer = match self.config.optimizer {
+            OptimizerKind::SgdMomentum => Optimizer::SgdMomentum,
+            OptimizerKind::Adam => Optimizer::Adam,
+        };
+        for (i, ps) in self.pservers.iter().enumerate() {
+            let req = InitRequest {
+                layout: Some(layout),
+                pserver_index: i as u32,
+                optimizer: optimizer as i32,
+                learning_rate: self.config.learning_rate,
+                momentum: self.config.momentum,
+                seed: self.config.seed,
+                init_scale: self.config.model.init_scale(),
+            };
+            retry("pserver init", self.config.patience, || {
+                let mut p = ps.clone();
+                async move { p.init(req).await }
+            })
+            .await
+            .map_err(rpc("pserver init"))?;
+        }
+        Ok(())
+    }
+
+    async fn pull(&self) -> Result<Vec<f32>, TrainerError> {
+        let params = self.config.model.params();
+        let bs = self.config.block_size as usize;
+        let mut out = vec![0.0f32; params];
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, ps) in self.pservers.iter().enumerate() {
+            let ps = ps.clone();
+            let patience = self.config.patience;
+            tasks.spawn(async move {
+                let r = retry("pull", patience, || {
+                    let mut p = ps.clone();
+                    async move { p.pull(PullRequest {}).await }
+                })
+                .await;
+                (i, r)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (i, r) = joined.map_err(|e| TrainerError::Params {
+                index: 0,
+                message: e.to_string(),
+            })?;
+            let reply = r.map_err(rpc("pull"))?.into_inner();
+            for b in reply.blocks {
+                let start = b.index as usize * bs;
+                let values = bytes_to_f32s(&b.values)
+                    .filter(|v| start + v.len() <= params)
+                    .ok_or_else(|| TrainerError::Params {
+                        index: i,
+                        message: format!("block {} that does not fit the model", b.index),
+                    })?;
+                out[start..start + values.len()].copy_from_slice(&values);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn push(&self, grad: &[f32]) -> Result<(), TrainerError> {
+        let bs = self.config.block_size as usize;
+        let n = self.pservers.len();
+        let mut per: Vec<Vec<Block>> = vec![Vec::new(); n];
+        for (b, chunk) in grad.chunks(bs).enumerate() {
+            per[b % n].push(Block {
+                index: b as u64,
+                values: f32s_to_bytes(chunk),
+            });
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (ps, blocks) in self.pservers.iter().zip(per) {
+            let ps = ps.clone();
+            let patience = self.config.patience;
+            tasks.spawn(async move {
+                retry("push", patience, || {
+                    let mut p = ps.clone();
+                    let req = PushRequest {
+                        gradients: blocks.clone(),
+                    };
+                    async move { p.push(req).await }
+                })
+                .await
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined
+                .map_err(|e| TrainerError::Params {
+                    index: 0,
+                    message: e.to_string(),
+                })?
+                .map_err(rpc("push"))?;
+        }
+        Ok(())
+    }
+
+    async fn lease(&mut self) -> Result<LeaseTaskReply, TrainerError> {
+        let id = self.config.id.clone();
+        loop {
+            let r = retry("lease", self.config.patience, || {
+                let mut m = self.master.clone();
+                let id = id.clone();
+                async move { m.lease_task(LeaseTaskRequest { trainer_id: id }).await }
+            })
+            .await;
+            match r {
+                Ok(reply) => return Ok(reply.into_inner()),
+                Err(s) if s.code() == Code::NotFound => {
+                    self.register().await?;
+                }
+                Err(s) => {
+                    return Err(TrainerError::Rpc {
+                        what: "lease",
+                        status: s,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn train(&mut self, stop: &AtomicBool) -> Result<(), TrainerError> {
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                self.report.stopped_early = true;
+                return self.leave().await;
+            }
+            let reply = self.lease().await?;
+            match Outcome::try_from(reply.outcome) {
+                Ok(Outcome::Leased) => {
+                    let Some(task) = reply.task else { continue };
+                    self.do_chunk(task).await?;
+                    self.maybe_save(false).await?;
+                }
+                Ok(Outcome::Finished) => {
+                    self.finish(stop).await?;
+                    return self.leave().await;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    async fn do_chunk(&mut self, task: Task) -> Result<(), TrainerError> {
+        let (begin, end) = (task.begin as usize, task.end as usize);
+        let Some(rows) = self.split.train.get(begin..end) else {
+            // The master and this trainer disagree about the data: give the chunk back
+            // as failed rather than training on the wrong rows.
+            let reason = format!(
+                "range {begin}..{end} outside the {} training rows",
+                self.split.train.len()
+            );
+            let mut m = self.master.clone();
+            let _ = m
+                .fail_task(FailTaskRequest {
+                    trainer_id: self.config.id.clone(),
+                    pass: task.pass,
+                    chunk: task.chunk,
+                    lease_id: task.lease_id,
+                    reason,
+                })
+                .await;
+            return Ok(());
+        };
+        let rows = rows.to_vec();
+        let params = self.pull().await?;
+        let (loss, grad) = self.config.model.loss_and_grad(&params, &self.data, &rows);
+        self.push(&grad).await?;
+        let req = CompleteTaskRequest {
+            trainer_id: self.config.id.clone(),
+            pass: task.pass,
+            chunk: task.chunk,
+            lease_id: task.lease_id,
+            loss,
+            samples: rows.len() as u64,
+        };
+        let r = retry("complete", self.config.patience, || {
+            let mut m = self.master.clone();
+            let req = req.clone();
+            async move { m.complete_task(req).await }
+        })
+        .await;
+        match r {
+            Ok(_) => self.report.chunks_done += 1,
+            // The lease lapsed (or the master restarted): someone else does the chunk.
+            Err(s)
+                if matches!(
+                    s.code(),
+                    Code::FailedPrecondition | Code::AlreadyExists | Code::NotFound
+                ) =>
+            {
+                tracing::warn!(
+                    pass = task.pass,
+                    chunk = task.chunk,
+                    message = s.message(),
+                    "completion not accepted"
+                );
+                self.report.stale_completions += 1;
+            }
+            Err(s) => {
+                return Err(TrainerError::Rpc {
+                    what: "complete",
+                    status: s,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates on the held-out rows and writes the model, if the master grants it.
+    async fn maybe_save(&mut self, final_save: bool) -> Result<bool, TrainerError> {
+        let mut m = self.master.clone();
+        let granted = m
+            .request_save(RequestSaveRequest {
+                trainer_id: self.config.id.clone(),
+                r#final: final_save,
+            })
+            .await
+            .map(|r| r.into_inner().granted)
+            .unwrap_or(false);
+        if !granted {
+            return Ok(false);
+        }
+        let params = self.pull().await?;
+        let accuracy = self
+            .config
+            .model
+            .accuracy(&params, &self.data, &self.split.held_out);
+        if let Some(dir) = &self.config.model_dir {
+            save_model(dir, self.config.model, &params, accuracy)?;
+        }
+        retry("report eval", self.config.patience, || {
+            let mut m = self.master.clone();
+            let req = ReportEvalRequest {
+                trainer_id: self.config.id.clone(),
+                accuracy,
+                samples: self.split.held_out.len() as u64,
+                r#final: final_save,
+            };
+            async move { m.report_eval(req).await }
+        })
+        .await
+        .map_err(rpc("report eval"))?;
+        if final_save {
+            self.report.final_accuracy = Some(accuracy);
+        }
+        tracing::info!(accuracy, final_save, "model evaluated and saved");
+        Ok(true)
+    }
+
+    /// Every pass is done: one trainer makes the final save; the others wait until it is
+    /// reported, taking it over if its holder disappears.
+    async fn finish(&mut self, stop: &AtomicBool) -> Result<(), TrainerError> {
+        loop {
+            if self.maybe_save(true).await? {
+                return Ok(());
+            }
+            let mut m = self.master.clone();
+            let done = m
+                .status(StatusRequest {})
+                .await
+                .map(|r| r.into_inner().final_accuracy_reported)
+                .unwrap_or(false);
+            if done || stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn leave(&mut self) -> Result<(), TrainerError> {
+        let mut m = self.master.clone();
+        match m
+            .deregister(DeregisterRequest {
+                trainer_id: self.config.id.clone(),
+            })
+            .await
+        {
+            Ok(r) => tracing::info!(returned = r.get_ref().returned_leases, "left the job"),
+            // The master will notice the missing heartbeats instead.
+            Err(s) => tracing::warn!(code = ?s.code(), "could not deregister"),
+        }
+        Ok(())
+    }
+}
+
+fn save_model(
+    dir: &std::path::Path,
+    model: ModelKind,
+    params: &[f32],
+    accuracy: f64,
+) -> Result<(), CoordError> {
+    std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
+    let body = serde_json::json!({ "model": format!("{model:?}"), "accuracy": accuracy, "params": params });
+    let tmp = dir.join("model.json.tmp");
+    let path = dir.join("model.json");
+    std::fs::write(&tmp, body.to_string()).map_err(|e| CoordError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| CoordError::io(&path, e))
+}
