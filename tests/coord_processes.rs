@@ -1,0 +1,336 @@
+//! The coordination runtime as real processes on loopback: training to accuracy, trainers
+//! coming and going (SIGTERM and SIGKILL), master and pserver crashes, and bad input.
+
+#[path = "common/procs.rs"]
+mod procs;
+
+use ebb::coord::client;
+use ebb::coord::proto::*;
+use procs::*;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+const MIN_ACCURACY: f64 = 0.9;
+
+#[test]
+fn three_trainers_reach_ninety_percent() {
+    let mut job = Job::start("basic", 2, &[]);
+    for i in 0..3 {
+        job.add_trainer(&format!("t{i}"));
+    }
+    let s = job.wait_finished();
+    assert_exactly_once(&s);
+    assert!(
+        s.last_accuracy >= MIN_ACCURACY,
+        "accuracy {}",
+        s.last_accuracy
+    );
+    for t in &mut job.trainers {
+        assert!(wait_exit(t, Duration::from_secs(10)).success());
+    }
+    let model =
+        std::fs::read_to_string(job.dir.join("model/model.json")).expect("final model written");
+    assert!(model.contains("\"accuracy\""));
+}
+
+#[test]
+fn trainers_join_and_leave_mid_run_and_every_chunk_is_done_once() {
+    let mut job = Job::start("elastic", 2, &[]);
+    job.add_trainer("a");
+    job.add_trainer("b");
+    job.wait_until("pass 2", Duration::from_secs(60), |s| s.current_pass >= 2);
+    job.add_trainer("c");
+    job.add_trainer("d");
+    job.wait_until("pass 5", Duration::from_secs(60), |s| s.current_pass >= 5);
+    // SIGTERM: hands its lease back and exits 0 promptly.
+    let asked = Instant::now();
+    sigterm(&job.trainers[0]);
+    let status = wait_exit(&mut job.trainers[0], Duration::from_secs(5));
+    assert!(status.success(), "SIGTERM exit: {status:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        asked.elapsed()
+    );
+    // SIGKILL: the master notices the silence and re-queues the chunk.
+    job.trainers[1].kill().expect("SIGKILL");
+    let s = job.wait_finished();
+    assert_exactly_once(&s);
+    assert!(
+        s.last_accuracy >= MIN_ACCURACY,
+        "accuracy {}",
+        s.last_accuracy
+    );
+}
+
+#[test]
+fn master_killed_and_restarted_resumes_without_losing_or_repeating_chunks() {
+    let mut job = Job::start("master-crash", 2, &[]);
+    for i in 0..3 {
+        job.add_trainer(&format!("t{i}"));
+    }
+    let before = job.wait_until("pass 3", Duration::from_secs(60), |s| s.current_pass >= 3);
+    job.restart_master();
+    let after = job.wait_until("the master back", Duration::from_secs(30), |_| true);
+    assert!(
+        after.current_pass >= before.current_pass,
+        "progress went back: {} -> {}",
+        before.current_pass,
+        after.current_pass
+    );
+    let s = job.wait_finished();
+    assert_exactly_once(&s);
+    assert!(
+        s.last_accuracy >= MIN_ACCURACY,
+        "accuracy {}",
+        s.last_accuracy
+    );
+}
+
+#[test]
+fn pserver_killed_and_restarted_restores_its_checkpoint() {
+    let mut job = Job::start("pserver-crash", 2, &[]);
+    for i in 0..3 {
+        job.add_trainer(&format!("t{i}"));
+    }
+    job.wait_until("pass 3", Duration::from_secs(60), |s| s.current_pass >= 3);
+    job.pservers[1].kill().expect("SIGKILL pserver");
+    job.pservers[1].wait().expect("reap");
+    let addr = job.pserver_addrs[1].clone();
+    let (child, _) = job.spawn_pserver(1, &addr);
+    job.pservers[1] = child;
+    let restored = job.rt().block_on(async {
+        let mut p = client::pserver(&addr).expect("client");
+        p.status(PserverStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+    });
+    assert!(
+        restored.initialized && restored.restored_from.contains("pserver-1.ckpt"),
+        "{restored:?}"
+    );
+    let s = job.wait_finished();
+    assert_exactly_once(&s);
+    assert!(
+        s.last_accuracy >= MIN_ACCURACY,
+        "accuracy {}",
+        s.last_accuracy
+    );
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_nothing_breaks() {
+    let job = Job::start("bad-input", 1, &[]);
+    let (master_addr, ps_addr) = (job.master_addr.clone(), job.pserver_addrs[0].clone());
+    // Raw garbage on the master's port.
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(&master_addr).expect("connect");
+        let _ = s.write_all(b"\x00\xffGARBAGE not http/2 at all\r\n\r\n");
+    }
+    job.rt().block_on(async {
+        let mut m = client::master(&master_addr).unwrap();
+        let huge = "x".repeat(2 << 20);
+        let e = m
+            .register(RegisterRequest { trainer_id: huge })
+            .await
+            .expect_err("oversized message refused");
+        assert!(
+            matches!(
+                e.code(),
+                Code::OutOfRange | Code::ResourceExhausted | Code::Internal
+            ),
+            "{e:?}"
+        );
+        let e = m
+            .lease_task(LeaseTaskRequest {
+                trainer_id: "ghost".into(),
+            })
+            .await
+            .expect_err("unknown trainer");
+        assert_eq!(e.code(), Code::NotFound);
+        assert!(e.message().contains("ghost"), "{}", e.message());
+        let e = m
+            .register(RegisterRequest {
+                trainer_id: String::new(),
+            })
+            .await
+            .expect_err("empty id");
+        assert_eq!(e.code(), Code::InvalidArgument);
+        m.register(RegisterRequest {
+            trainer_id: "t".into(),
+        })
+        .await
+        .expect("register");
+        let lease = m
+            .lease_task(LeaseTaskRequest {
+                trainer_id: "t".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let task = lease.task.expect("a task");
+        let done = |lease_id: u64, loss: f64| CompleteTaskRequest {
+            trainer_id: "t".into(),
+            pass: task.pass,
+            chunk: task.chunk,
+            lease_id,
+            loss,
+            samples: 32,
+        };
+        let e = m
+            .complete_task(done(task.lease_id, f64::NAN))
+            .await
+            .expect_err("NaN loss");
+        assert!(e.message().contains("loss"), "{}", e.message());
+        let e = m
+            .complete_task(done(task.lease_id + 1, 1.0))
+            .await
+            .expect_err("stale lease");
+        assert_eq!(e.code(), Code::FailedPrecondition);
+        m.complete_task(done(task.lease_id, 1.0))
+            .await
+            .expect("complete");
+        let e = m
+            .complete_task(done(task.lease_id, 1.0))
+            .await
+            .expect_err("duplicate");
+        assert_eq!(e.code(), Code::AlreadyExists);
+        let s = m
+            .status(StatusRequest {})
+            .await
+            .expect("still serving")
+            .into_inner();
+        assert_eq!(s.pass_status[0].done, 1);
+        assert_eq!(
+            s.pass_status[0].completions, 1,
+            "the duplicate did not count"
+        );
+
+        let mut p = client::pserver(&ps_addr).unwrap();
+        let e = p.pull(PullRequest {}).await.expect_err("pull before init");
+        assert_eq!(e.code(), Code::FailedPrecondition);
+        let init = InitRequest {
+            layout: Some(Layout {
+                params: 100,
+                block_size: 0,
+                pservers: 1,
+            }),
+            pserver_index: 0,
+            optimizer: Optimizer::SgdMomentum as i32,
+            learning_rate: 0.1,
+            momentum: 0.9,
+            seed: 1,
+            init_scale: 0.1,
+        };
+        let e = p.init(init).await.expect_err("zero block size");
+        assert!(e.message().contains("block_size"), "{}", e.message());
+        let init = InitRequest {
+            layout: Some(Layout {
+                params: 100,
+                block_size: 10,
+                pservers: 1,
+            }),
+            ..init
+        };
+        p.init(init).await.expect("init");
+        let bad = PushRequest {
+            gradients: vec![Block {
+                index: 0,
+                values: vec![1, 2, 3],
+            }],
+        };
+        let e = p.push(bad).await.expect_err("ragged bytes");
+        assert!(
+            e.message().contains("gradients[0].values"),
+            "{}",
+            e.message()
+        );
+        let bad = PushRequest {
+            gradients: vec![Block {
+                index: 99,
+                values: vec![0; 40],
+            }],
+        };
+        assert_eq!(
+            p.push(bad).await.expect_err("foreign block").code(),
+            Code::InvalidArgument
+        );
+        assert!(p.pull(PullRequest {}).await.is_ok(), "still serving");
+    });
+}
+
+#[test]
+fn truncated_checkpoint_is_rejected_and_the_previous_one_restored() {
+    let dir = workdir("truncated-ckpt");
+    let ckpt = dir.join("checkpoints");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    // Only a truncated checkpoint: the pserver starts empty, says why, does not panic.
+    std::fs::write(ckpt.join("pserver-0.ckpt"), b"EBBCKPT1\x10\x00\x00").unwrap();
+    let addr_file = dir.join("p.addr");
+    let mut p = spawn(
+        &dir,
+        "pserver",
+        &[
+            "pserver",
+            "--listen",
+            "127.0.0.1:0",
+            "--index",
+            "0",
+            "--checkpoint-dir",
+            ckpt.to_str().unwrap(),
+            "--addr-file",
+            addr_file.to_str().unwrap(),
+        ],
+    );
+    let addr = wait_for_file(&addr_file);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let st = rt.block_on(async {
+        client::pserver(&addr)
+            .unwrap()
+            .status(PserverStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    assert!(!st.initialized);
+    let _ = p.kill();
+    let _ = p.wait();
+    let log = std::fs::read_to_string(dir.join("pserver.log")).unwrap();
+    assert!(
+        log.contains("pserver-0.ckpt") && log.contains("truncated"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn a_trainer_with_a_missing_dataset_exits_with_the_path_named() {
+    let dir = workdir("missing-data");
+    let mut t = spawn(
+        &dir,
+        "trainer",
+        &[
+            "trainer",
+            "--id",
+            "t",
+            "--master",
+            "127.0.0.1:1",
+            "--pservers",
+            "127.0.0.1:2",
+            "--data",
+            "/nonexistent/digits.csv.gz",
+        ],
+    );
+    let status = wait_exit(&mut t, Duration::from_secs(10));
+    assert!(!status.success());
+    let log = std::fs::read_to_string(dir.join("trainer.log")).unwrap();
+    assert!(
+        log.contains("/nonexistent/digits.csv.gz") && !log.contains("panicked"),
+        "{log}"
+    );
+}
