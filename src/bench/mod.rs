@@ -1,4 +1,5 @@
 //! Benchmarks behind `ebb bench`, and the synthetic clusters they run on.
 
+pub mod coord_bench;
 pub mod generate;
 pub mod plan_bench;

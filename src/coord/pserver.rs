@@ -13,6 +13,8 @@ use tonic::{Request, Response, Status};
 
 /// A 10M-float model is 40 MB a message; leave room, refuse anything beyond.
 pub const MAX_PSERVER_MESSAGE: usize = 256 << 20;
+/// HTTP/2 flow-control window for parameter traffic (both ends).
+pub const WINDOW: u32 = 16 << 20;
 
 #[derive(Clone, Debug)]
 pub struct PserverConfig {
@@ -261,7 +263,10 @@ pub async fn serve(
             }
         })
     };
+    // HTTP/2's default 64 KiB windows cap a 40 MB push at a crawl over loopback.
     let result = tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(WINDOW))
+        .initial_connection_window_size(Some(2 * WINDOW))
         .add_service(service.clone().server())
         .serve_with_incoming_shutdown(super::master::incoming(listener), shutdown)
         .await;

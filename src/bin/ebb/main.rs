@@ -42,6 +42,26 @@ enum Command {
 enum Bench {
     /// Time `plan::plan` on a generated cluster.
     Plan(PlanArgs),
+    /// Master task throughput, pserver bandwidth, trainer join and SIGTERM latency.
+    Coord(CoordArgs),
+}
+
+#[derive(Args)]
+struct CoordArgs {
+    /// Concurrent trainers hammering the master.
+    #[arg(long, default_value_t = 16)]
+    trainers: usize,
+    /// Seconds of master load.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Model size for the push + pull bandwidth.
+    #[arg(long, default_value_t = 10_000_000)]
+    params: u64,
+    /// Dataset for the real trainer process.
+    #[arg(long, default_value = "tests/data/digits.csv.gz")]
+    data: std::path::PathBuf,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -83,6 +103,7 @@ fn main() -> Result<()> {
         Command::Pserver(a) => coord_cmd::pserver(a),
         Command::Trainer(a) => coord_cmd::trainer(a),
         Command::Bench(Bench::Plan(a)) => bench_plan(a),
+        Command::Bench(Bench::Coord(a)) => bench_coord(a),
     }
 }
 
@@ -117,6 +138,37 @@ fn bench_plan(a: PlanArgs) -> Result<()> {
             r.cold_ms,
             r.gpu_alloc_frac * 100.0,
             r.cpu_alloc_frac * 100.0
+        );
+    }
+    Ok(())
+}
+
+fn bench_coord(a: CoordArgs) -> Result<()> {
+    anyhow::ensure!(a.trainers > 0, "--trainers must be at least 1");
+    anyhow::ensure!(a.seconds > 0.0, "--seconds must be positive");
+    anyhow::ensure!(a.params > 0, "--params must be at least 1");
+    let exe = std::env::current_exe().context("finding the ebb binary")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let r = rt.block_on(ebb::bench::coord_bench::run(
+        &exe, &a.data, a.trainers, a.seconds, a.params,
+    ))?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).context("serialising the result")?
+        );
+    } else {
+        println!(
+            "coord: {:.0} tasks/s ({} trainers), push+pull {:.2} GB/s ({} floats), join to first task {:.0} ms, SIGTERM to exit {:.0} ms",
+            r.tasks_per_s,
+            r.trainers,
+            r.push_pull_gb_per_s,
+            r.params,
+            r.join_to_first_task_ms,
+            r.sigterm_to_exit_ms
         );
     }
     Ok(())
