@@ -12,6 +12,16 @@ use tonic::Code;
 
 const MIN_ACCURACY: f64 = 0.9;
 
+/// Every chunk done exactly once, and the final model good enough.
+fn assert_trained(s: &StatusReply) {
+    assert_exactly_once(s);
+    assert!(
+        s.last_accuracy >= MIN_ACCURACY,
+        "accuracy {}",
+        s.last_accuracy
+    );
+}
+
 #[test]
 fn three_trainers_reach_ninety_percent() {
     let mut job = Job::start("basic", 2, &[]);
@@ -19,12 +29,7 @@ fn three_trainers_reach_ninety_percent() {
         job.add_trainer(&format!("t{i}"));
     }
     let s = job.wait_finished();
-    assert_exactly_once(&s);
-    assert!(
-        s.last_accuracy >= MIN_ACCURACY,
-        "accuracy {}",
-        s.last_accuracy
-    );
+    assert_trained(&s);
     for t in &mut job.trainers {
         assert!(wait_exit(t, Duration::from_secs(10)).success());
     }
@@ -55,12 +60,7 @@ fn trainers_join_and_leave_mid_run_and_every_chunk_is_done_once() {
     // SIGKILL: the master notices the silence and re-queues the chunk.
     job.trainers[1].kill().expect("SIGKILL");
     let s = job.wait_finished();
-    assert_exactly_once(&s);
-    assert!(
-        s.last_accuracy >= MIN_ACCURACY,
-        "accuracy {}",
-        s.last_accuracy
-    );
+    assert_trained(&s);
 }
 
 #[test]
@@ -79,12 +79,7 @@ fn master_killed_and_restarted_resumes_without_losing_or_repeating_chunks() {
         after.current_pass
     );
     let s = job.wait_finished();
-    assert_exactly_once(&s);
-    assert!(
-        s.last_accuracy >= MIN_ACCURACY,
-        "accuracy {}",
-        s.last_accuracy
-    );
+    assert_trained(&s);
 }
 
 #[test]
@@ -111,12 +106,7 @@ fn pserver_killed_and_restarted_restores_its_checkpoint() {
         "{restored:?}"
     );
     let s = job.wait_finished();
-    assert_exactly_once(&s);
-    assert!(
-        s.last_accuracy >= MIN_ACCURACY,
-        "accuracy {}",
-        s.last_accuracy
-    );
+    assert_trained(&s);
 }
 
 #[test]

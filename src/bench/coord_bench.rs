@@ -38,6 +38,15 @@ fn rpc(what: &'static str) -> impl Fn(tonic::Status) -> BenchError {
     move |status| BenchError::Rpc { what, status }
 }
 
+async fn bind_loopback() -> Result<(tokio::net::TcpListener, String), BenchError> {
+    let setup = |e: std::io::Error| BenchError::Setup(e.to_string());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(setup)?;
+    let addr = listener.local_addr().map_err(setup)?.to_string();
+    Ok((listener, addr))
+}
+
 async fn start_master(
     dir: &Path,
     records: u64,
@@ -60,13 +69,7 @@ async fn start_master(
         compact_every: 200_000,
     };
     let service = MasterService::open(&config).map_err(|e| BenchError::Setup(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::Setup(e.to_string()))?
-        .to_string();
+    let (listener, addr) = bind_loopback().await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let _ = master::serve(service, listener, &config, async {
@@ -87,13 +90,7 @@ async fn start_pserver(
         checkpoint_interval: Duration::from_secs(3600),
     })
     .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::Setup(e.to_string()))?
-        .to_string();
+    let (listener, addr) = bind_loopback().await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let _ = pserver::serve(service, listener, async {

@@ -301,6 +301,20 @@ impl TaskBook {
         Ok(())
     }
 
+    /// A known trainer reporting on its live lease: the lease ends here.
+    fn accept(
+        &mut self,
+        trainer: &str,
+        pass: u32,
+        chunk: u32,
+        lease_id: u64,
+        now: u64,
+    ) -> Result<(), BookError> {
+        self.known(trainer)?;
+        self.trainers.insert(trainer.to_string(), now);
+        self.take_live_lease(trainer, pass, chunk, lease_id)
+    }
+
     pub fn complete(
         &mut self,
         trainer: &str,
@@ -309,9 +323,7 @@ impl TaskBook {
         lease_id: u64,
         now: u64,
     ) -> Result<Vec<Event>, BookError> {
-        self.known(trainer)?;
-        self.trainers.insert(trainer.to_string(), now);
-        self.take_live_lease(trainer, pass, chunk, lease_id)?;
+        self.accept(trainer, pass, chunk, lease_id, now)?;
         self.state[chunk as usize] = ChunkState::Done;
         let totals = &mut self.history[pass as usize];
         totals.done += 1;
@@ -329,9 +341,7 @@ impl TaskBook {
         lease_id: u64,
         now: u64,
     ) -> Result<Vec<Event>, BookError> {
-        self.known(trainer)?;
-        self.trainers.insert(trainer.to_string(), now);
-        self.take_live_lease(trainer, pass, chunk, lease_id)?;
+        self.accept(trainer, pass, chunk, lease_id, now)?;
         Ok(self.count_failure(chunk))
     }
 

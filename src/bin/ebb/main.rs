@@ -123,10 +123,7 @@ fn bench_plan(a: PlanArgs) -> Result<()> {
     };
     let r = plan_bench::run(&spec, a.runs);
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&r).context("serialising the result")?
-        );
+        print_json(&r)?;
     } else {
         println!(
             "plan: {} nodes, {} jobs, {} queues: median {:.2} ms, p99 {:.2} ms (cold {:.1} ms); gpu alloc {:.1}%, cpu alloc {:.1}%",
@@ -156,10 +153,7 @@ fn bench_coord(a: CoordArgs) -> Result<()> {
         &exe, &a.data, a.trainers, a.seconds, a.params,
     ))?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&r).context("serialising the result")?
-        );
+        print_json(&r)?;
     } else {
         println!(
             "coord: {:.0} tasks/s ({} trainers), push+pull {:.2} GB/s ({} floats), join to first task {:.0} ms, SIGTERM to exit {:.0} ms",
@@ -171,5 +165,13 @@ fn bench_coord(a: CoordArgs) -> Result<()> {
             r.sigterm_to_exit_ms
         );
     }
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string(value).context("serialising the result")?
+    );
     Ok(())
 }
