@@ -107,13 +107,10 @@ fn arb_running_world() -> impl Strategy<Value = Snapshot> {
                 j
             }));
             for i in 0..extra_services {
-                s.other_pods.push(OtherPod {
-                    namespace: "web".into(),
-                    name: format!("late-{i}"),
-                    workload: None,
-                    resources: Resources::new(2000, GIB, 0),
-                    node: None,
-                });
+                s.other_pods.push(unplaced_pod(
+                    &format!("late-{i}"),
+                    Resources::new(2000, GIB, 0),
+                ));
             }
             if lose_node && s.nodes.len() > 1 {
                 s.nodes.pop();

@@ -502,13 +502,10 @@ fn lost_support_pods_keep_their_room_until_recreated() {
     let mut s = snapshot(vec![gpu_node("n0", 20, 2)], vec![j0, j1]);
     s.time_s = 7.0;
     for i in 0..2 {
-        s.other_pods.push(OtherPod {
-            namespace: "web".into(),
-            name: format!("late-{i}"),
-            workload: None,
-            resources: Resources::new(2000, GIB, 0),
-            node: None,
-        });
+        s.other_pods.push(unplaced_pod(
+            &format!("late-{i}"),
+            Resources::new(2000, GIB, 0),
+        ));
     }
     let policy = Policy::default();
     let first = plan(&s, &policy);

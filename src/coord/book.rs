@@ -216,6 +216,15 @@ impl TaskBook {
         }
     }
 
+    /// A call from a known trainer also counts as a heartbeat.
+    fn touch(&mut self, trainer: &str, now: u64) -> Result<(), BookError> {
+        if self.heartbeat(trainer, now) {
+            Ok(())
+        } else {
+            self.known(trainer)
+        }
+    }
+
     pub fn register(&mut self, trainer: &str, now: u64) -> Result<(), BookError> {
         if trainer.is_empty() {
             return Err(BookError::EmptyTrainerId);
@@ -235,8 +244,7 @@ impl TaskBook {
     }
 
     pub fn lease(&mut self, trainer: &str, now: u64) -> Result<LeaseOutcome, BookError> {
-        self.known(trainer)?;
-        self.trainers.insert(trainer.to_string(), now);
+        self.touch(trainer, now)?;
         if self.finished {
             return Ok(LeaseOutcome::Finished);
         }
@@ -310,8 +318,7 @@ impl TaskBook {
         lease_id: u64,
         now: u64,
     ) -> Result<(), BookError> {
-        self.known(trainer)?;
-        self.trainers.insert(trainer.to_string(), now);
+        self.touch(trainer, now)?;
         self.take_live_lease(trainer, pass, chunk, lease_id)
     }
 

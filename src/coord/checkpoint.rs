@@ -31,7 +31,7 @@ fn prev_of(path: &Path) -> PathBuf {
     path.with_extension("ckpt.prev")
 }
 
-pub fn encode(store: &Store) -> Vec<u8> {
+pub fn encode(store: &Store) -> Result<Vec<u8>, String> {
     let header = Header {
         layout: store.layout,
         index: store.index,
@@ -43,7 +43,7 @@ pub fn encode(store: &Store) -> Vec<u8> {
             .map(|b| (b.index, b.values.len() as u32, !b.v.is_empty(), b.steps))
             .collect(),
     };
-    let header = serde_json::to_vec(&header).unwrap_or_default();
+    let header = serde_json::to_vec(&header).map_err(|e| format!("header: {e}"))?;
     let floats: usize = store
         .blocks
         .iter()
@@ -62,7 +62,7 @@ pub fn encode(store: &Store) -> Vec<u8> {
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
-    out
+    Ok(out)
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Store, String> {
@@ -125,10 +125,20 @@ pub fn decode(bytes: &[u8]) -> Result<Store, String> {
 }
 
 pub fn save(store: &Store, path: &Path) -> Result<(), CoordError> {
+    let bytes = encode(store).map_err(|message| CoordError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    save_encoded(&bytes, path)
+}
+
+/// Writes an [`encode`]d checkpoint: the pserver encodes under its lock (one copy of
+/// the parameters) and writes outside it.
+pub fn save_encoded(bytes: &[u8], path: &Path) -> Result<(), CoordError> {
     let tmp = path.with_extension("ckpt.tmp");
     {
         let mut f = std::fs::File::create(&tmp).map_err(|e| CoordError::io(&tmp, e))?;
-        f.write_all(&encode(store))
+        f.write_all(bytes)
             .and_then(|_| f.sync_all())
             .map_err(|e| CoordError::io(&tmp, e))?;
     }
@@ -199,7 +209,7 @@ mod tests {
     fn round_trips_both_optimisers() {
         for kind in [OptimizerKind::SgdMomentum, OptimizerKind::Adam] {
             let s = store(kind);
-            assert_eq!(decode(&encode(&s)).unwrap(), s);
+            assert_eq!(decode(&encode(&s).unwrap()).unwrap(), s);
         }
     }
 

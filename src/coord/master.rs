@@ -215,6 +215,10 @@ impl Master for MasterService {
             inner.losses.pop_front();
         }
         inner.losses.push_back(r.loss);
+        let save_granted = inner
+            .book
+            .request_save(&r.trainer_id, false, now)
+            .unwrap_or(false);
         if events
             .iter()
             .any(|e| matches!(e, Event::PassAdvanced { .. }))
@@ -226,7 +230,7 @@ impl Master for MasterService {
                 "pass done"
             );
         }
-        Ok(Response::new(CompleteTaskReply {}))
+        Ok(Response::new(CompleteTaskReply { save_granted }))
     }
 
     async fn fail_task(
@@ -339,24 +343,20 @@ pub async fn serve(
     let reaper = {
         let s = service.clone();
         let every = Duration::from_millis((config.book.heartbeat_timeout_ms / 4).clamp(10, 500));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                s.reap();
-            }
+        spawn_every(every, move || {
+            s.reap();
+            std::future::ready(())
         })
     };
     let syncer = {
         let s = service.clone();
-        let every = Duration::from_millis(config.sync_interval_ms.max(1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
+        spawn_every(
+            Duration::from_millis(config.sync_interval_ms.max(1)),
+            move || {
                 s.sync();
-            }
-        })
+                std::future::ready(())
+            },
+        )
     };
     let result = tonic::transport::Server::builder()
         .add_service(service.clone().server())
@@ -366,6 +366,21 @@ pub async fn serve(
     syncer.abort();
     service.compact();
     result
+}
+
+/// Runs `tick` every `period` until the returned handle is aborted.
+pub(crate) fn spawn_every<F, Fut>(period: Duration, mut tick: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        loop {
+            interval.tick().await;
+            tick().await;
+        }
+    })
 }
 
 /// Accepted connections with Nagle off: every RPC here is a small request waiting on

@@ -105,16 +105,22 @@ impl PserverService {
 
     /// Writes a checkpoint when anything changed since the last one.
     pub async fn checkpoint(&self) -> Result<(), CoordError> {
-        let snapshot = {
+        let path = checkpoint::path_for(&self.config.checkpoint_dir, self.config.index);
+        let (bytes, version) = {
             let shard = self.read();
             match &shard.store {
-                Some(s) if shard.saved_version != Some(s.version) => s.clone(),
+                Some(s) if shard.saved_version != Some(s.version) => {
+                    let bytes =
+                        checkpoint::encode(s).map_err(|message| CoordError::Checkpoint {
+                            path: path.clone(),
+                            message,
+                        })?;
+                    (bytes, s.version)
+                }
                 _ => return Ok(()),
             }
         };
-        let version = snapshot.version;
-        let path = checkpoint::path_for(&self.config.checkpoint_dir, self.config.index);
-        tokio::task::spawn_blocking(move || checkpoint::save(&snapshot, &path))
+        tokio::task::spawn_blocking(move || checkpoint::save_encoded(&bytes, &path))
             .await
             .map_err(|e| CoordError::invalid("checkpoint task", e.to_string()))??;
         self.write().saved_version = Some(version);
@@ -253,10 +259,9 @@ pub async fn serve(
     let ticker = {
         let s = service.clone();
         let every = s.config.checkpoint_interval.max(Duration::from_millis(10));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
+        super::master::spawn_every(every, move || {
+            let s = s.clone();
+            async move {
                 if let Err(e) = s.checkpoint().await {
                     tracing::error!(error = %e, "checkpoint failed");
                 }

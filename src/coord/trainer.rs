@@ -298,8 +298,9 @@ impl Trainer {
             match Outcome::try_from(reply.outcome) {
                 Ok(Outcome::Leased) => {
                     let Some(task) = reply.task else { continue };
-                    self.do_chunk(task).await?;
-                    self.maybe_save(false).await?;
+                    if self.do_chunk(task).await? {
+                        self.save_and_report(false).await?;
+                    }
                 }
                 Ok(Outcome::Finished) => {
                     self.finish(stop).await?;
@@ -310,7 +311,9 @@ impl Trainer {
         }
     }
 
-    async fn do_chunk(&mut self, task: Task) -> Result<(), TrainerError> {
+    /// Trains on the chunk and reports it; true when the master asks this trainer to
+    /// save the model now.
+    async fn do_chunk(&mut self, task: Task) -> Result<bool, TrainerError> {
         let (begin, end) = (task.begin as usize, task.end as usize);
         let Some(rows) = self.split.train.get(begin..end) else {
             // The master and this trainer disagree about the data: give the chunk back
@@ -329,7 +332,7 @@ impl Trainer {
                     reason,
                 })
                 .await;
-            return Ok(());
+            return Ok(false);
         };
         let rows = rows.to_vec();
         let params = self.pull().await?;
@@ -350,7 +353,10 @@ impl Trainer {
         })
         .await;
         match r {
-            Ok(_) => self.report.chunks_done += 1,
+            Ok(reply) => {
+                self.report.chunks_done += 1;
+                return Ok(reply.into_inner().save_granted);
+            }
             // The lease lapsed (or the master restarted): someone else does the chunk.
             Err(s)
                 if matches!(
@@ -373,23 +379,28 @@ impl Trainer {
                 });
             }
         }
-        Ok(())
+        Ok(false)
     }
 
-    /// Evaluates on the held-out rows and writes the model, if the master grants it.
-    async fn maybe_save(&mut self, final_save: bool) -> Result<bool, TrainerError> {
+    /// Asks for the final save; evaluates and saves when granted.
+    async fn final_save(&mut self) -> Result<bool, TrainerError> {
         let mut m = self.master.clone();
         let granted = m
             .request_save(RequestSaveRequest {
                 trainer_id: self.config.id.clone(),
-                r#final: final_save,
+                r#final: true,
             })
             .await
             .map(|r| r.into_inner().granted)
             .unwrap_or(false);
-        if !granted {
-            return Ok(false);
+        if granted {
+            self.save_and_report(true).await?;
         }
+        Ok(granted)
+    }
+
+    /// Evaluates on the held-out rows, writes the model and reports the accuracy.
+    async fn save_and_report(&mut self, final_save: bool) -> Result<(), TrainerError> {
         let params = self.pull().await?;
         let accuracy = self
             .config
@@ -414,14 +425,14 @@ impl Trainer {
             self.report.final_accuracy = Some(accuracy);
         }
         tracing::info!(accuracy, final_save, "model evaluated and saved");
-        Ok(true)
+        Ok(())
     }
 
     /// Every pass is done: one trainer makes the final save; the others wait until it is
     /// reported, taking it over if its holder disappears.
     async fn finish(&mut self, stop: &AtomicBool) -> Result<(), TrainerError> {
         loop {
-            if self.maybe_save(true).await? {
+            if self.final_save().await? {
                 return Ok(());
             }
             let mut m = self.master.clone();
@@ -438,18 +449,20 @@ impl Trainer {
     }
 
     async fn leave(&mut self) -> Result<(), TrainerError> {
-        let mut m = self.master.clone();
-        match m
-            .deregister(DeregisterRequest {
-                trainer_id: self.config.id.clone(),
-            })
-            .await
-        {
-            Ok(r) => tracing::info!(returned = r.get_ref().returned_leases, "left the job"),
-            // The master will notice the missing heartbeats instead.
-            Err(s) => tracing::warn!(code = ?s.code(), "could not deregister"),
-        }
+        deregister(self.master.clone(), &self.config.id).await;
         Ok(())
+    }
+}
+
+/// Tells the master this trainer is leaving, so its lease goes back at once; if the
+/// master cannot be reached it notices the missing heartbeats instead.
+pub async fn deregister(mut master: MasterClient<Channel>, id: &str) {
+    let req = DeregisterRequest {
+        trainer_id: id.to_string(),
+    };
+    match master.deregister(req).await {
+        Ok(r) => tracing::info!(returned = r.get_ref().returned_leases, "left the job"),
+        Err(s) => tracing::warn!(code = ?s.code(), "could not deregister"),
     }
 }
 

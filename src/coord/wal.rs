@@ -9,7 +9,7 @@
 
 use super::book::{BookConfig, DurableState, Event, TaskBook};
 use super::error::CoordError;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -153,21 +153,17 @@ impl Journal {
             book.replay(ev);
         }
         recovered.replayed = events.len() as u64;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| CoordError::io(&log_path, e))?;
+        // Snapshot first, then a fresh log: this also drops any torn tail, so appends
+        // start on a clean line.
+        write_snapshot(dir, last_seq, &book)?;
         let mut journal = Journal {
             dir: dir.to_path_buf(),
-            log,
+            log: fresh_log(dir)?,
             seq: last_seq,
-            since_compaction: events.len() as u64,
+            since_compaction: 0,
             compact_every: compact_every.max(1),
             unsynced: false,
         };
-        // Compacting now also drops any torn tail, so appends start on a clean line.
-        journal.compact(&book)?;
         journal.append_record(Record::Epoch(epoch))?;
         journal.sync()?;
         Ok((journal, book, recovered))
@@ -212,38 +208,44 @@ impl Journal {
         Ok(())
     }
 
-    /// Whole state to a temporary file, fsync, rename over the snapshot, new empty log.
+    /// Whole state to the snapshot, then a new empty log.
     pub fn compact(&mut self, book: &TaskBook) -> Result<(), CoordError> {
-        let snap = Snapshot {
-            last_seq: self.seq,
-            state: book.durable(),
-        };
-        let body = serde_json::to_string(&snap).map_err(|e| CoordError::State {
-            path: self.dir.join(SNAPSHOT),
-            message: e.to_string(),
-        })?;
-        let tmp = self.dir.join(format!("{SNAPSHOT}.tmp"));
-        let target = self.dir.join(SNAPSHOT);
-        {
-            let mut f = File::create(&tmp).map_err(|e| CoordError::io(&tmp, e))?;
-            f.write_all(with_crc(&body).as_bytes())
-                .and_then(|_| f.sync_all())
-                .map_err(|e| CoordError::io(&tmp, e))?;
-        }
-        std::fs::rename(&tmp, &target).map_err(|e| CoordError::io(&target, e))?;
-        sync_dir(&self.dir)?;
+        write_snapshot(&self.dir, self.seq, book)?;
         // The snapshot holds everything up to `seq`; older log lines are skipped on
         // replay even if the truncation below is lost in a crash.
-        let log_path = self.dir.join(LOG);
-        self.log = File::create(&log_path).map_err(|e| CoordError::io(&log_path, e))?;
-        self.log = OpenOptions::new()
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| CoordError::io(&log_path, e))?;
+        self.log = fresh_log(&self.dir)?;
         self.since_compaction = 0;
         self.unsynced = false;
         Ok(())
     }
+}
+
+/// Whole state to a temporary file, fsync, rename over the snapshot.
+fn write_snapshot(dir: &Path, last_seq: u64, book: &TaskBook) -> Result<(), CoordError> {
+    let snap = Snapshot {
+        last_seq,
+        state: book.durable(),
+    };
+    let target = dir.join(SNAPSHOT);
+    let body = serde_json::to_string(&snap).map_err(|e| CoordError::State {
+        path: target.clone(),
+        message: e.to_string(),
+    })?;
+    let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
+    {
+        let mut f = File::create(&tmp).map_err(|e| CoordError::io(&tmp, e))?;
+        f.write_all(with_crc(&body).as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| CoordError::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, &target).map_err(|e| CoordError::io(&target, e))?;
+    sync_dir(dir)
+}
+
+/// An empty log; the journal is its only writer, so plain sequential writes append.
+fn fresh_log(dir: &Path) -> Result<File, CoordError> {
+    let path = dir.join(LOG);
+    File::create(&path).map_err(|e| CoordError::io(&path, e))
 }
 
 #[cfg(test)]

@@ -131,6 +131,20 @@ impl Job {
             .add(&self.trainers.resources.times(i64::from(self.trainers.min)))
     }
 
+    /// Fixed replica count of masters or pservers (trainers are elastic: their `max`).
+    pub fn replicas_of(&self, role: Role) -> u32 {
+        match role {
+            Role::Master => self.master.replicas,
+            Role::Pserver => self.pservers.replicas,
+            Role::Trainer => self.trainers.max,
+        }
+    }
+
+    /// The stable name of the `i`-th master or pserver: `JOB-ROLE-i`.
+    pub fn support_pod_name(&self, role: Role, i: u32) -> String {
+        format!("{}-{}-{}", self.name, role, i)
+    }
+
     pub fn resources_of(&self, role: Role) -> Resources {
         match role {
             Role::Master => self.master.resources,

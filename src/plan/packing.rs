@@ -237,12 +237,8 @@ impl Packer<'_, '_> {
     /// that is going away (retry next tick).
     fn support_name(&mut self, j: usize, role: Role, live: &HashSet<String>) -> Option<String> {
         let job = self.view.jobs[j].job;
-        let replicas = match role {
-            Role::Master => job.master.replicas,
-            _ => job.pservers.replicas,
-        };
-        for i in 0..replicas {
-            let name = format!("{}-{}-{}", job.name, role, i);
+        for i in 0..job.replicas_of(role) {
+            let name = job.support_pod_name(role, i);
             if live.contains(&name) {
                 continue;
             }
@@ -463,7 +459,7 @@ impl Packer<'_, '_> {
                         None => break,
                     }
                 }
-                self.hold_room_for_renamed_support(j, role);
+                self.hold_room_for_renamed_support(j, role, &live);
             }
             let res = self.trainer_res(j);
             while self.jobs[j].kept + self.jobs[j].created < self.jobs[j].min {
@@ -479,16 +475,11 @@ impl Packer<'_, '_> {
     /// A lost master or pserver whose name is still held by the pod being deleted is
     /// created next tick; hold its room now, or this plan would hand that room to
     /// trainers and the next would have to evict one of them (no fixed point).
-    fn hold_room_for_renamed_support(&mut self, j: usize, role: Role) {
-        let jv = &self.view.jobs[j];
-        let replicas = match role {
-            Role::Master => jv.job.master.replicas,
-            _ => jv.job.pservers.replicas,
-        };
-        let live = self.live_support_names(j);
-        let res = jv.job.resources_of(role);
-        for i in 0..replicas {
-            let name = format!("{}-{}-{}", jv.job.name, role, i);
+    fn hold_room_for_renamed_support(&mut self, j: usize, role: Role, live: &HashSet<String>) {
+        let job = self.view.jobs[j].job;
+        let res = job.resources_of(role);
+        for i in 0..job.replicas_of(role) {
+            let name = job.support_pod_name(role, i);
             if live.contains(&name) || self.jobs[j].support_created.contains(&name) {
                 continue;
             }

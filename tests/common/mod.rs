@@ -116,3 +116,14 @@ pub fn bound(name: &str, role: Role, node: &str) -> JobPod {
         terminating: false,
     }
 }
+
+/// A pod ebb does not manage that wants `resources` and has no node yet (HPA demand).
+pub fn unplaced_pod(name: &str, resources: Resources) -> OtherPod {
+    OtherPod {
+        namespace: "web".into(),
+        name: name.into(),
+        workload: None,
+        resources,
+        node: None,
+    }
+}

@@ -235,8 +235,8 @@ pub fn trainer(a: TrainerArgs) -> Result<()> {
                         // The chunk in hand overran the grace period: leave without it;
                         // the master re-queues it at once.
                         tracing::warn!("grace period over: leaving with the chunk unfinished");
-                        let mut m = ebb::coord::client::master(&a.master).map_err(|s| anyhow::anyhow!("{s}"))?;
-                        let _ = tokio::time::timeout(Duration::from_millis(300), m.deregister(ebb::coord::proto::DeregisterRequest { trainer_id: id })).await;
+                        let m = ebb::coord::client::master(&a.master).map_err(|s| anyhow::anyhow!("{s}"))?;
+                        let _ = tokio::time::timeout(Duration::from_millis(300), trainer::deregister(m, &id)).await;
                         return Ok(());
                     }
                 }
