@@ -524,3 +524,41 @@ fn lost_support_pods_keep_their_room_until_recreated() {
         "{third:?}"
     );
 }
+
+/// Found by the fixed-point property: a job held above its fair share by its cooldown
+/// fills its queue to the limit, and growth of a sibling must stop there rather than
+/// place trainers the limit does not allow.
+#[test]
+fn growth_stops_at_the_queue_limit_while_a_sibling_is_in_cooldown() {
+    let nodes: Vec<Node> = (0..4).map(|i| cpu_node(&format!("n{i}"), 10)).collect();
+    let mut s = snapshot(nodes, Vec::new());
+    let mut capped = Queue::new("capped");
+    capped.limit = Some(Resources::new(20_000, 1000 * GIB, 0));
+    s.queues = vec![capped];
+    let mut big = job("big", 1, 100, one_cpu());
+    big.queue = "capped".into();
+    let policy = Policy::default();
+    s.jobs = vec![big];
+    let (mut s, _) = run(s, &policy, 1, 1.0);
+    assert_eq!(trainers(&s, "big"), 17, "20 cores less master + 2 pservers");
+    // A sibling arrives inside big's cooldown: its gang (3 + 2 trainers) forces big down
+    // to make room under the limit, and nothing more.
+    let mut small = job("small", 2, 10, one_cpu());
+    small.queue = "capped".into();
+    small.submit_time_s = s.time_s;
+    s.jobs.push(small);
+    let p = plan(&s, &policy);
+    let s = apply(&s, &p);
+    let held: i64 = ["big", "small"]
+        .iter()
+        .map(|n| 3 + trainers(&s, n) as i64)
+        .sum();
+    assert!(held <= 20, "queue holds {held} cores over its limit of 20");
+    assert!(trainers(&s, "small") >= 2);
+    let again = plan(&s, &policy);
+    assert!(
+        again.create.is_empty() && again.delete.is_empty(),
+        "{again:?}"
+    );
+    assert_no_overcommit(&s);
+}

@@ -5,6 +5,23 @@ use crate::model::{JobPod, Plan, Snapshot};
 use std::collections::HashMap;
 
 pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
+    apply_with(snapshot, plan, Deleted::Gone)
+}
+
+/// The world a moment after the plan's API calls: deleted pods have freed their node but
+/// their objects still hold their names, so a plan made on it never hands a deleted
+/// pod's name to a new pod (the planner composes rounds on it, see [`super::plan`]).
+pub fn apply_keeping_names(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
+    apply_with(snapshot, plan, Deleted::NameHeld)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Deleted {
+    Gone,
+    NameHeld,
+}
+
+fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
     let mut next = snapshot.clone();
     let job_index: HashMap<(String, String), usize> = next
         .jobs
@@ -23,8 +40,16 @@ pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
         .map(|j| j.live_trainers().count())
         .collect();
     for d in &plan.delete {
-        if let Some(j) = find(&d.job) {
-            next.jobs[j].pods.retain(|p| p.name != d.pod);
+        let Some(j) = find(&d.job) else { continue };
+        let pods = &mut next.jobs[j].pods;
+        match deleted {
+            Deleted::Gone => pods.retain(|p| p.name != d.pod),
+            Deleted::NameHeld => {
+                for p in pods.iter_mut().filter(|p| p.name == d.pod) {
+                    p.node = None;
+                    p.terminating = true;
+                }
+            }
         }
     }
     // Deletions complete at once here, so pods waiting for their name follow at once.
@@ -32,7 +57,10 @@ pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
         let Some(j) = find(&c.job) else { continue };
         let pods = &mut next.jobs[j].pods;
         match pods.iter_mut().find(|p| p.name == c.pod) {
-            Some(p) => p.node = Some(c.node.clone()),
+            Some(p) => {
+                p.node = Some(c.node.clone());
+                p.terminating = false;
+            }
             None => pods.push(JobPod {
                 name: c.pod.clone(),
                 role: c.role,

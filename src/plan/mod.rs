@@ -5,10 +5,14 @@
 //!
 //! Steps: [`view`] checks and indexes the snapshot; [`admission`] admits gangs;
 //! [`fairshare`] computes each job's weighted DRF share; [`stability`] applies hysteresis;
-//! [`packing`] places pods on nodes and picks victims.
+//! [`packing`] places pods on nodes and picks victims. Sizing repeats within a round when
+//! packing fell short of a size that cost others trainers, and rounds repeat on the
+//! world the plan leaves until one changes nothing (`compose` folds them into one plan),
+//! so that re-planning an applied plan is a fixed point.
 
 pub mod admission;
 pub mod apply;
+mod compose;
 pub mod fairshare;
 pub mod lp;
 mod nodes;
@@ -26,58 +30,80 @@ use stability::StabilityJob;
 use topology::TopologyIndex;
 use view::View;
 
+/// Planning rounds at most per call. Packing is greedy and a round's own changes can
+/// flip a condition (a gang fits once another job's growth is placed, a repair after a
+/// lost node, a queue drops below its guarantee): one more round on the resulting world
+/// finds that, and composing the rounds gives the controller a plan that re-planning
+/// leaves alone, rather than a change spread over several ticks.
+const MAX_ROUNDS: usize = 4;
+
+/// Sizing passes at most per round (see `plan_round`).
+const MAX_PASSES: usize = 4;
+
 pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
+    let mut composed = plan_round(snapshot, policy);
+    if compose::is_quiet(&composed) {
+        return composed;
+    }
+    let mut world = apply::apply_keeping_names(snapshot, &composed);
+    for _ in 1..MAX_ROUNDS {
+        let round = plan_round(&world, policy);
+        if compose::is_quiet(&round) {
+            break;
+        }
+        world = apply::apply_keeping_names(&world, &round);
+        composed = compose::compose(snapshot, composed, round);
+    }
+    composed
+}
+
+fn plan_round(snapshot: &Snapshot, policy: &Policy) -> Plan {
     let view = View::build(snapshot);
     let mut admission = admission::admit(&view, policy);
-    let capacity = view.capacity();
-    let room = view.room_for_jobs();
-
-    let admitted: Vec<usize> = (0..view.jobs.len())
-        .filter(|&j| admission[j].admitted())
-        .collect();
-    let problem = fair_problem(&view, &admitted, capacity, room);
-    let fair = fairshare::solve(&problem);
-    let fair_trainers: Vec<u32> = admitted
-        .iter()
-        .zip(&fair.extra)
-        .map(|(&j, &x)| view.jobs[j].job.trainers.min + x)
-        .collect();
-
-    let yield_to_reclaim = reclaiming_queues(&view, &admitted, &fair_trainers, policy);
-    let stability_jobs: Vec<StabilityJob> = admitted
-        .iter()
-        .zip(&fair_trainers)
-        .map(|(&j, &fair)| {
-            let jv = &view.jobs[j];
-            let job = jv.job;
-            let top = *queue_path(&view, jv.queue).last().unwrap_or(&jv.queue);
-            StabilityJob {
-                min: job.trainers.min,
-                max: job.trainers.max,
-                current: (admission[j] == Admission::Running)
-                    .then_some(jv.live_trainers.len() as u32),
-                fair,
-                in_cooldown: job
-                    .last_scale_time_s
-                    .is_some_and(|t| snapshot.time_s - t < policy.scale_down_cooldown_s),
-                must_yield_to_reclaim: yield_to_reclaim.get(top).copied().unwrap_or(false),
-                per_trainer: job.trainers.resources,
-                overhead: job.overhead(),
-            }
-        })
-        .collect();
-    let stable = stability::stabilize(&stability_jobs, room, policy);
-    let mut targets = vec![0; view.jobs.len()];
-    let mut fair_of = vec![0; view.jobs.len()];
-    for (i, &j) in admitted.iter().enumerate() {
-        targets[j] = stable[i];
-        fair_of[j] = fair_trainers[i];
-    }
-
     let topo = TopologyIndex::build(&view.node_refs);
-    let packed = packing::pack(&view, &topo, &mut admission, &targets, capacity);
-
-    let jobs = view
+    // Packing can fall short of the sizes asked for: a gang admitted on aggregate room
+    // does not pack, a repair or growth finds no node. When that room was taken from
+    // others (a gang, a shrink), it was taken in vain, and the next tick would take it
+    // again and hand it on, one step at a time. So plan again, the failed gang pending
+    // and each short job capped at what was placed. Growth that merely falls short
+    // needs no second pass: the top-up already hands its room on.
+    let mut placeable = vec![None; view.jobs.len()];
+    let mut pass = 0;
+    let mut fair = fair_shares(&view, &admission);
+    let (fair_of, packed) = loop {
+        pass += 1;
+        let before = admission.clone();
+        let sized = size_and_pack(
+            snapshot,
+            &view,
+            &topo,
+            &mut admission,
+            &fair,
+            &placeable,
+            policy,
+        );
+        let gang_failed = admission != before;
+        if gang_failed {
+            fair = fair_shares(&view, &admission);
+        }
+        let mut short = false;
+        let mut shrinks = false;
+        for (j, (&asked, &got)) in sized.targets.iter().zip(&sized.packed.trainers).enumerate() {
+            if !admission[j].admitted() {
+                continue;
+            }
+            if got < asked {
+                placeable[j] = Some(got);
+                short = true;
+            }
+            shrinks |= (got as usize) < view.jobs[j].live_trainers.len();
+        }
+        let again = gang_failed || short && shrinks;
+        if !again || pass == MAX_PASSES {
+            break (sized.fair, sized.packed);
+        }
+    };
+    let jobs: Vec<JobPlan> = view
         .jobs
         .iter()
         .enumerate()
@@ -115,6 +141,105 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
         service_reservations: packed.reservations,
         problems: view.problems,
     }
+}
+
+/// Fair share, stability and packing for the admission as it stands; packing may send a
+/// gang back to pending in `admission`.
+fn size_and_pack(
+    snapshot: &Snapshot,
+    view: &View,
+    topo: &TopologyIndex,
+    admission: &mut [Admission],
+    fair: &FairShares,
+    placeable: &[Option<u32>],
+    policy: &Policy,
+) -> Sized {
+    let capacity = view.capacity();
+    let room = view.room_for_jobs();
+    let (admitted, fair_trainers) = (fair.admitted.as_slice(), fair.trainers.as_slice());
+
+    let yield_to_reclaim = reclaiming_queues(view, admitted, fair_trainers, policy);
+    let mut limit_index = vec![None; view.queues.len()];
+    let mut limits = Vec::new();
+    for (q, queue) in view.queues.iter().enumerate() {
+        if let Some(l) = queue.limit {
+            limit_index[q] = Some(limits.len());
+            limits.push(l);
+        }
+    }
+    let stability_jobs: Vec<StabilityJob> = admitted
+        .iter()
+        .zip(fair_trainers)
+        .map(|(&j, &fair)| {
+            let jv = &view.jobs[j];
+            let job = jv.job;
+            let top = *queue_path(view, jv.queue).last().unwrap_or(&jv.queue);
+            StabilityJob {
+                min: job.trainers.min,
+                max: job.trainers.max,
+                current: (admission[j] == Admission::Running)
+                    .then_some(jv.live_trainers.len() as u32),
+                fair,
+                in_cooldown: job
+                    .last_scale_time_s
+                    .is_some_and(|t| snapshot.time_s - t < policy.scale_down_cooldown_s),
+                must_yield_to_reclaim: yield_to_reclaim.get(top).copied().unwrap_or(false),
+                per_trainer: job.trainers.resources,
+                overhead: job.overhead(),
+                placeable: placeable[j],
+                limited_queues: if limits.is_empty() {
+                    Vec::new()
+                } else {
+                    queue_path(view, jv.queue)
+                        .into_iter()
+                        .filter_map(|q| limit_index[q])
+                        .collect()
+                },
+            }
+        })
+        .collect();
+    let stable = stability::stabilize(&stability_jobs, room, &limits, policy);
+    let mut targets = vec![0; view.jobs.len()];
+    let mut fair_of = vec![0; view.jobs.len()];
+    for (i, &j) in admitted.iter().enumerate() {
+        targets[j] = stable[i];
+        fair_of[j] = fair_trainers[i];
+    }
+
+    let packed = packing::pack(view, topo, admission, &targets, capacity);
+    Sized {
+        fair: fair_of,
+        targets,
+        packed,
+    }
+}
+
+/// Weighted DRF share, in trainers, of each admitted job (in `admitted` order).
+struct FairShares {
+    admitted: Vec<usize>,
+    trainers: Vec<u32>,
+}
+
+/// Depends on the admission only, so sizing passes that only cap short jobs reuse it.
+fn fair_shares(view: &View, admission: &[Admission]) -> FairShares {
+    let admitted: Vec<usize> = (0..view.jobs.len())
+        .filter(|&j| admission[j].admitted())
+        .collect();
+    let problem = fair_problem(view, &admitted, view.capacity(), view.room_for_jobs());
+    let fair = fairshare::solve(&problem);
+    let trainers = admitted
+        .iter()
+        .zip(&fair.extra)
+        .map(|(&j, &x)| view.jobs[j].job.trainers.min + x)
+        .collect();
+    FairShares { admitted, trainers }
+}
+
+/// One sizing pass, per job of the view: fair share, size asked of packing, packing.
+struct Sized {
+    fair: Vec<u32>,
+    targets: Vec<u32>,
+    packed: packing::Packed,
 }
 
 fn fair_problem(

@@ -639,6 +639,9 @@ impl Packer<'_, '_> {
 
     /// Place every job's growth; what does not fit lowers the job's target.
     fn grow(&mut self) {
+        // Jobs above their fair share (cooldown) can fill a queue to its limit: growth of
+        // the others stops there.
+        let mut limits = QueueLimits::new(self);
         let mut order: Vec<usize> = (0..self.jobs.len())
             .filter(|&j| self.jobs[j].admitted)
             .collect();
@@ -649,11 +652,16 @@ impl Packer<'_, '_> {
         });
         for j in order {
             let have = self.jobs[j].kept + self.jobs[j].created;
-            let want = self.jobs[j].target.saturating_sub(have);
+            let asked = self.jobs[j].target.saturating_sub(have);
+            let want = u64::from(asked).min(limits.copies_allowed(self, j)) as u32;
             if want == 0 {
+                if asked > 0 {
+                    self.jobs[j].target = have;
+                }
                 continue;
             }
             let placed = self.place_trainers(j, want);
+            limits.add(self, j, placed);
             if placed < want {
                 self.jobs[j].target = have + placed;
             }
@@ -770,6 +778,7 @@ impl Packer<'_, '_> {
 
     /// Scale-down victims whose room nobody took stay: removing them would only idle it.
     fn keep_victims_that_fit(&mut self) {
+        let mut limits = QueueLimits::new(self);
         let mut i = self.delete.len();
         while i > 0 {
             i -= 1;
@@ -779,9 +788,10 @@ impl Packer<'_, '_> {
             }
             let (j, pod, node) = (d.job, d.pod, d.node);
             let res = self.trainer_res(j);
-            if !res.fits_in(&self.nodes.free[node]) {
+            if !res.fits_in(&self.nodes.free[node]) || limits.copies_allowed(self, j) == 0 {
                 continue;
             }
+            limits.add(self, j, 1);
             self.nodes.take(node, &res);
             self.node_trainers[node].push((j, pod));
             self.jobs[j].kept += 1;
@@ -794,26 +804,7 @@ impl Packer<'_, '_> {
     /// A shrinking job takes part too: its victim's node may have gone to a newcomer
     /// while another node sits idle, and idle room helps nobody.
     fn top_up(&mut self) {
-        let paths: Vec<Vec<usize>> = self
-            .view
-            .jobs
-            .iter()
-            .map(|jv| queue_path(self.view, jv.queue))
-            .collect();
-        let mut queue_use = vec![Resources::ZERO; self.view.queues.len()];
-        for (j, jp) in self.jobs.iter().enumerate() {
-            if jp.admitted {
-                let job = self.view.jobs[j].job;
-                let held = job.overhead().add(
-                    &job.trainers
-                        .resources
-                        .times(i64::from(jp.kept + jp.created)),
-                );
-                for &q in &paths[j] {
-                    queue_use[q] = queue_use[q].add(&held);
-                }
-            }
-        }
+        let mut limits = QueueLimits::new(self);
         let mut heap = BinaryHeap::new();
         for j in 0..self.jobs.len() {
             let jp = &self.jobs[j];
@@ -823,18 +814,10 @@ impl Packer<'_, '_> {
             }
         }
         while let Some(Reverse((_, j))) = heap.pop() {
-            let res = self.trainer_res(j);
-            let within_limits = paths[j].iter().all(|&q| {
-                self.view.queues[q]
-                    .limit
-                    .is_none_or(|l| queue_use[q].add(&res).fits_in(&l))
-            });
-            if !within_limits || self.place_trainers(j, 1) == 0 {
+            if limits.copies_allowed(self, j) == 0 || self.place_trainers(j, 1) == 0 {
                 continue;
             }
-            for &q in &paths[j] {
-                queue_use[q] = queue_use[q].add(&res);
-            }
+            limits.add(self, j, 1);
             let jp = &mut self.jobs[j];
             let have = jp.kept + jp.created;
             jp.target = jp.target.max(have);
@@ -846,10 +829,16 @@ impl Packer<'_, '_> {
 
     /// Unbound pods nobody reused, and pods left on nodes that are gone.
     fn clean_up_unneeded(&mut self) {
-        let reused: HashSet<(JobKey, String)> = self
+        let reused: HashSet<(&str, &str, &str)> = self
             .create
             .iter()
-            .map(|c| (c.job.clone(), c.pod.clone()))
+            .map(|c| {
+                (
+                    c.job.namespace.as_str(),
+                    c.job.name.as_str(),
+                    c.pod.as_str(),
+                )
+            })
             .collect();
         for jv in &self.view.jobs {
             for pod in &jv.job.pods {
@@ -859,7 +848,11 @@ impl Packer<'_, '_> {
                     .is_some_and(|n| !self.view.node_index.contains_key(n));
                 let unbound_unused = pod.node.is_none()
                     && !pod.terminating
-                    && !reused.contains(&(jv.key.clone(), pod.name.clone()))
+                    && !reused.contains(&(
+                        jv.key.namespace.as_str(),
+                        jv.key.name.as_str(),
+                        pod.name.as_str(),
+                    ))
                     && jv.invalid.is_none();
                 if gone && !pod.terminating {
                     self.cleanup.push(PodDeletion {
@@ -877,6 +870,58 @@ impl Packer<'_, '_> {
                     });
                 }
             }
+        }
+    }
+}
+
+/// What each queue (and its ancestors) holds against its limit, as packing goes.
+struct QueueLimits {
+    paths: Vec<Vec<usize>>,
+    used: Vec<Resources>,
+}
+
+impl QueueLimits {
+    fn new(p: &Packer) -> Self {
+        let paths: Vec<Vec<usize>> = p
+            .view
+            .jobs
+            .iter()
+            .map(|jv| queue_path(p.view, jv.queue))
+            .collect();
+        let mut used = vec![Resources::ZERO; p.view.queues.len()];
+        for (j, jp) in p.jobs.iter().enumerate() {
+            if jp.admitted {
+                let job = p.view.jobs[j].job;
+                let held = job.overhead().add(
+                    &job.trainers
+                        .resources
+                        .times(i64::from(jp.kept + jp.created)),
+                );
+                for &q in &paths[j] {
+                    used[q] = used[q].add(&held);
+                }
+            }
+        }
+        QueueLimits { paths, used }
+    }
+
+    /// How many more trainers of job `j` its queues' limits allow.
+    fn copies_allowed(&self, p: &Packer, j: usize) -> u64 {
+        let res = p.trainer_res(j);
+        self.paths[j]
+            .iter()
+            .filter_map(|&q| {
+                let limit = p.view.queues[q].limit?;
+                Some(res.copies_in(&limit.sub(&self.used[q])))
+            })
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    fn add(&mut self, p: &Packer, j: usize, count: u32) {
+        let res = p.trainer_res(j).times(i64::from(count));
+        for &q in &self.paths[j] {
+            self.used[q] = self.used[q].add(&res);
         }
     }
 }

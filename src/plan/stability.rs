@@ -28,16 +28,43 @@ pub struct StabilityJob {
     pub must_yield_to_reclaim: bool,
     pub per_trainer: Resources,
     pub overhead: Resources,
+    /// Indices (into `stabilize`'s `limits`) of the queues on the job's path that have a
+    /// limit.
+    pub limited_queues: Vec<usize>,
+    /// Trainers packing managed to place when asked for more (None: not limited). Room
+    /// kept for trainers that cannot be placed would be taken from others in vain.
+    pub placeable: Option<u32>,
 }
 
-pub fn stabilize(jobs: &[StabilityJob], room: Resources, policy: &Policy) -> Vec<u32> {
+impl StabilityJob {
+    fn ceiling(&self) -> u32 {
+        self.placeable.map_or(self.max, |p| p.min(self.max))
+    }
+
+    /// The fair share as far as it can be placed.
+    fn wanted(&self) -> u32 {
+        self.fair.min(self.ceiling())
+    }
+}
+
+/// `limits`: the limit of each queue that has one, as `limited_queues` index them.
+pub fn stabilize(
+    jobs: &[StabilityJob],
+    room: Resources,
+    limits: &[Resources],
+    policy: &Policy,
+) -> Vec<u32> {
     let mut size: Vec<u32> = jobs
         .iter()
-        .map(|j| j.current.map_or(j.min, |c| c.clamp(j.min, j.max)))
+        .map(|j| {
+            let min = j.min.min(j.ceiling());
+            j.current
+                .map_or(min, |c| c.clamp(min, j.ceiling().max(min)))
+        })
         .collect();
     let tol = |j: usize, size: &[u32]| policy.tolerance(size[j].max(jobs[j].fair));
 
-    let someone_short = (0..jobs.len()).any(|j| jobs[j].fair > size[j] + tol(j, &size));
+    let someone_short = (0..jobs.len()).any(|j| jobs[j].wanted() > size[j] + tol(j, &size));
     if someone_short {
         for j in 0..jobs.len() {
             let job = &jobs[j];
@@ -71,16 +98,59 @@ pub fn stabilize(jobs: &[StabilityJob], room: Resources, policy: &Policy) -> Vec
         used = used.sub(&jobs[j].per_trainer.times(i64::from(cut)));
     }
 
+    // Forced as well: a queue over its limit (a newcomer's minimum was admitted under it
+    // while a sibling in its cooldown holds more than its fair share).
+    let mut queue_used = vec![Resources::ZERO; limits.len()];
+    for (j, job) in jobs.iter().enumerate() {
+        let held = job.overhead.add(&job.per_trainer.times(i64::from(size[j])));
+        for &q in &job.limited_queues {
+            queue_used[q] = queue_used[q].add(&held);
+        }
+    }
+    for q in 0..limits.len() {
+        while !queue_used[q].fits_in(&limits[q]) {
+            let over = queue_used[q].sub(&limits[q]).as_array();
+            let Some(k) = (0..3).filter(|&k| over[k] > 0).max_by_key(|&k| over[k]) else {
+                break;
+            };
+            let victim = (0..jobs.len())
+                .filter(|&j| {
+                    jobs[j].limited_queues.contains(&q)
+                        && size[j] > jobs[j].fair
+                        && jobs[j].per_trainer.as_array()[k] > 0
+                })
+                .max_by_key(|&j| (size[j] - jobs[j].fair, j));
+            let Some(j) = victim else { break };
+            let per = jobs[j].per_trainer.as_array()[k];
+            let needed = u32::try_from((over[k] + per - 1) / per).unwrap_or(u32::MAX);
+            let cut = needed.min(size[j] - jobs[j].fair).max(1);
+            size[j] -= cut;
+            let freed = jobs[j].per_trainer.times(i64::from(cut));
+            used = used.sub(&freed);
+            for &lq in &jobs[j].limited_queues {
+                queue_used[lq] = queue_used[lq].sub(&freed);
+            }
+        }
+    }
+
     let mut growers: Vec<usize> = (0..jobs.len())
-        .filter(|&j| size[j] < jobs[j].fair)
+        .filter(|&j| size[j] < jobs[j].wanted())
         .collect();
-    growers.sort_by_key(|&j| (std::cmp::Reverse(jobs[j].fair - size[j]), j));
+    growers.sort_by_key(|&j| (std::cmp::Reverse(jobs[j].wanted() - size[j]), j));
     for j in growers {
-        let free = room.sub(&used);
-        let fit = jobs[j].per_trainer.copies_in(&free);
-        let add = u64::from(jobs[j].fair - size[j]).min(fit) as u32;
+        let per = jobs[j].per_trainer;
+        let fit = jobs[j]
+            .limited_queues
+            .iter()
+            .map(|&q| per.copies_in(&limits[q].sub(&queue_used[q])))
+            .fold(per.copies_in(&room.sub(&used)), u64::min);
+        let add = u64::from(jobs[j].wanted() - size[j]).min(fit) as u32;
         size[j] += add;
-        used = used.add(&jobs[j].per_trainer.times(i64::from(add)));
+        let grown = per.times(i64::from(add));
+        used = used.add(&grown);
+        for &q in &jobs[j].limited_queues {
+            queue_used[q] = queue_used[q].add(&grown);
+        }
     }
     size
 }
@@ -99,13 +169,15 @@ mod tests {
             must_yield_to_reclaim: false,
             per_trainer: Resources::cpu(1.0),
             overhead: Resources::ZERO,
+            placeable: None,
+            limited_queues: Vec::new(),
         }
     }
 
     #[test]
     fn small_gaps_do_not_move_anyone() {
         let jobs = [job(Some(21), 20, false), job(Some(19), 20, false)];
-        let out = stabilize(&jobs, Resources::cpu(40.0), &Policy::default());
+        let out = stabilize(&jobs, Resources::cpu(40.0), &[], &Policy::default());
         assert_eq!(out, vec![21, 19]);
     }
 
@@ -113,12 +185,12 @@ mod tests {
     fn large_gaps_rebalance_outside_cooldown_only() {
         let jobs = [job(Some(35), 20, false), job(Some(5), 20, false)];
         assert_eq!(
-            stabilize(&jobs, Resources::cpu(40.0), &Policy::default()),
+            stabilize(&jobs, Resources::cpu(40.0), &[], &Policy::default()),
             vec![20, 20]
         );
         let jobs = [job(Some(35), 20, true), job(Some(5), 20, false)];
         assert_eq!(
-            stabilize(&jobs, Resources::cpu(40.0), &Policy::default()),
+            stabilize(&jobs, Resources::cpu(40.0), &[], &Policy::default()),
             vec![35, 5]
         );
     }
@@ -128,7 +200,7 @@ mod tests {
         let mut newcomer = job(None, 20, false);
         newcomer.min = 10;
         let jobs = [job(Some(40), 20, true), newcomer];
-        let out = stabilize(&jobs, Resources::cpu(40.0), &Policy::default());
+        let out = stabilize(&jobs, Resources::cpu(40.0), &[], &Policy::default());
         assert!(out[1] >= 10, "{out:?}");
         assert!(out[0] + out[1] <= 40, "{out:?}");
     }
@@ -137,7 +209,7 @@ mod tests {
     fn growth_into_idle_room_needs_no_tolerance() {
         let jobs = [job(Some(19), 20, false)];
         assert_eq!(
-            stabilize(&jobs, Resources::cpu(40.0), &Policy::default()),
+            stabilize(&jobs, Resources::cpu(40.0), &[], &Policy::default()),
             vec![20]
         );
     }
