@@ -4,6 +4,7 @@
 //! services, binaries) moves data in and out of `plan::plan`.
 
 pub mod bench;
+pub mod cluster;
 pub mod coord;
 pub mod model;
 pub mod plan;

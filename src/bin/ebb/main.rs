@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ebb::bench::{generate::ClusterSpec, plan_bench};
 
 mod coord_cmd;
+mod sim_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +34,8 @@ enum Command {
     Pserver(coord_cmd::PserverArgs),
     /// The reference elastic trainer (digits, softmax regression or MLP).
     Trainer(coord_cmd::TrainerArgs),
+    /// Run a scenario on the simulator (the same planner, a virtual cluster and clock).
+    Sim(sim_cmd::SimArgs),
     /// Measure ebb's hot paths.
     #[command(subcommand)]
     Bench(Bench),
@@ -102,6 +105,7 @@ fn main() -> Result<()> {
         Command::Master(a) => coord_cmd::master(a),
         Command::Pserver(a) => coord_cmd::pserver(a),
         Command::Trainer(a) => coord_cmd::trainer(a),
+        Command::Sim(a) => sim_cmd::sim(a),
         Command::Bench(Bench::Plan(a)) => bench_plan(a),
         Command::Bench(Bench::Coord(a)) => bench_coord(a),
     }

@@ -1,0 +1,102 @@
+//! `ebb sim`: run a scenario on the simulator under one or both policies.
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use ebb::cluster::sim::{self, PolicyKind, PolicyResult, Scenario, plot, report};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct SimArgs {
+    /// Scenario file (YAML; see docs/scenarios.md).
+    scenario: PathBuf,
+    #[arg(long, value_enum, default_value_t = PolicyChoice::Both)]
+    policy: PolicyChoice,
+    /// Write the results (per policy: jobs, utilisation, time series) as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Draw utilisation and pods over time here (.svg or .png).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Override the scenario's controller period (seconds).
+    #[arg(long)]
+    tick_s: Option<f64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PolicyChoice {
+    Elastic,
+    Static,
+    Both,
+}
+
+pub fn sim(a: SimArgs) -> Result<()> {
+    let mut scenario = Scenario::load(&a.scenario)?;
+    if let Some(t) = a.tick_s {
+        anyhow::ensure!(
+            t.is_finite() && t > 0.0,
+            "--tick-s must be a positive number of seconds"
+        );
+        scenario.tick_s = t;
+    }
+    let kinds = match a.policy {
+        PolicyChoice::Elastic => vec![PolicyKind::Elastic],
+        PolicyChoice::Static => vec![PolicyKind::Static],
+        PolicyChoice::Both => vec![PolicyKind::Elastic, PolicyKind::Static],
+    };
+    let mut results: Vec<PolicyResult> = Vec::new();
+    for kind in kinds {
+        let bar = progress_bar(kind);
+        let mut on_step = |t: f64| {
+            if let Some(bar) = &bar {
+                bar.set_position(t as u64);
+            }
+        };
+        let started = std::time::Instant::now();
+        let r = sim::run(&scenario, kind, &mut on_step)
+            .with_context(|| format!("simulating {}", a.scenario.display()))?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        tracing::info!(
+            policy = report::policy_name(kind),
+            wall_ms = started.elapsed().as_secs_f64() * 1e3,
+            plans = r.plans,
+            "simulated"
+        );
+        results.push(r);
+    }
+    println!("scenario: {}", scenario.name);
+    if !scenario.description.is_empty() {
+        println!("{}", scenario.description.trim());
+    }
+    print!("{}", report::tables(&results));
+    if let Some(path) = &a.json {
+        let text = if results.len() == 1 {
+            serde_json::to_string_pretty(&results[0])
+        } else {
+            serde_json::to_string_pretty(&results)
+        }
+        .context("serialising the results")?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &a.plot {
+        plot::plot(&results, path)?;
+    }
+    Ok(())
+}
+
+/// A spinner showing virtual time, only when stderr is a terminal (the end of a run is
+/// not known in advance: it is when the last job finishes).
+fn progress_bar(kind: PolicyKind) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}: virtual time {pos} s") {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("simulating {}", report::policy_name(kind)));
+    Some(bar)
+}

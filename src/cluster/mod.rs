@@ -1,0 +1,4 @@
+//! The boundary to the world. `sim` is a virtual cluster in virtual time; the Kubernetes
+//! and local-process backends join it with their issues.
+
+pub mod sim;

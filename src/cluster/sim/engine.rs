@@ -1,0 +1,393 @@
+//! The event loop: virtual time jumps from one event to the next (a submit, a load step,
+//! an HPA sync, a pod becoming ready, a job finishing, a fault, a controller tick), and
+//! jobs train at a constant rate in between.
+//!
+//! The controller only ticks when something changed since its last plan, or when a
+//! scale-down cooldown runs out: `plan::plan` is a fixed point, so a tick on an unchanged
+//! world would change nothing, and skipping it is what makes hours of virtual time cost
+//! milliseconds.
+
+use super::error::SimError;
+use super::report::{PolicyResult, Sample};
+use super::scenario::Scenario;
+use super::world::{PolicyKind, World};
+use crate::model::Snapshot;
+use crate::plan::{self, Policy};
+use std::collections::BTreeMap;
+
+/// Called with the virtual time after each step, for progress display.
+pub type Progress<'a> = &'a mut dyn FnMut(f64);
+
+pub fn run(
+    scenario: &Scenario,
+    kind: PolicyKind,
+    progress: Progress,
+) -> Result<PolicyResult, SimError> {
+    let mut engine = Engine::new(scenario, kind);
+    while let Some(next) = engine.next_event() {
+        advance(&mut engine.w, engine.now, next);
+        engine.now = next;
+        engine.w.snapshot.time_s = next;
+        progress(next);
+        engine.step()?;
+    }
+    Ok(engine.finish())
+}
+
+/// A node going down (`up == false`) or coming back.
+struct Fault {
+    at_s: f64,
+    up: bool,
+    node: String,
+}
+
+struct Engine<'s> {
+    scenario: &'s Scenario,
+    kind: PolicyKind,
+    policy: Policy,
+    w: World,
+    now: f64,
+    submitted: Vec<bool>,
+    next_sync: Vec<f64>,
+    faults: Vec<Fault>,
+    next_fault: usize,
+    /// Something changed since the controller's last plan.
+    dirty: bool,
+    last_tick: f64,
+    /// A tick due whether or not anything changed: a scale-down cooldown runs out.
+    wake: f64,
+    /// When the services' last load step has played out (HPA windows included).
+    services_settle_at: f64,
+    plans: u64,
+    series: Vec<Sample>,
+}
+
+impl<'s> Engine<'s> {
+    fn new(scenario: &'s Scenario, kind: PolicyKind) -> Self {
+        let policy = match kind {
+            PolicyKind::Elastic => Policy::default(),
+            PolicyKind::Static => Policy {
+                strict_fifo: true,
+                ..Policy::default()
+            },
+        };
+        let mut w = World::new(scenario, kind);
+        // Deployments exist before the run, at what their HPA wants for the first load.
+        for s in 0..w.services.len() {
+            let initial = w.services[s].initial_replicas();
+            w.set_replicas(s, initial);
+        }
+        w.schedule_services(0.0);
+        let mut faults: Vec<Fault> = Vec::new();
+        for f in &scenario.faults {
+            faults.push(Fault {
+                at_s: f.down_s,
+                up: false,
+                node: f.node.clone(),
+            });
+            if let Some(up) = f.up_s {
+                faults.push(Fault {
+                    at_s: up,
+                    up: true,
+                    node: f.node.clone(),
+                });
+            }
+        }
+        faults.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        let services_settle_at = w
+            .services
+            .iter()
+            .map(|s| {
+                let last_step = s.spec.load.iter().map(|l| l.at_s).fold(0.0, f64::max);
+                let h = &s.spec.hpa;
+                last_step + 2.0 * (h.scale_down_stabilization_s + h.sync_period_s)
+            })
+            .fold(0.0, f64::max);
+        let mut engine = Engine {
+            scenario,
+            kind,
+            policy,
+            submitted: vec![false; w.jobs.len()],
+            next_sync: vec![0.0; w.services.len()],
+            w,
+            now: 0.0,
+            faults,
+            next_fault: 0,
+            dirty: true,
+            last_tick: f64::NEG_INFINITY,
+            wake: f64::INFINITY,
+            services_settle_at,
+            plans: 0,
+            series: Vec::new(),
+        };
+        engine.record();
+        engine
+    }
+
+    /// When the next thing happens, or None when the run is over.
+    fn next_event(&mut self) -> Option<f64> {
+        let (w, now) = (&self.w, self.now);
+        let mut next = f64::INFINITY;
+        for (j, job) in w.jobs.iter().enumerate() {
+            if !self.submitted[j] {
+                next = next.min(job.spec.submit_s.max(now));
+                continue;
+            }
+            if job.end_s.is_some() {
+                continue;
+            }
+            let rate = w.rate(j, now);
+            if rate > 0.0 {
+                next = next.min(now + (job.spec.work - job.done_work).max(0.0) / rate);
+            }
+            if job.paused_until > now {
+                next = next.min(job.paused_until);
+            }
+        }
+        for (s, svc) in w.services.iter().enumerate() {
+            next = next.min(self.next_sync[s]);
+            for step in svc.spec.load.iter().filter(|l| l.at_s > now) {
+                next = next.min(step.at_s);
+            }
+        }
+        if let Some(f) = self.faults.get(self.next_fault) {
+            next = next.min(f.at_s.max(now));
+        }
+        for &t in w.ready_at.values().filter(|&&t| t > now) {
+            next = next.min(t);
+        }
+        let tick = self.scenario.tick_s;
+        let mut next_tick = tick_at_or_after(now, tick);
+        if next_tick <= self.last_tick + EPS {
+            next_tick += tick;
+        }
+        if self.dirty {
+            next = next.min(next_tick);
+        }
+        if self.wake.is_finite() {
+            next = next.min(self.wake.max(next_tick));
+        }
+        let jobs_done = w.jobs.iter().all(|j| j.end_s.is_some());
+        if (jobs_done || self.stuck()) && now >= self.services_settle_at {
+            return None;
+        }
+        if !next.is_finite() || next > self.scenario.end_s {
+            let end = self.scenario.end_s.max(now);
+            advance(&mut self.w, now, end);
+            self.now = end;
+            return None;
+        }
+        Some(next)
+    }
+
+    /// Nothing left that could change: every job is in, no fault is to come, the world
+    /// is settled, and the jobs left make no progress (a fixed-size job that can never
+    /// fit). They are reported unfinished.
+    fn stuck(&self) -> bool {
+        let w = &self.w;
+        (0..w.jobs.len()).all(|j| w.jobs[j].end_s.is_some() || w.rate(j, self.now) == 0.0)
+            && self.submitted.iter().all(|&s| s)
+            && self.next_fault == self.faults.len()
+            && !self.dirty
+            && !self.wake.is_finite()
+            && w.ready_at.values().all(|&t| t <= self.now)
+    }
+
+    /// Everything due at `now`: faults, submissions, finished jobs, HPA syncs, then the
+    /// controller's tick.
+    fn step(&mut self) -> Result<(), SimError> {
+        let now = self.now;
+        while let Some(f) = self.faults.get(self.next_fault)
+            && f.at_s <= now
+        {
+            if f.up {
+                self.w.node_up(&f.node);
+            } else {
+                self.w.node_down(&f.node);
+            }
+            self.next_fault += 1;
+            self.dirty = true;
+        }
+        for (j, submitted) in self.submitted.iter_mut().enumerate() {
+            if !*submitted && self.w.jobs[j].spec.submit_s <= now {
+                *submitted = true;
+                self.w.submit(j, now);
+                self.dirty = true;
+            }
+        }
+        for j in 0..self.w.jobs.len() {
+            let job = &self.w.jobs[j];
+            let done = job.done_work >= job.spec.work * (1.0 - 1e-9);
+            if self.submitted[j] && job.end_s.is_none() && done {
+                finish(&mut self.w, j, now);
+                self.dirty = true;
+            }
+        }
+        for (s, next_sync) in self.next_sync.iter_mut().enumerate() {
+            if *next_sync > now {
+                continue;
+            }
+            let svc = &mut self.w.services[s];
+            let (qps, current) = (svc.qps_at(now), svc.replicas);
+            let want = svc.hpa.desired(now, current, qps);
+            *next_sync = now + svc.hpa.sync_period_s();
+            if want != current {
+                self.w.set_replicas(s, want);
+                self.dirty = true;
+            }
+        }
+        if self.dirty {
+            self.w.schedule_services(now);
+        }
+        self.tick_if_due();
+        self.w.note_service_waits(now);
+        if cfg!(debug_assertions)
+            && let Some((node, over)) = self.w.overcommitted_node()
+        {
+            return Err(SimError::Overcommitted {
+                time_s: now,
+                node,
+                over: over.to_string(),
+            });
+        }
+        self.record();
+        Ok(())
+    }
+
+    fn tick_if_due(&mut self) {
+        let now = self.now;
+        let tick = self.scenario.tick_s;
+        let on_tick = (tick_at_or_after(now, tick) - now).abs() < EPS && now > self.last_tick + EPS;
+        if !on_tick || !(self.dirty || now + EPS >= self.wake) {
+            return;
+        }
+        let p = plan::plan(&self.w.snapshot, &self.policy);
+        self.plans += 1;
+        self.last_tick = now;
+        let changed =
+            !(p.create.is_empty() && p.delete.is_empty() && p.recreate_after_delete.is_empty());
+        apply_plan(&mut self.w, &p, self.scenario, now);
+        self.w.schedule_services(now);
+        // A plan that changed something is checked by the next tick; a quiet one means
+        // the world is settled until the next event.
+        self.dirty = changed;
+        self.wake = cooldown_expiry(&self.w.snapshot, &self.policy, now)
+            .map_or(f64::INFINITY, |t| tick_at_or_after(t, tick));
+    }
+
+    /// A sample when the state changed (the series is a step function).
+    fn record(&mut self) {
+        let s = sample(&self.w, self.now);
+        if self.series.last().is_none_or(|last| !last.same_state(&s)) {
+            self.series.push(s);
+        }
+    }
+
+    fn finish(mut self) -> PolicyResult {
+        if self.series.last().is_some_and(|last| last.t < self.now) {
+            let s = sample(&self.w, self.now);
+            self.series.push(s);
+        }
+        PolicyResult::build(self.kind, &self.w, self.series, self.now, self.plans)
+    }
+}
+
+/// Jobs train from `from` to `to` at the rate the world gives them at `from`.
+fn advance(w: &mut World, from: f64, to: f64) {
+    let dt = to - from;
+    if dt <= 0.0 {
+        return;
+    }
+    for j in 0..w.jobs.len() {
+        let rate = w.rate(j, from);
+        let job = &mut w.jobs[j];
+        job.done_work = (job.done_work + rate * dt).min(job.spec.work);
+    }
+}
+
+fn finish(w: &mut World, j: usize, now: f64) {
+    let (name, ns) = (
+        w.jobs[j].spec.name.clone(),
+        w.jobs[j].spec.namespace.clone(),
+    );
+    w.jobs[j].end_s = Some(now);
+    w.snapshot
+        .jobs
+        .retain(|x| !(x.name == name && x.namespace == ns));
+    let prefix = format!("{name}/");
+    w.ready_at.retain(|k, _| !k.starts_with(&prefix));
+}
+
+fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f64) {
+    let before: Vec<(String, u32)> = w
+        .snapshot
+        .jobs
+        .iter()
+        .map(|j| (j.name.clone(), j.live_trainers().count() as u32))
+        .collect();
+    w.snapshot = plan::apply::apply(&w.snapshot, p);
+    for c in p.create.iter().chain(&p.recreate_after_delete) {
+        w.ready_at.insert(
+            format!("{}/{}", c.job.name, c.pod),
+            now + scenario.pod_startup_s,
+        );
+    }
+    for d in &p.delete {
+        w.ready_at.remove(&format!("{}/{}", d.job.name, d.pod));
+    }
+    for job in &w.snapshot.jobs {
+        let Some(j) = w.sim_job(&job.name, &job.namespace) else {
+            continue;
+        };
+        let live = job.live_trainers().count() as u32;
+        let was = before
+            .iter()
+            .find(|(n, _)| n == &job.name)
+            .map_or(0, |(_, n)| *n);
+        let sim = &mut w.jobs[j];
+        if sim.start_s.is_none() && job.admitted && !job.pods.is_empty() {
+            sim.start_s = Some(now);
+        }
+        if live != was && was > 0 {
+            sim.paused_until = now + sim.spec.rescale_pause_s;
+        }
+        sim.trainers = live;
+    }
+}
+
+fn sample(w: &World, now: f64) -> Sample {
+    let (cpu, gpu) = w.utilisation();
+    let mut trainers = BTreeMap::new();
+    for job in &w.snapshot.jobs {
+        trainers.insert(job.name.clone(), job.live_trainers().count() as u32);
+    }
+    let mut services = BTreeMap::new();
+    for (s, svc) in w.services.iter().enumerate() {
+        services.insert(svc.spec.name.clone(), w.service_pods(s).0);
+    }
+    Sample {
+        t: now,
+        cpu_util: cpu,
+        gpu_util: gpu,
+        trainers,
+        services,
+    }
+}
+
+/// Virtual times closer than this are the same instant.
+const EPS: f64 = 1e-6;
+
+/// The controller's first tick at or after `t` (ticks fall on multiples of `tick`).
+fn tick_at_or_after(t: f64, tick: f64) -> f64 {
+    (t / tick - 1e-9).ceil() * tick
+}
+
+/// The earliest time after `now` at which a job's scale-down cooldown ends.
+fn cooldown_expiry(s: &Snapshot, policy: &Policy, now: f64) -> Option<f64> {
+    s.jobs
+        .iter()
+        .filter_map(|j| j.last_scale_time_s)
+        .map(|t| t + policy.scale_down_cooldown_s)
+        .filter(|&t| t > now)
+        .min_by(f64::total_cmp)
+}

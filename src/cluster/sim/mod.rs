@@ -1,0 +1,17 @@
+//! A discrete-event simulator: a virtual cluster in virtual time, driven by the same
+//! `plan::plan` the controller runs. Scenarios: `docs/scenarios.md`.
+
+pub mod engine;
+pub mod error;
+pub mod hpa;
+pub mod plot;
+pub mod report;
+pub mod scenario;
+pub mod throughput;
+pub mod world;
+
+pub use engine::run;
+pub use error::SimError;
+pub use report::PolicyResult;
+pub use scenario::Scenario;
+pub use world::PolicyKind;

@@ -1,0 +1,474 @@
+//! The scenario file: a virtual cluster, its online services and their load, training
+//! jobs with their work, and faults. Schema and units: `docs/scenarios.md`.
+
+use super::error::SimError;
+use crate::model::{Node, Queue, Resources, Topology};
+use serde::Deserialize;
+use std::path::Path;
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Controller period.
+    #[serde(default = "default_tick_s")]
+    pub tick_s: f64,
+    /// From a pod's creation to its doing work.
+    #[serde(default = "default_startup_s")]
+    pub pod_startup_s: f64,
+    /// Stop here even if jobs are left (they are reported unfinished).
+    #[serde(default = "default_end_s")]
+    pub end_s: f64,
+    pub cluster: ClusterSpec,
+    #[serde(default)]
+    pub queues: Vec<Queue>,
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+    #[serde(default)]
+    pub jobs: Vec<JobSpec>,
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+}
+
+fn default_tick_s() -> f64 {
+    5.0
+}
+fn default_startup_s() -> f64 {
+    5.0
+}
+fn default_end_s() -> f64 {
+    30.0 * 24.0 * 3600.0
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub nodes: Vec<NodeGroup>,
+}
+
+/// `count` identical nodes named `PREFIX-0 ..`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeGroup {
+    pub prefix: String,
+    pub count: u32,
+    pub cpu: f64,
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpus: i64,
+    #[serde(default)]
+    pub gpu_model: Option<String>,
+    /// Nodes per rack (racks named `PREFIX-rack-N`); none: no rack label.
+    #[serde(default)]
+    pub nodes_per_rack: Option<u32>,
+}
+
+/// A pod shape in the units people write.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodShape {
+    pub cpu: f64,
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpus: i64,
+}
+
+impl PodShape {
+    pub fn resources(&self) -> Resources {
+        Resources::new(
+            (self.cpu * 1000.0).round() as i64,
+            (self.memory_gib * GIB).round() as i64,
+            self.gpus,
+        )
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    pub name: String,
+    #[serde(default = "default_service_namespace")]
+    pub namespace: String,
+    pub pod: PodShape,
+    pub hpa: HpaSpec,
+    /// Steps of offered load, by time; the first should be at 0.
+    pub load: Vec<LoadStep>,
+}
+
+fn default_service_namespace() -> String {
+    "web".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HpaSpec {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    /// Target average queries per second per pod.
+    pub target_qps_per_pod: f64,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    #[serde(default = "default_sync_s")]
+    pub sync_period_s: f64,
+    #[serde(default = "default_stabilization_s")]
+    pub scale_down_stabilization_s: f64,
+}
+
+fn default_tolerance() -> f64 {
+    0.1
+}
+fn default_sync_s() -> f64 {
+    15.0
+}
+fn default_stabilization_s() -> f64 {
+    300.0
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadStep {
+    pub at_s: f64,
+    pub qps: f64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub name: String,
+    #[serde(default = "default_job_namespace")]
+    pub namespace: String,
+    #[serde(default = "crate::model::default_queue")]
+    pub queue: String,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    pub submit_s: f64,
+    pub master: PodShape,
+    pub pservers: PserverSpec,
+    pub trainers: TrainerSpec,
+    /// Samples to process; the job ends when they are done.
+    pub work: f64,
+    /// Samples per second of one trainer.
+    pub rate_per_trainer: f64,
+    /// Measured speedups `[trainers, speedup]`, interpolated linearly; none: linear
+    /// scaling (n trainers go n times as fast).
+    #[serde(default)]
+    pub speedup: Vec<(u32, f64)>,
+    /// Every trainer pauses this long when the job changes size.
+    #[serde(default = "default_rescale_s")]
+    pub rescale_pause_s: f64,
+}
+
+fn default_job_namespace() -> String {
+    "ml".into()
+}
+fn default_weight() -> f64 {
+    1.0
+}
+fn default_rescale_s() -> f64 {
+    10.0
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PserverSpec {
+    pub count: u32,
+    pub cpu: f64,
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpus: i64,
+}
+
+impl PserverSpec {
+    pub fn shape(&self) -> PodShape {
+        PodShape {
+            cpu: self.cpu,
+            memory_gib: self.memory_gib,
+            gpus: self.gpus,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerSpec {
+    /// What a fixed-size job asks for: the `static` policy runs exactly this many.
+    pub requested: u32,
+    pub min: u32,
+    pub max: u32,
+    pub cpu: f64,
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpus: i64,
+}
+
+impl TrainerSpec {
+    pub fn shape(&self) -> PodShape {
+        PodShape {
+            cpu: self.cpu,
+            memory_gib: self.memory_gib,
+            gpus: self.gpus,
+        }
+    }
+}
+
+/// A node lost at `down_s` and back (empty) at `up_s`, if given.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub node: String,
+    pub down_s: f64,
+    #[serde(default)]
+    pub up_s: Option<f64>,
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SimError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Scenario::parse(&text, &path.display().to_string())
+    }
+
+    /// `origin` names the text in errors (a file path).
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, SimError> {
+        let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| SimError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        scenario
+            .validate()
+            .map_err(|(field, message)| SimError::Invalid {
+                path: origin.to_string(),
+                field,
+                message,
+            })?;
+        Ok(scenario)
+    }
+
+    pub fn nodes(&self) -> Vec<Node> {
+        let mut out = Vec::new();
+        for g in &self.cluster.nodes {
+            let allocatable = PodShape {
+                cpu: g.cpu,
+                memory_gib: g.memory_gib,
+                gpus: g.gpus,
+            }
+            .resources();
+            for i in 0..g.count {
+                let mut node = Node::new(format!("{}-{i}", g.prefix), allocatable);
+                node.gpu_model = g.gpu_model.clone();
+                node.topology = Topology {
+                    nvlink_group: (g.gpus > 0).then(|| node.name.clone()),
+                    rack: g
+                        .nodes_per_rack
+                        .filter(|&n| n > 0)
+                        .map(|n| format!("{}-rack-{}", g.prefix, i / n)),
+                };
+                out.push(node);
+            }
+        }
+        out
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |field: String, message: &str| Err((field, message.to_string()));
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !positive(self.tick_s) {
+            return bad("tick_s".into(), "must be a positive number of seconds");
+        }
+        if !non_negative(self.pod_startup_s) {
+            return bad("pod_startup_s".into(), "must be >= 0 seconds");
+        }
+        if !positive(self.end_s) {
+            return bad("end_s".into(), "must be a positive number of seconds");
+        }
+        if self.cluster.nodes.is_empty() {
+            return bad(
+                "cluster.nodes".into(),
+                "the cluster needs at least one node",
+            );
+        }
+        let mut capacity = Resources::ZERO;
+        let mut largest = Vec::new();
+        for (i, g) in self.cluster.nodes.iter().enumerate() {
+            let f = |name: &str| format!("cluster.nodes[{i}].{name}");
+            if g.count == 0 {
+                return bad(f("count"), "must be at least 1");
+            }
+            check_shape(&f(""), g.cpu, g.memory_gib, g.gpus, true)?;
+            let shape = PodShape {
+                cpu: g.cpu,
+                memory_gib: g.memory_gib,
+                gpus: g.gpus,
+            }
+            .resources();
+            capacity = capacity.add(&shape.times(i64::from(g.count)));
+            largest.push(shape);
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let f = |name: &str| format!("services[{i}].{name}");
+            if !names.insert(("svc", s.name.clone())) {
+                return bad(f("name"), "two services have this name");
+            }
+            check_shape(&f("pod."), s.pod.cpu, s.pod.memory_gib, s.pod.gpus, true)?;
+            let h = &s.hpa;
+            if h.min_replicas > h.max_replicas {
+                return bad(f("hpa.min_replicas"), "must be <= hpa.max_replicas");
+            }
+            if !positive(h.target_qps_per_pod) {
+                return bad(f("hpa.target_qps_per_pod"), "must be > 0");
+            }
+            if !non_negative(h.tolerance) || h.tolerance >= 1.0 {
+                return bad(f("hpa.tolerance"), "must be in [0, 1)");
+            }
+            if !positive(h.sync_period_s) {
+                return bad(f("hpa.sync_period_s"), "must be > 0");
+            }
+            if !non_negative(h.scale_down_stabilization_s) {
+                return bad(f("hpa.scale_down_stabilization_s"), "must be >= 0");
+            }
+            if s.load.is_empty() {
+                return bad(f("load"), "needs at least one step");
+            }
+            for (k, step) in s.load.iter().enumerate() {
+                if !non_negative(step.at_s) {
+                    return bad(f(&format!("load[{k}].at_s")), "must be >= 0 seconds");
+                }
+                if !non_negative(step.qps) {
+                    return bad(f(&format!("load[{k}].qps")), "must be >= 0");
+                }
+            }
+        }
+        for (i, j) in self.jobs.iter().enumerate() {
+            let f = |name: &str| format!("jobs[{i}].{name}");
+            if !names.insert(("job", j.name.clone())) {
+                return bad(f("name"), "two jobs have this name");
+            }
+            if !non_negative(j.submit_s) {
+                return bad(f("submit_s"), "must be >= 0 seconds");
+            }
+            check_shape(
+                &f("master."),
+                j.master.cpu,
+                j.master.memory_gib,
+                j.master.gpus,
+                true,
+            )?;
+            let p = &j.pservers.shape();
+            check_shape(&f("pservers."), p.cpu, p.memory_gib, p.gpus, false)?;
+            let t = &j.trainers;
+            check_shape(&f("trainers."), t.cpu, t.memory_gib, t.gpus, true)?;
+            if t.min > t.max {
+                return bad(f("trainers.min"), "must be <= trainers.max");
+            }
+            if t.max == 0 {
+                return bad(f("trainers.max"), "must be at least 1");
+            }
+            if t.requested == 0 || t.requested > t.max {
+                return bad(f("trainers.requested"), "must be in 1..=trainers.max");
+            }
+            if !positive(j.work) {
+                return bad(f("work"), "must be > 0 samples");
+            }
+            if !positive(j.rate_per_trainer) {
+                return bad(f("rate_per_trainer"), "must be > 0 samples per second");
+            }
+            if !non_negative(j.rescale_pause_s) {
+                return bad(f("rescale_pause_s"), "must be >= 0 seconds");
+            }
+            for (k, &(n, s)) in j.speedup.iter().enumerate() {
+                if n == 0 || !positive(s) {
+                    return bad(
+                        f(&format!("speedup[{k}]")),
+                        "needs trainers >= 1 and speedup > 0",
+                    );
+                }
+                if k > 0 && j.speedup[k - 1].0 >= n {
+                    return bad(f(&format!("speedup[{k}]")), "trainer counts must increase");
+                }
+            }
+            // The smallest gang must fit the cluster, and each pod some node.
+            let trainer = t.shape().resources();
+            let gang = j
+                .master
+                .resources()
+                .add(&p.resources().times(i64::from(j.pservers.count)))
+                .add(&trainer.times(i64::from(t.min)));
+            if !gang.fits_in(&capacity) {
+                return bad(
+                    f("trainers.min"),
+                    "master + pservers + min trainers exceed the whole cluster",
+                );
+            }
+            for (field, shape) in [
+                ("master", j.master.resources()),
+                ("trainers", trainer),
+                ("pservers", p.resources()),
+            ] {
+                if !largest.iter().any(|n| shape.fits_in(n)) {
+                    return bad(f(field), "this pod fits on no node of the cluster");
+                }
+            }
+        }
+        let node_names: Vec<String> = self.nodes().into_iter().map(|n| n.name).collect();
+        for (i, fault) in self.faults.iter().enumerate() {
+            let f = |name: &str| format!("faults[{i}].{name}");
+            if !node_names.contains(&fault.node) {
+                return bad(f("node"), "no node of the cluster has this name");
+            }
+            if !non_negative(fault.down_s) {
+                return bad(f("down_s"), "must be >= 0 seconds");
+            }
+            if let Some(up) = fault.up_s
+                && !(up.is_finite() && up > fault.down_s)
+            {
+                return bad(f("up_s"), "must be after down_s");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resources in people's units: finite, not negative, not absurd, and (for pods that
+/// must hold something) not all zero.
+fn check_shape(
+    prefix: &str,
+    cpu: f64,
+    memory_gib: f64,
+    gpus: i64,
+    non_empty: bool,
+) -> Result<(), (String, String)> {
+    const MAX_CPU: f64 = 1.0e6;
+    const MAX_GIB: f64 = 1.0e7;
+    if !(cpu.is_finite() && (0.0..=MAX_CPU).contains(&cpu)) {
+        return Err((
+            format!("{prefix}cpu"),
+            "must be between 0 and 1e6 cores".into(),
+        ));
+    }
+    if !(memory_gib.is_finite() && (0.0..=MAX_GIB).contains(&memory_gib)) {
+        return Err((
+            format!("{prefix}memory_gib"),
+            "must be between 0 and 1e7 GiB".into(),
+        ));
+    }
+    if !(0..=1_000_000).contains(&gpus) {
+        return Err((format!("{prefix}gpus"), "must be between 0 and 1e6".into()));
+    }
+    if non_empty && cpu == 0.0 && memory_gib == 0.0 && gpus == 0 {
+        return Err((
+            format!("{prefix}cpu"),
+            "a pod must request something".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! The virtual cluster's state: the snapshot the controller would read, plus what only
+//! the simulator knows (when pods become ready, how far each job has trained).
+
+use super::hpa::Hpa;
+use super::scenario::{JobSpec, Scenario, ServiceSpec};
+use super::throughput::speedup;
+use crate::model::{Job, Node, OtherPod, PodGroup, Role, Snapshot, TrainerSpec};
+use std::collections::HashMap;
+
+/// How the jobs of a scenario are sized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// ebb: trainers between min and max, resized every tick.
+    Elastic,
+    /// The seed's "general training job": exactly the requested trainers, gang-admitted
+    /// in FIFO order, never resized.
+    Static,
+}
+
+pub struct SimJob {
+    pub spec: JobSpec,
+    pub done_work: f64,
+    pub start_s: Option<f64>,
+    pub end_s: Option<f64>,
+    pub paused_until: f64,
+    /// Live trainers after the last plan, to see resizes.
+    pub trainers: u32,
+}
+
+pub struct SimService {
+    pub spec: ServiceSpec,
+    pub hpa: Hpa,
+    pub replicas: u32,
+    pub next_ordinal: u64,
+    /// Creation time of each pod still pending, by pod name.
+    pub pending_since: HashMap<String, f64>,
+    /// Longest any pod of the service waited for a node.
+    pub longest_pending_s: f64,
+}
+
+impl SimService {
+    /// What the HPA settles on for the load at time 0, without its step limit.
+    pub fn initial_replicas(&self) -> u32 {
+        let h = &self.spec.hpa;
+        let want = (self.qps_at(0.0) / h.target_qps_per_pod).ceil();
+        let want = if want >= f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            want.max(0.0) as u32
+        };
+        want.clamp(h.min_replicas, h.max_replicas)
+    }
+
+    pub fn qps_at(&self, t: f64) -> f64 {
+        self.spec
+            .load
+            .iter()
+            .filter(|s| s.at_s <= t)
+            .max_by(|a, b| a.at_s.total_cmp(&b.at_s))
+            .map_or(0.0, |s| s.qps)
+    }
+}
+
+pub struct World {
+    pub snapshot: Snapshot,
+    /// Nodes of the scenario, whether up or down.
+    pub all_nodes: Vec<Node>,
+    pub jobs: Vec<SimJob>,
+    pub services: Vec<SimService>,
+    /// When each job pod (`job/pod`) becomes ready.
+    pub ready_at: HashMap<String, f64>,
+    pub policy: PolicyKind,
+}
+
+impl World {
+    pub fn new(scenario: &Scenario, policy: PolicyKind) -> World {
+        let all_nodes = scenario.nodes();
+        let snapshot = Snapshot {
+            time_s: 0.0,
+            nodes: all_nodes.clone(),
+            jobs: Vec::new(),
+            queues: scenario.queues.clone(),
+            other_pods: Vec::new(),
+        };
+        let jobs = scenario
+            .jobs
+            .iter()
+            .map(|spec| SimJob {
+                spec: spec.clone(),
+                done_work: 0.0,
+                start_s: None,
+                end_s: None,
+                paused_until: 0.0,
+                trainers: 0,
+            })
+            .collect();
+        let services = scenario
+            .services
+            .iter()
+            .map(|spec| SimService {
+                hpa: Hpa::new(spec.hpa.clone()),
+                replicas: 0,
+                next_ordinal: 0,
+                pending_since: HashMap::new(),
+                longest_pending_s: 0.0,
+                spec: spec.clone(),
+            })
+            .collect();
+        World {
+            snapshot,
+            all_nodes,
+            jobs,
+            services,
+            ready_at: HashMap::new(),
+            policy,
+        }
+    }
+
+    /// The TrainingJob the controller sees for a submitted job.
+    pub fn submit(&mut self, j: usize, now: f64) {
+        let spec = &self.jobs[j].spec;
+        let t = &spec.trainers;
+        let (min, max) = match self.policy {
+            PolicyKind::Elastic => (t.min, t.max),
+            PolicyKind::Static => (t.requested, t.requested),
+        };
+        let job = Job {
+            namespace: spec.namespace.clone(),
+            name: spec.name.clone(),
+            queue: spec.queue.clone(),
+            priority: spec.priority,
+            weight: spec.weight,
+            master: PodGroup {
+                replicas: 1,
+                resources: spec.master.resources(),
+            },
+            pservers: PodGroup {
+                replicas: spec.pservers.count,
+                resources: spec.pservers.shape().resources(),
+            },
+            trainers: TrainerSpec {
+                min,
+                max,
+                resources: t.shape().resources(),
+            },
+            pods: Vec::new(),
+            submit_time_s: now,
+            admitted: false,
+            last_scale_time_s: None,
+        };
+        self.snapshot.jobs.push(job);
+    }
+
+    pub fn sim_job(&self, name: &str, namespace: &str) -> Option<usize> {
+        self.jobs
+            .iter()
+            .position(|j| j.spec.name == name && j.spec.namespace == namespace)
+    }
+
+    fn node_is_up(&self, name: &str) -> bool {
+        self.snapshot.nodes.iter().any(|n| n.name == name)
+    }
+
+    /// Samples per second job `j` makes now: nothing while paused for a resize or while
+    /// its master or a pserver is missing or starting.
+    pub fn rate(&self, j: usize, now: f64) -> f64 {
+        let sim = &self.jobs[j];
+        if sim.end_s.is_some() || now < sim.paused_until {
+            return 0.0;
+        }
+        let Some(job) = self
+            .snapshot
+            .jobs
+            .iter()
+            .find(|x| x.name == sim.spec.name && x.namespace == sim.spec.namespace)
+        else {
+            return 0.0;
+        };
+        let mut ready_support = 0;
+        let mut ready_trainers = 0;
+        for pod in &job.pods {
+            let Some(node) = &pod.node else { continue };
+            if pod.terminating || !self.node_is_up(node) {
+                continue;
+            }
+            let key = format!("{}/{}", job.name, pod.name);
+            if self.ready_at.get(&key).is_none_or(|&t| t > now) {
+                continue;
+            }
+            match pod.role {
+                Role::Trainer => ready_trainers += 1,
+                _ => ready_support += 1,
+            }
+        }
+        if ready_support < 1 + sim.spec.pservers.count {
+            return 0.0;
+        }
+        sim.spec.rate_per_trainer * speedup(&sim.spec.speedup, ready_trainers)
+    }
+
+    /// Pending service pods go where kube-scheduler would put them: the node with the
+    /// most room left (its default least-allocated scoring), if any fits.
+    pub fn schedule_services(&mut self, now: f64) {
+        let mut free: Vec<_> = self
+            .snapshot
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.allocatable, n.unschedulable))
+            .collect();
+        for (name, room, _) in &mut free {
+            *room = room.sub(&used_on(&self.snapshot, name));
+        }
+        for pod in self
+            .snapshot
+            .other_pods
+            .iter_mut()
+            .filter(|p| p.node.is_none())
+        {
+            let best = free
+                .iter_mut()
+                .filter(|(_, room, cordoned)| !cordoned && pod.resources.fits_in(room))
+                .max_by(|a, b| {
+                    let share = |r: &crate::model::Resources, n: &Node| {
+                        r.cpu_milli as f64 / n.allocatable.cpu_milli.max(1) as f64
+                    };
+                    let na = self.all_nodes.iter().find(|n| n.name == a.0);
+                    let nb = self.all_nodes.iter().find(|n| n.name == b.0);
+                    match (na, nb) {
+                        (Some(na), Some(nb)) => share(&a.1, na).total_cmp(&share(&b.1, nb)),
+                        _ => std::cmp::Ordering::Equal,
+                    }
+                    .then_with(|| b.0.cmp(&a.0))
+                });
+            if let Some((name, room, _)) = best {
+                *room = room.sub(&pod.resources);
+                pod.node = Some(name.clone());
+            }
+        }
+        self.note_service_waits(now);
+    }
+
+    /// Track how long each service pod has waited for a node.
+    pub fn note_service_waits(&mut self, now: f64) {
+        for svc in &mut self.services {
+            let pending: Vec<&OtherPod> = self
+                .snapshot
+                .other_pods
+                .iter()
+                .filter(|p| p.workload.as_deref() == Some(svc.spec.name.as_str()))
+                .filter(|p| p.node.is_none())
+                .collect();
+            svc.pending_since
+                .retain(|name, _| pending.iter().any(|p| &p.name == name));
+            for p in pending {
+                svc.pending_since.entry(p.name.clone()).or_insert(now);
+            }
+            for &since in svc.pending_since.values() {
+                svc.longest_pending_s = svc.longest_pending_s.max(now - since);
+            }
+        }
+    }
+
+    /// The Deployment follows its HPA: new replicas start pending; going down, pending
+    /// replicas go first, then the newest.
+    pub fn set_replicas(&mut self, s: usize, replicas: u32) {
+        let svc = &mut self.services[s];
+        let name = svc.spec.name.clone();
+        let mine = |p: &OtherPod| p.workload.as_deref() == Some(name.as_str());
+        let have = self.snapshot.other_pods.iter().filter(|p| mine(p)).count() as u32;
+        if replicas > have {
+            for _ in have..replicas {
+                let pod = OtherPod {
+                    namespace: svc.spec.namespace.clone(),
+                    name: format!("{}-{}", name, svc.next_ordinal),
+                    workload: Some(name.clone()),
+                    resources: svc.spec.pod.resources(),
+                    node: None,
+                };
+                svc.next_ordinal += 1;
+                self.snapshot.other_pods.push(pod);
+            }
+        } else {
+            let mut excess = (have - replicas) as usize;
+            for pass in [true, false] {
+                let pods = &mut self.snapshot.other_pods;
+                let mut i = pods.len();
+                while excess > 0 && i > 0 {
+                    i -= 1;
+                    if mine(&pods[i]) && (pods[i].node.is_none() == pass) {
+                        pods.remove(i);
+                        excess -= 1;
+                    }
+                }
+            }
+        }
+        svc.replicas = replicas;
+    }
+
+    pub fn service_pods(&self, s: usize) -> (u32, u32) {
+        let name = self.services[s].spec.name.as_str();
+        let mut placed = 0;
+        let mut pending = 0;
+        for p in &self.snapshot.other_pods {
+            if p.workload.as_deref() == Some(name) {
+                if p.node.is_some() {
+                    placed += 1;
+                } else {
+                    pending += 1;
+                }
+            }
+        }
+        (placed, pending)
+    }
+
+    pub fn node_down(&mut self, name: &str) {
+        self.snapshot.nodes.retain(|n| n.name != name);
+        // The Deployment replaces the pods it lost; job pods stay bound to the dead node
+        // until the controller cleans them up, as the API server would show them.
+        for p in &mut self.snapshot.other_pods {
+            if p.node.as_deref() == Some(name) {
+                p.node = None;
+            }
+        }
+    }
+
+    pub fn node_up(&mut self, name: &str) {
+        if self.node_is_up(name) {
+            return;
+        }
+        // Whatever ran there died with the node.
+        for job in &mut self.snapshot.jobs {
+            job.pods.retain(|p| p.node.as_deref() != Some(name));
+        }
+        if let Some(node) = self.all_nodes.iter().find(|n| n.name == name) {
+            self.snapshot.nodes.push(node.clone());
+        }
+    }
+
+    /// Requests of placed pods over allocatable of the nodes that are up: (CPU, GPU).
+    pub fn utilisation(&self) -> (f64, f64) {
+        let mut total = crate::model::Resources::ZERO;
+        let mut used = crate::model::Resources::ZERO;
+        for n in &self.snapshot.nodes {
+            total = total.add(&n.allocatable);
+            used = used.add(&used_on(&self.snapshot, &n.name));
+        }
+        let frac = |u: i64, t: i64| if t > 0 { u as f64 / t as f64 } else { 0.0 };
+        (
+            frac(used.cpu_milli, total.cpu_milli),
+            frac(used.gpus, total.gpus),
+        )
+    }
+
+    /// Every node holds what is bound to it.
+    pub fn overcommitted_node(&self) -> Option<(String, crate::model::Resources)> {
+        self.snapshot.nodes.iter().find_map(|n| {
+            let used = used_on(&self.snapshot, &n.name);
+            (!used.fits_in(&n.allocatable)).then(|| (n.name.clone(), used.sub(&n.allocatable)))
+        })
+    }
+}
+
+/// Requests of everything bound to `node` (job pods, terminating too, and other pods).
+pub fn used_on(s: &Snapshot, node: &str) -> crate::model::Resources {
+    let mut used = crate::model::Resources::ZERO;
+    for j in &s.jobs {
+        for p in &j.pods {
+            if p.node.as_deref() == Some(node) {
+                used = used.add(&j.resources_of(p.role));
+            }
+        }
+    }
+    for p in &s.other_pods {
+        if p.node.as_deref() == Some(node) {
+            used = used.add(&p.resources);
+        }
+    }
+    used
+}

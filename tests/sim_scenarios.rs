@@ -1,0 +1,306 @@
+//! The simulator on the shipped scenarios: the seed experiment's acceptance criteria, and
+//! bad scenario files. The tests run in debug builds, where the simulator checks at every
+//! event that no node is over-committed (a violation fails the run with an error).
+
+use ebb::cluster::sim::report::{Sample, time_mean};
+use ebb::cluster::sim::{self, PolicyKind, PolicyResult, Scenario, SimError};
+
+fn run(path: &str, kind: PolicyKind) -> PolicyResult {
+    let scenario = Scenario::load(std::path::Path::new(path)).expect("scenario loads");
+    sim::run(&scenario, kind, &mut |_| {}).expect("simulation runs without over-commit")
+}
+
+fn job<'a>(r: &'a PolicyResult, name: &str) -> &'a ebb::cluster::sim::report::JobResult {
+    r.jobs
+        .iter()
+        .find(|j| j.name == name)
+        .expect("job in results")
+}
+
+fn trainers(s: &Sample) -> u32 {
+    s.trainers.values().sum()
+}
+
+#[test]
+fn case1_elastic_admits_b_at_once_keeps_the_cluster_full_and_finishes_sooner() {
+    let elastic = run("scenarios/seed-case1.yaml", PolicyKind::Elastic);
+    let fixed = run("scenarios/seed-case1.yaml", PolicyKind::Static);
+    let (a, b) = (job(&elastic, "job-a"), job(&elastic, "job-b"));
+    let tick = 5.0;
+    assert!(
+        b.pending_s.expect("job-b started") <= tick,
+        "job-b pending {:?}",
+        b.pending_s
+    );
+    // While both run: from job-b's pods being up to job-a's end.
+    let from = b.start_s.unwrap() + 10.0;
+    let to = a.end_s.expect("job-a finished");
+    assert!(to > from);
+    let util = time_mean(&elastic.series, from, to, |s| s.cpu_util);
+    assert!(util >= 0.97, "CPU utilisation while both run: {util}");
+    // Job-A grew into the idle cluster before job-B came.
+    let before_b = elastic
+        .series
+        .iter()
+        .filter(|s| s.t < b.submit_s)
+        .filter_map(|s| s.trainers.get("job-a").copied())
+        .max();
+    assert!(before_b > Some(200), "job-a alone held {before_b:?}");
+
+    let (fa, fb) = (job(&fixed, "job-a"), job(&fixed, "job-b"));
+    assert!(
+        fb.start_s.unwrap() >= fa.end_s.unwrap(),
+        "static job-b must wait for job-a: {fb:?} {fa:?}"
+    );
+    assert!(
+        elastic.avg_completion_s.unwrap() < fixed.avg_completion_s.unwrap(),
+        "elastic {:?} vs static {:?}",
+        elastic.avg_completion_s,
+        fixed.avg_completion_s
+    );
+    assert!(elastic.cpu_util_mean > fixed.cpu_util_mean);
+}
+
+#[test]
+fn case2_trainers_yield_to_nginx_and_grow_back() {
+    let r = run("scenarios/seed-case2.yaml", PolicyKind::Elastic);
+    let nginx = &r.services[0];
+    let steps = &nginx.steps;
+    assert_eq!(steps.len(), 5);
+    // Up through 1w, 10w, 50w: Nginx grows, trainers shrink; back down: the reverse.
+    for k in 0..2 {
+        assert!(steps[k + 1].pods > steps[k].pods, "{steps:?}");
+        assert!(steps[k + 1].trainers < steps[k].trainers, "{steps:?}");
+    }
+    for k in 2..4 {
+        assert!(steps[k + 1].pods < steps[k].pods, "{steps:?}");
+        assert!(steps[k + 1].trainers > steps[k].trainers, "{steps:?}");
+    }
+    // No Nginx pod waits for trainers longer than one HPA sync plus one tick.
+    assert!(
+        nginx.longest_pending_s <= 15.0 + 5.0,
+        "an nginx pod waited {} s",
+        nginx.longest_pending_s
+    );
+    assert!(r.cpu_util_mean >= 0.95, "utilisation {}", r.cpu_util_mean);
+    let job = job(&r, "mnist");
+    assert!(job.end_s.is_some(), "the training job finishes");
+    // Trainers never go below min, never above max, while the job runs.
+    for s in r
+        .series
+        .iter()
+        .filter(|s| s.t > job.start_s.unwrap() + 30.0)
+    {
+        if let Some(&n) = s.trainers.get("mnist") {
+            assert!((2..=100).contains(&n), "{n} trainers at {}", s.t);
+        }
+    }
+    assert!(
+        r.series
+            .iter()
+            .any(|s| trainers(s) == 0 || s.t >= job.end_s.unwrap())
+    );
+}
+
+#[test]
+fn case2_static_job_starves_nginx() {
+    let r = run("scenarios/seed-case2.yaml", PolicyKind::Static);
+    assert!(
+        r.services[0].longest_pending_s > 3600.0,
+        "a fixed-size job never yields: {}",
+        r.services[0].longest_pending_s
+    );
+}
+
+fn parse_err(text: &str) -> String {
+    match Scenario::parse(text, "bad.yaml") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const GOOD: &str = r#"
+name: t
+cluster:
+  nodes:
+    - { prefix: n, count: 2, cpu: 8, memory_gib: 32 }
+jobs:
+  - name: j
+    submit_s: 0
+    master: { cpu: 1, memory_gib: 1 }
+    pservers: { count: 1, cpu: 1, memory_gib: 1 }
+    trainers: { requested: 4, min: 1, max: 8, cpu: 1, memory_gib: 1 }
+    work: 1000
+    rate_per_trainer: 1
+"#;
+
+#[test]
+fn a_small_scenario_runs_to_the_end() {
+    let s = Scenario::parse(GOOD, "good.yaml").expect("valid");
+    let r = sim::run(&s, PolicyKind::Elastic, &mut |_| {}).expect("runs");
+    let j = &r.jobs[0];
+    // 8 trainers (max) at 1 sample/s each, after a 5 s pod startup: about 130 s.
+    let end = j.end_s.expect("finishes");
+    assert!((125.0..=145.0).contains(&end), "ended at {end}");
+}
+
+#[test]
+fn bad_scenarios_name_the_file_and_field() {
+    let cases = [
+        (GOOD.replace("min: 1,", "min: 9,"), "jobs[0].trainers.min"),
+        (
+            GOOD.replace("submit_s: 0", "submit_s: -5"),
+            "jobs[0].submit_s",
+        ),
+        (GOOD.replace("cpu: 8", "cpu: -8"), "cluster.nodes[0].cpu"),
+        (
+            GOOD.replace("min: 1, max: 8", "min: 30, max: 40")
+                .replace("requested: 4", "requested: 30"),
+            "jobs[0].trainers.min",
+        ),
+        (GOOD.replace("work: 1000", "work: 0"), "jobs[0].work"),
+        (
+            GOOD.replace(
+                "trainers: { requested: 4, min: 1, max: 8, cpu: 1,",
+                "trainers: { requested: 4, min: 1, max: 8, cpu: 100,",
+            ),
+            "jobs[0].trainers",
+        ),
+        (
+            format!("{GOOD}faults:\n  - {{ node: nope, down_s: 5 }}\n"),
+            "faults[0].node",
+        ),
+    ];
+    for (text, field) in cases {
+        let e = parse_err(&text);
+        assert!(e.contains("bad.yaml"), "{e}");
+        assert!(e.contains(field), "expected {field} in: {e}");
+    }
+}
+
+#[test]
+fn unknown_fields_and_broken_yaml_are_refused_with_a_line() {
+    let e = parse_err(&GOOD.replace("work: 1000", "work: 1000\n    wrok: 5"));
+    assert!(e.contains("bad.yaml") && e.contains("wrok"), "{e}");
+    assert!(
+        e.contains("line") || e.contains(":10:") || e.contains("10"),
+        "{e}"
+    );
+    let e = parse_err("name: [unclosed\n");
+    assert!(e.contains("bad.yaml"), "{e}");
+    let e = parse_err("");
+    assert!(e.contains("bad.yaml"), "{e}");
+    match Scenario::load(std::path::Path::new("scenarios/does-not-exist.yaml")) {
+        Err(SimError::Io { path, .. }) => assert!(path.contains("does-not-exist")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn node_loss_and_return_are_survived() {
+    let text = format!("{GOOD}faults:\n  - {{ node: n-1, down_s: 20, up_s: 60 }}\n");
+    let s = Scenario::parse(&text, "fault.yaml").expect("valid");
+    let r = sim::run(&s, PolicyKind::Elastic, &mut |_| {}).expect("runs");
+    let j = &r.jobs[0];
+    let end = j.end_s.expect("the job still finishes");
+    assert!(
+        end > 135.0,
+        "losing half the cluster for 40 s costs time: {end}"
+    );
+    // While n-1 is down the job holds at most what n-0 has room for.
+    let during = r
+        .series
+        .iter()
+        .filter(|s| s.t > 25.0 && s.t < 60.0)
+        .map(trainers)
+        .max()
+        .unwrap_or(0);
+    assert!(during <= 8, "{during}");
+}
+
+#[test]
+fn the_cli_writes_the_json_fields_and_a_readable_plot() {
+    let dir = std::env::temp_dir().join(format!("ebb-sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, svg, png) = (dir.join("r.json"), dir.join("r.svg"), dir.join("r.png"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args([
+            "sim",
+            "scenarios/seed-case1.yaml",
+            "--policy",
+            "both",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .expect("ebb runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "average pending time",
+        "CPU utilisation",
+        "job-b",
+        "elastic",
+        "static",
+    ] {
+        assert!(table.contains(needle), "missing {needle}:\n{table}");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let list = v.as_array().expect("both policies: a list");
+    assert_eq!(list.len(), 2);
+    for r in list {
+        for key in ["policy", "jobs", "cpu_util_mean", "gpu_util_mean", "series"] {
+            assert!(r.get(key).is_some(), "missing {key}");
+        }
+        for key in [
+            "name",
+            "submit_s",
+            "start_s",
+            "end_s",
+            "pending_s",
+            "running_s",
+        ] {
+            assert!(r["jobs"][0].get(key).is_some(), "missing jobs[].{key}");
+        }
+        for key in ["t", "cpu_util", "gpu_util", "trainers", "services"] {
+            assert!(r["series"][0].get(key).is_some(), "missing series[].{key}");
+        }
+    }
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg_text.contains("<svg") && svg_text.contains("time (hours)"));
+    assert!(svg_text.contains("job-a trainers, elastic"));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args([
+            "sim",
+            "scenarios/seed-case2.yaml",
+            "--policy",
+            "elastic",
+            "--plot",
+        ])
+        .arg(&png)
+        .output()
+        .expect("ebb runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args(["sim", "scenarios/seed-case1.yaml", "--plot"])
+        .arg(dir.join("r.gif"))
+        .output()
+        .expect("ebb runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(".svg or .png"));
+    std::fs::remove_dir_all(&dir).ok();
+}
