@@ -3,3 +3,4 @@
 pub mod coord_bench;
 pub mod generate;
 pub mod plan_bench;
+pub mod sim_bench;

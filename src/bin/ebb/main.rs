@@ -47,6 +47,20 @@ enum Bench {
     Plan(PlanArgs),
     /// Master task throughput, pserver bandwidth, trainer join and SIGTERM latency.
     Coord(CoordArgs),
+    /// Wall time of the simulator replaying a synthetic trace.
+    Sim(SimBenchArgs),
+}
+
+#[derive(Args)]
+struct SimBenchArgs {
+    #[arg(long, default_value_t = 100)]
+    nodes: u32,
+    #[arg(long, default_value_t = 1000)]
+    jobs: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -108,6 +122,7 @@ fn main() -> Result<()> {
         Command::Sim(a) => sim_cmd::sim(a),
         Command::Bench(Bench::Plan(a)) => bench_plan(a),
         Command::Bench(Bench::Coord(a)) => bench_coord(a),
+        Command::Bench(Bench::Sim(a)) => bench_sim(a),
     }
 }
 
@@ -167,6 +182,30 @@ fn bench_coord(a: CoordArgs) -> Result<()> {
             r.params,
             r.join_to_first_task_ms,
             r.sigterm_to_exit_ms
+        );
+    }
+    Ok(())
+}
+
+fn bench_sim(a: SimBenchArgs) -> Result<()> {
+    anyhow::ensure!(a.nodes > 0, "--nodes must be at least 1");
+    let r = ebb::bench::sim_bench::run(
+        a.nodes,
+        a.jobs,
+        a.seed,
+        ebb::cluster::sim::PolicyKind::Elastic,
+    )?;
+    if a.json {
+        print_json(&r)?;
+    } else {
+        println!(
+            "sim: {} jobs on {} nodes: {:.2} s wall, {} plans, {:.1} virtual hours, GPU utilisation {:.1}%",
+            r.jobs,
+            r.nodes,
+            r.wall_s,
+            r.plans,
+            r.virtual_hours,
+            r.gpu_util_mean * 100.0
         );
     }
     Ok(())

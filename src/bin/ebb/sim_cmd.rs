@@ -10,7 +10,17 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct SimArgs {
     /// Scenario file (YAML; see docs/scenarios.md).
-    scenario: PathBuf,
+    #[arg(required_unless_present = "trace")]
+    scenario: Option<PathBuf>,
+    /// Replay a DL trace instead: `name,time,application,num_replicas,batch_size[,duration]`.
+    #[arg(long, conflicts_with = "scenario", requires_all = ["throughput", "cluster"])]
+    trace: Option<PathBuf>,
+    /// Directory of per-application throughput tables (`APP/placements.csv`).
+    #[arg(long, requires = "trace")]
+    throughput: Option<PathBuf>,
+    /// The cluster to replay the trace on (YAML; see docs/scenarios.md).
+    #[arg(long, requires = "trace")]
+    cluster: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = PolicyChoice::Both)]
     policy: PolicyChoice,
     /// Write the results (per policy: jobs, utilisation, time series) as JSON here.
@@ -32,7 +42,13 @@ enum PolicyChoice {
 }
 
 pub fn sim(a: SimArgs) -> Result<()> {
-    let mut scenario = Scenario::load(&a.scenario)?;
+    let (mut scenario, source) = match (&a.scenario, &a.trace, &a.throughput, &a.cluster) {
+        (Some(path), _, _, _) => (Scenario::load(path)?, path.clone()),
+        (None, Some(trace), Some(dir), Some(cluster)) => {
+            (sim::trace::load(trace, dir, cluster)?, trace.clone())
+        }
+        _ => anyhow::bail!("give a scenario, or --trace with --throughput and --cluster"),
+    };
     if let Some(t) = a.tick_s {
         anyhow::ensure!(
             t.is_finite() && t > 0.0,
@@ -55,7 +71,7 @@ pub fn sim(a: SimArgs) -> Result<()> {
         };
         let started = std::time::Instant::now();
         let r = sim::run(&scenario, kind, &mut on_step)
-            .with_context(|| format!("simulating {}", a.scenario.display()))?;
+            .with_context(|| format!("simulating {}", source.display()))?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }

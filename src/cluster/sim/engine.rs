@@ -126,8 +126,11 @@ impl<'s> Engine<'s> {
 
     /// When the next thing happens, or None when the run is over.
     fn next_event(&mut self) -> Option<f64> {
-        let (w, now) = (&self.w, self.now);
-        let mut next = f64::INFINITY;
+        let now = self.now;
+        let next_ready = self.w.next_ready_after(now);
+        let w = &self.w;
+        let rates = w.rates(now);
+        let mut next = next_ready.unwrap_or(f64::INFINITY);
         for (j, job) in w.jobs.iter().enumerate() {
             if !self.submitted[j] {
                 next = next.min(job.spec.submit_s.max(now));
@@ -136,7 +139,7 @@ impl<'s> Engine<'s> {
             if job.end_s.is_some() {
                 continue;
             }
-            let rate = w.rate(j, now);
+            let rate = rates[j];
             if rate > 0.0 {
                 next = next.min(now + (job.spec.work - job.done_work).max(0.0) / rate);
             }
@@ -152,9 +155,6 @@ impl<'s> Engine<'s> {
         }
         if let Some(f) = self.faults.get(self.next_fault) {
             next = next.min(f.at_s.max(now));
-        }
-        for &t in w.ready_at.values().filter(|&&t| t > now) {
-            next = next.min(t);
         }
         let tick = self.scenario.tick_s;
         let mut next_tick = tick_at_or_after(now, tick);
@@ -185,12 +185,15 @@ impl<'s> Engine<'s> {
     /// fit). They are reported unfinished.
     fn stuck(&self) -> bool {
         let w = &self.w;
-        (0..w.jobs.len()).all(|j| w.jobs[j].end_s.is_some() || w.rate(j, self.now) == 0.0)
+        let rates = w.rates(self.now);
+        (0..w.jobs.len()).all(|j| w.jobs[j].end_s.is_some() || rates[j] == 0.0)
             && self.submitted.iter().all(|&s| s)
             && self.next_fault == self.faults.len()
             && !self.dirty
             && !self.wake.is_finite()
-            && w.ready_at.values().all(|&t| t <= self.now)
+            && w.upcoming_ready
+                .last()
+                .is_none_or(|&t| f64::from_bits(t) <= self.now)
     }
 
     /// Everything due at `now`: faults, submissions, finished jobs, HPA syncs, then the
@@ -298,9 +301,8 @@ fn advance(w: &mut World, from: f64, to: f64) {
     if dt <= 0.0 {
         return;
     }
-    for j in 0..w.jobs.len() {
-        let rate = w.rate(j, from);
-        let job = &mut w.jobs[j];
+    let rates = w.rates(from);
+    for (job, rate) in w.jobs.iter_mut().zip(rates) {
         job.done_work = (job.done_work + rate * dt).min(job.spec.work);
     }
 }
@@ -314,8 +316,7 @@ fn finish(w: &mut World, j: usize, now: f64) {
     w.snapshot
         .jobs
         .retain(|x| !(x.name == name && x.namespace == ns));
-    let prefix = format!("{name}/");
-    w.ready_at.retain(|k, _| !k.starts_with(&prefix));
+    w.jobs[j].pod_ready_at.clear();
 }
 
 fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f64) {
@@ -326,14 +327,16 @@ fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f
         .map(|j| (j.name.clone(), j.live_trainers().count() as u32))
         .collect();
     w.snapshot = plan::apply::apply(&w.snapshot, p);
-    for c in p.create.iter().chain(&p.recreate_after_delete) {
-        w.ready_at.insert(
-            format!("{}/{}", c.job.name, c.pod),
-            now + scenario.pod_startup_s,
-        );
-    }
+    // Deletions first: a recreated master or pserver reuses its name.
     for d in &p.delete {
-        w.ready_at.remove(&format!("{}/{}", d.job.name, d.pod));
+        if let Some(&j) = w.job_by_name.get(&d.job.name) {
+            w.jobs[j].pod_ready_at.remove(&d.pod);
+        }
+    }
+    for c in p.create.iter().chain(&p.recreate_after_delete) {
+        if let Some(&j) = w.job_by_name.get(&c.job.name) {
+            w.pod_starts(j, &c.pod, now + scenario.pod_startup_s);
+        }
     }
     for job in &w.snapshot.jobs {
         let Some(j) = w.sim_job(&job.name, &job.namespace) else {

@@ -8,6 +8,7 @@ pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod throughput;
+pub mod trace;
 pub mod world;
 
 pub use engine::run;

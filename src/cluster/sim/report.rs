@@ -61,8 +61,9 @@ pub struct PolicyResult {
     pub gpu_util_mean: f64,
     pub avg_pending_s: Option<f64>,
     pub avg_running_s: Option<f64>,
-    /// Submit to end, averaged over finished jobs.
+    /// Submit to end (job completion time), averaged over finished jobs.
     pub avg_completion_s: Option<f64>,
+    pub p99_completion_s: Option<f64>,
     /// When the last job ended (or the run stopped).
     pub makespan_s: f64,
     pub services: Vec<ServiceResult>,
@@ -130,16 +131,22 @@ impl PolicyResult {
                 }
             })
             .collect();
+        let mut completions: Vec<f64> = jobs
+            .iter()
+            .filter_map(|j| j.end_s.map(|e| e - j.submit_s))
+            .collect();
+        completions.sort_by(f64::total_cmp);
+        let p99_completion_s = (!completions.is_empty()).then(|| {
+            let rank = (0.99 * completions.len() as f64).ceil() as usize;
+            completions[rank.clamp(1, completions.len()) - 1]
+        });
         let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         PolicyResult {
             policy: kind,
             avg_pending_s: mean(jobs.iter().filter_map(|j| j.pending_s).collect()),
             avg_running_s: mean(jobs.iter().filter_map(|j| j.running_s).collect()),
-            avg_completion_s: mean(
-                jobs.iter()
-                    .filter_map(|j| j.end_s.map(|e| e - j.submit_s))
-                    .collect(),
-            ),
+            avg_completion_s: mean(completions),
+            p99_completion_s,
             cpu_util_mean: time_mean(&series, 0.0, horizon, |s| s.cpu_util),
             gpu_util_mean: time_mean(&series, 0.0, horizon, |s| s.gpu_util),
             jobs,
@@ -173,6 +180,8 @@ pub fn time_mean(series: &[Sample], from: f64, to: f64, f: impl Fn(&Sample) -> f
     total / (to - from)
 }
 
+const PER_JOB_ROWS: usize = 20;
+
 fn hours(s: Option<f64>) -> String {
     s.map_or("—".into(), |v| format!("{:.2} h", v / 3600.0))
 }
@@ -184,7 +193,9 @@ fn pct(v: f64) -> String {
 /// The seed's comparison: per job, then averages and utilisation, one column per policy.
 pub fn tables(results: &[PolicyResult]) -> String {
     let mut out = String::new();
-    for r in results {
+    // Per-job tables for experiments; a replayed trace is summed up only (`--json`
+    // holds every job).
+    for r in results.iter().filter(|r| r.jobs.len() <= PER_JOB_ROWS) {
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED);
         t.set_header(vec![
@@ -222,7 +233,12 @@ pub fn tables(results: &[PolicyResult]) -> String {
     t.add_row(row("average completion time", &|r| {
         hours(r.avg_completion_s)
     }));
+    t.add_row(row("p99 completion time", &|r| hours(r.p99_completion_s)));
     t.add_row(row("makespan", &|r| hours(Some(r.makespan_s))));
+    t.add_row(row("jobs finished", &|r| {
+        let done = r.jobs.iter().filter(|j| j.end_s.is_some()).count();
+        format!("{done} of {}", r.jobs.len())
+    }));
     t.add_row(row("CPU utilisation", &|r| pct(r.cpu_util_mean)));
     t.add_row(row("GPU utilisation", &|r| pct(r.gpu_util_mean)));
     t.add_row(row("plans run", &|r| r.plans.to_string()));

@@ -243,7 +243,7 @@ impl Scenario {
             message: e.to_string(),
         })?;
         scenario
-            .validate()
+            .check()
             .map_err(|(field, message)| SimError::Invalid {
                 path: origin.to_string(),
                 field,
@@ -277,7 +277,8 @@ impl Scenario {
         out
     }
 
-    fn validate(&self) -> Result<(), (String, String)> {
+    /// The first defect as (field, message).
+    pub(super) fn check(&self) -> Result<(), (String, String)> {
         let bad = |field: String, message: &str| Err((field, message.to_string()));
         let positive = |v: f64| v.is_finite() && v > 0.0;
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;
@@ -407,6 +408,17 @@ impl Scenario {
                 return bad(
                     f("trainers.min"),
                     "master + pservers + min trainers exceed the whole cluster",
+                );
+            }
+            let requested = j
+                .master
+                .resources()
+                .add(&p.resources().times(i64::from(j.pservers.count)))
+                .add(&trainer.times(i64::from(t.requested)));
+            if !requested.fits_in(&capacity) {
+                return bad(
+                    f("trainers.requested"),
+                    "master + pservers + requested trainers exceed the whole cluster (the static policy could never run the job)",
                 );
             }
             for (field, shape) in [

@@ -5,7 +5,7 @@ use super::hpa::Hpa;
 use super::scenario::{JobSpec, Scenario, ServiceSpec};
 use super::throughput::speedup;
 use crate::model::{Job, Node, OtherPod, PodGroup, Role, Snapshot, TrainerSpec};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// How the jobs of a scenario are sized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -26,6 +26,8 @@ pub struct SimJob {
     pub paused_until: f64,
     /// Live trainers after the last plan, to see resizes.
     pub trainers: u32,
+    /// When each of the job's pods becomes ready, by pod name.
+    pub pod_ready_at: HashMap<String, f64>,
 }
 
 pub struct SimService {
@@ -68,8 +70,11 @@ pub struct World {
     pub all_nodes: Vec<Node>,
     pub jobs: Vec<SimJob>,
     pub services: Vec<SimService>,
-    /// When each job pod (`job/pod`) becomes ready.
-    pub ready_at: HashMap<String, f64>,
+    /// Times (as f64 bits, which order like the non-negative times) at which some pod
+    /// becomes ready: the events that change a job's rate.
+    pub upcoming_ready: BTreeSet<u64>,
+    /// Sim job index by job name (names are unique within a scenario).
+    pub job_by_name: HashMap<String, usize>,
     pub policy: PolicyKind,
 }
 
@@ -93,7 +98,14 @@ impl World {
                 end_s: None,
                 paused_until: 0.0,
                 trainers: 0,
+                pod_ready_at: HashMap::new(),
             })
+            .collect();
+        let job_by_name = scenario
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.name.clone(), i))
             .collect();
         let services = scenario
             .services
@@ -112,7 +124,8 @@ impl World {
             all_nodes,
             jobs,
             services,
-            ready_at: HashMap::new(),
+            upcoming_ready: BTreeSet::new(),
+            job_by_name,
             policy,
         }
     }
@@ -162,41 +175,63 @@ impl World {
         self.snapshot.nodes.iter().any(|n| n.name == name)
     }
 
-    /// Samples per second job `j` makes now: nothing while paused for a resize or while
-    /// its master or a pserver is missing or starting.
-    pub fn rate(&self, j: usize, now: f64) -> f64 {
-        let sim = &self.jobs[j];
-        if sim.end_s.is_some() || now < sim.paused_until {
-            return 0.0;
+    /// A pod of job `j` becomes ready at `t`.
+    pub fn pod_starts(&mut self, j: usize, pod: &str, t: f64) {
+        self.jobs[j].pod_ready_at.insert(pod.to_string(), t);
+        self.upcoming_ready.insert(t.max(0.0).to_bits());
+    }
+
+    /// The next time after `now` a pod becomes ready (earlier ones are forgotten).
+    pub fn next_ready_after(&mut self, now: f64) -> Option<f64> {
+        while let Some(&first) = self.upcoming_ready.first() {
+            if f64::from_bits(first) > now {
+                return Some(f64::from_bits(first));
+            }
+            self.upcoming_ready.pop_first();
         }
-        let Some(job) = self
+        None
+    }
+
+    /// Samples per second each job makes now (by sim job index): nothing while paused
+    /// for a resize or while its master or a pserver is missing or starting.
+    pub fn rates(&self, now: f64) -> Vec<f64> {
+        let up: HashSet<&str> = self
             .snapshot
-            .jobs
+            .nodes
             .iter()
-            .find(|x| x.name == sim.spec.name && x.namespace == sim.spec.namespace)
-        else {
-            return 0.0;
-        };
-        let mut ready_support = 0;
-        let mut ready_trainers = 0;
-        for pod in &job.pods {
-            let Some(node) = &pod.node else { continue };
-            if pod.terminating || !self.node_is_up(node) {
+            .map(|n| n.name.as_str())
+            .collect();
+        let mut out = vec![0.0; self.jobs.len()];
+        for job in &self.snapshot.jobs {
+            let Some(&j) = self.job_by_name.get(&job.name) else {
+                continue;
+            };
+            let sim = &self.jobs[j];
+            if sim.end_s.is_some() || now < sim.paused_until {
                 continue;
             }
-            let key = format!("{}/{}", job.name, pod.name);
-            if self.ready_at.get(&key).is_none_or(|&t| t > now) {
-                continue;
+            let mut ready_support = 0;
+            let mut ready_trainers = 0;
+            for pod in &job.pods {
+                let Some(node) = &pod.node else { continue };
+                if pod.terminating || !up.contains(node.as_str()) {
+                    continue;
+                }
+                if sim.pod_ready_at.get(&pod.name).is_none_or(|&t| t > now) {
+                    continue;
+                }
+                match pod.role {
+                    Role::Trainer => ready_trainers += 1,
+                    _ => ready_support += 1,
+                }
             }
-            match pod.role {
-                Role::Trainer => ready_trainers += 1,
-                _ => ready_support += 1,
+            // The master and every pserver.
+            let support = 1 + sim.spec.pservers.count;
+            if ready_support >= support {
+                out[j] = sim.spec.rate_per_trainer * speedup(&sim.spec.speedup, ready_trainers);
             }
         }
-        if ready_support < 1 + sim.spec.pservers.count {
-            return 0.0;
-        }
-        sim.spec.rate_per_trainer * speedup(&sim.spec.speedup, ready_trainers)
+        out
     }
 
     /// Pending service pods go where kube-scheduler would put them: the node with the
@@ -208,8 +243,11 @@ impl World {
             .iter()
             .map(|n| (n.name.clone(), n.allocatable, n.unschedulable))
             .collect();
+        let usage = usage_by_node(&self.snapshot);
         for (name, room, _) in &mut free {
-            *room = room.sub(&used_on(&self.snapshot, name));
+            if let Some(u) = usage.get(name.as_str()) {
+                *room = room.sub(u);
+            }
         }
         for pod in self
             .snapshot
@@ -341,9 +379,12 @@ impl World {
     pub fn utilisation(&self) -> (f64, f64) {
         let mut total = crate::model::Resources::ZERO;
         let mut used = crate::model::Resources::ZERO;
+        let usage = usage_by_node(&self.snapshot);
         for n in &self.snapshot.nodes {
             total = total.add(&n.allocatable);
-            used = used.add(&used_on(&self.snapshot, &n.name));
+            if let Some(u) = usage.get(n.name.as_str()) {
+                used = used.add(u);
+            }
         }
         let frac = |u: i64, t: i64| if t > 0 { u as f64 / t as f64 } else { 0.0 };
         (
@@ -354,27 +395,31 @@ impl World {
 
     /// Every node holds what is bound to it.
     pub fn overcommitted_node(&self) -> Option<(String, crate::model::Resources)> {
+        let usage = usage_by_node(&self.snapshot);
         self.snapshot.nodes.iter().find_map(|n| {
-            let used = used_on(&self.snapshot, &n.name);
+            let used = usage.get(n.name.as_str())?;
             (!used.fits_in(&n.allocatable)).then(|| (n.name.clone(), used.sub(&n.allocatable)))
         })
     }
 }
 
-/// Requests of everything bound to `node` (job pods, terminating too, and other pods).
-pub fn used_on(s: &Snapshot, node: &str) -> crate::model::Resources {
-    let mut used = crate::model::Resources::ZERO;
+/// Requests of everything bound to each node (job pods, terminating too, and other
+/// pods), in one pass.
+pub fn usage_by_node(s: &Snapshot) -> HashMap<&str, crate::model::Resources> {
+    let mut usage: HashMap<&str, crate::model::Resources> = HashMap::new();
     for j in &s.jobs {
         for p in &j.pods {
-            if p.node.as_deref() == Some(node) {
-                used = used.add(&j.resources_of(p.role));
+            if let Some(node) = &p.node {
+                let u = usage.entry(node.as_str()).or_default();
+                *u = u.add(&j.resources_of(p.role));
             }
         }
     }
     for p in &s.other_pods {
-        if p.node.as_deref() == Some(node) {
-            used = used.add(&p.resources);
+        if let Some(node) = &p.node {
+            let u = usage.entry(node.as_str()).or_default();
+            *u = u.add(&p.resources);
         }
     }
-    used
+    usage
 }
