@@ -173,7 +173,23 @@ fn bad_scenarios_name_the_file_and_field() {
     ];
     for (text, field) in cases {
         let e = parse_err(&text);
-        assert!(e.contains("bad.yaml"), "{e}");
+        // The line of the offending field (the job's fields are on lines 7..13).
+        let line = text
+            .lines()
+            .position(|l| {
+                let last = field.rsplit('.').next().unwrap();
+                let last = last.split('[').next().unwrap();
+                l.contains(&format!("{last}:")) || l.trim_start().starts_with(&format!("{last}:"))
+            })
+            .map(|i| i + 1);
+        if let Some(line) = line {
+            assert!(
+                e.contains(&format!("bad.yaml:{line}")),
+                "want line {line} in: {e}"
+            );
+        } else {
+            assert!(e.contains("bad.yaml"), "{e}");
+        }
         assert!(e.contains(field), "expected {field} in: {e}");
     }
 }

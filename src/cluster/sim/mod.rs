@@ -10,6 +10,7 @@ pub mod scenario;
 pub mod throughput;
 pub mod trace;
 pub mod world;
+mod yaml_line;
 
 pub use engine::run;
 pub use error::SimError;

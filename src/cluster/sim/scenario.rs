@@ -245,7 +245,10 @@ impl Scenario {
         scenario
             .check()
             .map_err(|(field, message)| SimError::Invalid {
-                path: origin.to_string(),
+                path: match super::yaml_line::line_of(text, &field) {
+                    Some(line) => format!("{origin}:{line}"),
+                    None => origin.to_string(),
+                },
                 field,
                 message,
             })?;
