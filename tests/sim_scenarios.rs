@@ -234,30 +234,39 @@ fn node_loss_and_return_are_survived() {
     assert!(during <= 8, "{during}");
 }
 
+/// `ebb sim ARGS...`, asserting it succeeded when `ok`; returns stdout and stderr.
+fn ebb_sim(args: &[&std::ffi::OsStr], ok: bool) -> (String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .arg("sim")
+        .args(args)
+        .output()
+        .expect("ebb runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(out.status.success(), ok, "{stderr}");
+    (stdout, stderr)
+}
+
 #[test]
 fn the_cli_writes_the_json_fields_and_a_readable_plot() {
     let dir = std::env::temp_dir().join(format!("ebb-sim-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (json, svg, png) = (dir.join("r.json"), dir.join("r.svg"), dir.join("r.png"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
-        .args([
-            "sim",
-            "scenarios/seed-case1.yaml",
-            "--policy",
-            "both",
-            "--json",
-        ])
-        .arg(&json)
-        .arg("--plot")
-        .arg(&svg)
-        .output()
-        .expect("ebb runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let (table, _) = ebb_sim(
+        &[
+            os("scenarios/seed-case1.yaml"),
+            os("--policy"),
+            os("both"),
+            os("--json"),
+            json.as_os_str(),
+            os("--plot"),
+            svg.as_os_str(),
+        ],
+        true,
     );
-    let table = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "average pending time",
         "CPU utilisation",
@@ -292,31 +301,24 @@ fn the_cli_writes_the_json_fields_and_a_readable_plot() {
     assert!(svg_text.contains("<svg") && svg_text.contains("time (hours)"));
     assert!(svg_text.contains("job-a trainers, elastic"));
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
-        .args([
-            "sim",
-            "scenarios/seed-case2.yaml",
-            "--policy",
-            "elastic",
-            "--plot",
-        ])
-        .arg(&png)
-        .output()
-        .expect("ebb runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        os("scenarios/seed-case2.yaml"),
+        os("--policy"),
+        os("elastic"),
+        os("--plot"),
+        png.as_os_str(),
+    ];
+    ebb_sim(&args, true);
     let bytes = std::fs::read(&png).unwrap();
     assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
-        .args(["sim", "scenarios/seed-case1.yaml", "--plot"])
-        .arg(dir.join("r.gif"))
-        .output()
-        .expect("ebb runs");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains(".svg or .png"));
+    let gif = dir.join("r.gif");
+    let args = [
+        os("scenarios/seed-case1.yaml"),
+        os("--plot"),
+        gif.as_os_str(),
+    ];
+    let (_, stderr) = ebb_sim(&args, false);
+    assert!(stderr.contains(".svg or .png"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -54,12 +54,7 @@ pub fn synthetic_trace(nodes: u32, jobs: usize, seed: u64) -> Scenario {
                     memory_gib: 2.0,
                     gpus: 0,
                 },
-                pservers: PserverSpec {
-                    count: 0,
-                    cpu: 0.0,
-                    memory_gib: 0.0,
-                    gpus: 0,
-                },
+                pservers: PserverSpec::none(),
                 trainers: TrainerSpec {
                     requested: n,
                     min: 1,

@@ -83,17 +83,9 @@ pub fn stabilize(
     let mut used = usage(&size);
     // Forced shrink; bounded by the total number of trainers above fair share.
     while !used.fits_in(&room) {
-        let over = used.sub(&room).as_array();
-        let Some(k) = (0..3).filter(|&k| over[k] > 0).max_by_key(|&k| over[k]) else {
+        let Some((j, cut)) = forced_cut(jobs, &size, used.sub(&room), |_| true) else {
             break;
         };
-        let victim = (0..jobs.len())
-            .filter(|&j| size[j] > jobs[j].fair && jobs[j].per_trainer.as_array()[k] > 0)
-            .max_by_key(|&j| (size[j] - jobs[j].fair, j));
-        let Some(j) = victim else { break };
-        let per = jobs[j].per_trainer.as_array()[k];
-        let needed = u32::try_from((over[k] + per - 1) / per).unwrap_or(u32::MAX);
-        let cut = needed.min(size[j] - jobs[j].fair).max(1);
         size[j] -= cut;
         used = used.sub(&jobs[j].per_trainer.times(i64::from(cut)));
     }
@@ -109,21 +101,11 @@ pub fn stabilize(
     }
     for q in 0..limits.len() {
         while !queue_used[q].fits_in(&limits[q]) {
-            let over = queue_used[q].sub(&limits[q]).as_array();
-            let Some(k) = (0..3).filter(|&k| over[k] > 0).max_by_key(|&k| over[k]) else {
+            let over = queue_used[q].sub(&limits[q]);
+            let in_queue = |j: usize| jobs[j].limited_queues.contains(&q);
+            let Some((j, cut)) = forced_cut(jobs, &size, over, in_queue) else {
                 break;
             };
-            let victim = (0..jobs.len())
-                .filter(|&j| {
-                    jobs[j].limited_queues.contains(&q)
-                        && size[j] > jobs[j].fair
-                        && jobs[j].per_trainer.as_array()[k] > 0
-                })
-                .max_by_key(|&j| (size[j] - jobs[j].fair, j));
-            let Some(j) = victim else { break };
-            let per = jobs[j].per_trainer.as_array()[k];
-            let needed = u32::try_from((over[k] + per - 1) / per).unwrap_or(u32::MAX);
-            let cut = needed.min(size[j] - jobs[j].fair).max(1);
             size[j] -= cut;
             let freed = jobs[j].per_trainer.times(i64::from(cut));
             used = used.sub(&freed);
@@ -153,6 +135,25 @@ pub fn stabilize(
         }
     }
     size
+}
+
+/// One forced shrink toward `over` (what is over the room or a limit): in the resource
+/// most over, the eligible job furthest above its fair share gives up the trainers that
+/// cover it, never going below its fair share. None when no job can give.
+fn forced_cut(
+    jobs: &[StabilityJob],
+    size: &[u32],
+    over: Resources,
+    eligible: impl Fn(usize) -> bool,
+) -> Option<(usize, u32)> {
+    let over = over.as_array();
+    let k = (0..3).filter(|&k| over[k] > 0).max_by_key(|&k| over[k])?;
+    let j = (0..jobs.len())
+        .filter(|&j| eligible(j) && size[j] > jobs[j].fair && jobs[j].per_trainer.as_array()[k] > 0)
+        .max_by_key(|&j| (size[j] - jobs[j].fair, j))?;
+    let per = jobs[j].per_trainer.as_array()[k];
+    let needed = u32::try_from((over[k] + per - 1) / per).unwrap_or(u32::MAX);
+    Some((j, needed.min(size[j] - jobs[j].fair).max(1)))
 }
 
 #[cfg(test)]

@@ -185,6 +185,16 @@ pub struct PserverSpec {
 }
 
 impl PserverSpec {
+    /// No parameter servers (all-reduce jobs, as in DL traces).
+    pub fn none() -> Self {
+        PserverSpec {
+            count: 0,
+            cpu: 0.0,
+            memory_gib: 0.0,
+            gpus: 0,
+        }
+    }
+
     pub fn shape(&self) -> PodShape {
         PodShape {
             cpu: self.cpu,

@@ -130,12 +130,7 @@ pub fn load(jobs_csv: &Path, throughput_dir: &Path, cluster: &Path) -> Result<Sc
             weight: 1.0,
             submit_s: row.time,
             master: tc.master,
-            pservers: PserverSpec {
-                count: 0,
-                cpu: 0.0,
-                memory_gib: 0.0,
-                gpus: 0,
-            },
+            pservers: PserverSpec::none(),
             trainers: TrainerSpec {
                 requested: row.replicas,
                 min: tc.min_trainers.min(row.replicas),
@@ -179,6 +174,36 @@ fn read(path: &Path) -> Result<String, SimError> {
     })
 }
 
+/// Column index by name.
+type Columns = HashMap<String, usize>;
+/// A data row: its 1-based line number and its cells.
+type Row<'t> = (usize, Vec<&'t str>);
+
+/// The data rows of a CSV text (1-based line number and cells), and its columns by name;
+/// `required` columns must be in the header.
+fn csv_rows<'t>(
+    path: &Path,
+    text: &'t str,
+    required: &[&str],
+) -> Result<(Columns, Vec<Row<'t>>), SimError> {
+    let mut lines = text.lines().enumerate();
+    let header = lines.next().map_or("", |(_, l)| l);
+    let cols = columns(path, header, required)?;
+    let rows = lines
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l.split(',').collect()))
+        .collect();
+    Ok((cols, rows))
+}
+
+fn bad_cell(path: &Path, line: usize, field: &str, message: &str) -> SimError {
+    SimError::Invalid {
+        path: format!("{}:{line}", path.display()),
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
 /// Column index by name, from a CSV header.
 fn columns(
     path: &Path,
@@ -207,26 +232,12 @@ fn field<'a>(cells: &[&'a str], cols: &HashMap<String, usize>, name: &str) -> Op
 }
 
 fn parse_jobs(path: &Path, text: &str) -> Result<Vec<TraceRow>, SimError> {
-    let mut lines = text.lines().enumerate();
-    let header = lines.next().map_or("", |(_, l)| l);
-    let cols = columns(
-        path,
-        header,
-        &["name", "time", "application", "num_replicas", "batch_size"],
-    )?;
+    let required = ["name", "time", "application", "num_replicas", "batch_size"];
+    let (cols, rows) = csv_rows(path, text, &required)?;
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let line_no = i + 1;
-        let cells: Vec<&str> = line.split(',').collect();
-        let bad = |name: &str, message: &str| SimError::Invalid {
-            path: format!("{}:{line_no}", path.display()),
-            field: name.to_string(),
-            message: message.to_string(),
-        };
+    for (line_no, cells) in rows {
+        let bad = |name: &str, message: &str| bad_cell(path, line_no, name, message);
         let get = |name: &str| field(&cells, &cols, name).ok_or_else(|| bad(name, "missing value"));
         let name = get("name")?.to_string();
         if name.is_empty() || !seen.insert(name.clone()) {
@@ -279,25 +290,11 @@ fn parse_jobs(path: &Path, text: &str) -> Result<Vec<TraceRow>, SimError> {
 }
 
 fn parse_placements(path: &Path, text: &str) -> Result<Throughput, SimError> {
-    let mut lines = text.lines().enumerate();
-    let header = lines.next().map_or("", |(_, l)| l);
-    let cols = columns(
-        path,
-        header,
-        &["placement", "local_bsz", "step_time", "sync_time"],
-    )?;
+    let required = ["placement", "local_bsz", "step_time", "sync_time"];
+    let (cols, rows) = csv_rows(path, text, &required)?;
     let mut t = Throughput::default();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let line_no = i + 1;
-        let cells: Vec<&str> = line.split(',').collect();
-        let bad = |name: &str, message: &str| SimError::Invalid {
-            path: format!("{}:{line_no}", path.display()),
-            field: name.to_string(),
-            message: message.to_string(),
-        };
+    for (line_no, cells) in rows {
+        let bad = |name: &str, message: &str| bad_cell(path, line_no, name, message);
         let num = |name: &str| -> Result<f64, SimError> {
             let v: f64 = field(&cells, &cols, name)
                 .ok_or_else(|| bad(name, "missing value"))?
