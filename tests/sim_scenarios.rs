@@ -322,3 +322,43 @@ fn the_cli_writes_the_json_fields_and_a_readable_plot() {
     assert!(stderr.contains(".svg or .png"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_measured_placement_speedup_wins_over_the_count_curve() {
+    let one_node = r#"
+name: placement
+cluster:
+  nodes:
+    - { prefix: n, count: 1, cpu: 10, memory_gib: 32 }
+jobs:
+  - name: j
+    submit_s: 0
+    master: { cpu: 1, memory_gib: 1 }
+    pservers: { count: 0, cpu: 0, memory_gib: 0 }
+    trainers: { requested: 4, min: 4, max: 4, cpu: 1, memory_gib: 1 }
+    work: 1000
+    rate_per_trainer: 1
+    placement_speedup:
+      - { per_node: [4], speedup: 2.0 }
+"#;
+    let s = Scenario::parse(one_node, "placement.yaml").expect("valid");
+    let r = sim::run(&s, PolicyKind::Elastic, &mut |_| {}).expect("runs");
+    let end = r.jobs[0].end_s.expect("finishes");
+    // Four trainers on one node go at the measured 2x, not the linear 4x: 5 s of pod
+    // startup, then 1000 samples at 2 per second.
+    assert!((504.0..=506.0).contains(&end), "ended at {end}");
+    let linear = Scenario::parse(
+        &one_node.replace(
+            "placement_speedup:\n      - { per_node: [4], speedup: 2.0 }\n",
+            "",
+        ),
+        "linear.yaml",
+    )
+    .expect("valid");
+    let r = sim::run(&linear, PolicyKind::Elastic, &mut |_| {}).expect("runs");
+    let end = r.jobs[0].end_s.expect("finishes");
+    assert!((254.0..=256.0).contains(&end), "ended at {end}");
+    let bad = one_node.replace("per_node: [4]", "per_node: [0]");
+    let e = Scenario::parse(&bad, "bad.yaml").expect_err("zero trainers on a node");
+    assert!(e.to_string().contains("placement_speedup[0]"), "{e}");
+}

@@ -66,6 +66,7 @@ pub fn synthetic_trace(nodes: u32, jobs: usize, seed: u64) -> Scenario {
                 work: duration * rate * sim::throughput::speedup(&speedup, n),
                 rate_per_trainer: rate,
                 speedup,
+                placement_speedup: Vec::new(),
                 rescale_pause_s: 30.0,
             }
         })

@@ -159,6 +159,10 @@ pub struct JobSpec {
     /// scaling (n trainers go n times as fast).
     #[serde(default)]
     pub speedup: Vec<(u32, f64)>,
+    /// Measured speedups of particular placements (trainers per node); where the job's
+    /// placement is listed, it wins over `speedup`.
+    #[serde(default)]
+    pub placement_speedup: Vec<PlacementSpeedup>,
     /// Every trainer pauses this long when the job changes size.
     #[serde(default = "default_rescale_s")]
     pub rescale_pause_s: f64,
@@ -172,6 +176,23 @@ fn default_weight() -> f64 {
 }
 fn default_rescale_s() -> f64 {
     10.0
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSpeedup {
+    /// Trainers on each node the job uses, in any order (`[4, 4]`: two nodes of four).
+    pub per_node: Vec<u32>,
+    pub speedup: f64,
+}
+
+impl PlacementSpeedup {
+    /// The order-free form placements are compared in: counts, largest first.
+    pub fn key(per_node: &[u32]) -> Vec<u32> {
+        let mut k: Vec<u32> = per_node.iter().copied().filter(|&n| n > 0).collect();
+        k.sort_unstable_by(|a, b| b.cmp(a));
+        k
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -408,6 +429,14 @@ impl Scenario {
                 }
                 if k > 0 && j.speedup[k - 1].0 >= n {
                     return bad(f(&format!("speedup[{k}]")), "trainer counts must increase");
+                }
+            }
+            for (k, p) in j.placement_speedup.iter().enumerate() {
+                if p.per_node.is_empty() || p.per_node.contains(&0) || !positive(p.speedup) {
+                    return bad(
+                        f(&format!("placement_speedup[{k}]")),
+                        "needs per_node counts >= 1 and speedup > 0",
+                    );
                 }
             }
             // The smallest gang must fit the cluster, and each pod some node.

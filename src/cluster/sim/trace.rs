@@ -10,7 +10,9 @@
 //! step_time + sync_time seconds and processes local_bsz samples per GPU.
 
 use super::error::SimError;
-use super::scenario::{ClusterSpec, JobSpec, PodShape, PserverSpec, Scenario, TrainerSpec};
+use super::scenario::{
+    ClusterSpec, JobSpec, PlacementSpeedup, PodShape, PserverSpec, Scenario, TrainerSpec,
+};
 use crate::model::Queue;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -53,10 +55,12 @@ fn default_rescale_s() -> f64 {
     30.0
 }
 
-/// Samples per second of an application at each GPU count (the best placement).
+/// Samples per second of an application: per placement (GPUs per node, largest first),
+/// and per GPU count (its best placement).
 #[derive(Clone, Debug, Default)]
 pub struct Throughput {
     pub by_gpus: BTreeMap<u32, f64>,
+    pub by_placement: BTreeMap<Vec<u32>, f64>,
 }
 
 impl Throughput {
@@ -66,6 +70,20 @@ impl Throughput {
         let one = t1 / f64::from(n1);
         let points = self.by_gpus.iter().map(|(&n, &t)| (n, t / one)).collect();
         Some((one, points))
+    }
+
+    /// Measured placements as speedups over one GPU.
+    fn placement_speedups(&self) -> Vec<PlacementSpeedup> {
+        let Some((one, _)) = self.rate_and_speedup() else {
+            return Vec::new();
+        };
+        self.by_placement
+            .iter()
+            .map(|(k, &t)| PlacementSpeedup {
+                per_node: k.clone(),
+                speedup: t / one,
+            })
+            .collect()
     }
 
     /// Samples per second at `gpus`, interpolated like the simulator does.
@@ -142,6 +160,7 @@ pub fn load(jobs_csv: &Path, throughput_dir: &Path, cluster: &Path) -> Result<Sc
             work,
             rate_per_trainer: rate,
             speedup,
+            placement_speedup: table.placement_speedups(),
             rescale_pause_s: tc.rescale_pause_s,
         });
     }
@@ -308,13 +327,14 @@ fn parse_placements(path: &Path, text: &str) -> Result<Throughput, SimError> {
         };
         let placement =
             field(&cells, &cols, "placement").ok_or_else(|| bad("placement", "missing value"))?;
-        let gpus: u32 = placement
+        let per_node: Vec<u32> = placement
             .chars()
             .map(|c| {
                 c.to_digit(10)
                     .ok_or_else(|| bad("placement", "one digit per node"))
             })
-            .sum::<Result<u32, _>>()?;
+            .collect::<Result<_, _>>()?;
+        let gpus: u32 = per_node.iter().sum();
         if gpus == 0 {
             return Err(bad("placement", "places no GPU"));
         }
@@ -325,6 +345,11 @@ fn parse_placements(path: &Path, text: &str) -> Result<Throughput, SimError> {
         let samples_per_s = bsz * f64::from(gpus) / (step + sync);
         let best = t.by_gpus.entry(gpus).or_insert(0.0);
         *best = best.max(samples_per_s);
+        let same = t
+            .by_placement
+            .entry(PlacementSpeedup::key(&per_node))
+            .or_insert(0.0);
+        *same = same.max(samples_per_s);
     }
     Ok(t)
 }

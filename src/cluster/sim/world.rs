@@ -2,7 +2,7 @@
 //! the simulator knows (when pods become ready, how far each job has trained).
 
 use super::hpa::Hpa;
-use super::scenario::{JobSpec, Scenario, ServiceSpec};
+use super::scenario::{JobSpec, PlacementSpeedup, Scenario, ServiceSpec};
 use super::throughput::speedup;
 use crate::model::{Job, Node, OtherPod, PodGroup, Role, Snapshot, TrainerSpec};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -28,6 +28,8 @@ pub struct SimJob {
     pub trainers: u32,
     /// When each of the job's pods becomes ready, by pod name.
     pub pod_ready_at: HashMap<String, f64>,
+    /// `spec.placement_speedup` by placement key.
+    pub placement_speedup: HashMap<Vec<u32>, f64>,
 }
 
 pub struct SimService {
@@ -99,6 +101,11 @@ impl World {
                 paused_until: 0.0,
                 trainers: 0,
                 pod_ready_at: HashMap::new(),
+                placement_speedup: spec
+                    .placement_speedup
+                    .iter()
+                    .map(|p| (PlacementSpeedup::key(&p.per_node), p.speedup))
+                    .collect(),
             })
             .collect();
         let job_by_name = scenario
@@ -212,6 +219,7 @@ impl World {
             }
             let mut ready_support = 0;
             let mut ready_trainers = 0;
+            let mut per_node: HashMap<&str, u32> = HashMap::new();
             for pod in &job.pods {
                 let Some(node) = &pod.node else { continue };
                 if pod.terminating || !up.contains(node.as_str()) {
@@ -221,14 +229,25 @@ impl World {
                     continue;
                 }
                 match pod.role {
-                    Role::Trainer => ready_trainers += 1,
+                    Role::Trainer => {
+                        ready_trainers += 1;
+                        if !sim.placement_speedup.is_empty() {
+                            *per_node.entry(node.as_str()).or_default() += 1;
+                        }
+                    }
                     _ => ready_support += 1,
                 }
             }
             // The master and every pserver.
             let support = 1 + sim.spec.pservers.count;
             if ready_support >= support {
-                out[j] = sim.spec.rate_per_trainer * speedup(&sim.spec.speedup, ready_trainers);
+                let counts: Vec<u32> = per_node.into_values().collect();
+                let measured = sim
+                    .placement_speedup
+                    .get(&PlacementSpeedup::key(&counts))
+                    .copied();
+                let s = measured.unwrap_or_else(|| speedup(&sim.spec.speedup, ready_trainers));
+                out[j] = sim.spec.rate_per_trainer * s;
             }
         }
         out
