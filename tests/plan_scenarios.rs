@@ -562,3 +562,29 @@ fn growth_stops_at_the_queue_limit_while_a_sibling_is_in_cooldown() {
     );
     assert_no_overcommit(&s);
 }
+
+/// A job whose measured speedup flattens gets no trainers past the flat part; the
+/// capacity goes to a job that still speeds up.
+#[test]
+fn trainers_stop_where_the_speedup_curve_flattens() {
+    let nodes: Vec<Node> = (0..4).map(|i| cpu_node(&format!("n{i}"), 10)).collect();
+    let mut flat = job("flat", 1, 64, one_cpu());
+    flat.speedup = vec![(1, 1.0), (8, 7.0), (16, 7.2), (64, 7.3)];
+    let linear = job("linear", 1, 64, one_cpu());
+    let s = snapshot(nodes, vec![flat, linear]);
+    let policy = Policy::default();
+    let (s, p) = run(s, &policy, 2, 1.0);
+    assert_eq!(trainers(&s, "flat"), 8, "{:?}", p.jobs);
+    // 40 cores less two gangs' overhead (3 each) less flat's 8: 26 for linear.
+    assert_eq!(trainers(&s, "linear"), 26, "{:?}", p.jobs);
+    // Bad points are refused with the field named; the other job is still planned.
+    let mut bad = s.clone();
+    bad.jobs[0].speedup = vec![(4, 1.0), (2, 2.0)];
+    let p = plan(&bad, &policy);
+    let jp = p.job(&key("flat")).unwrap();
+    assert!(
+        matches!(&jp.reason, Some(Reason::InvalidSpec { field, .. }) if field == "speedup[1]"),
+        "{jp:?}"
+    );
+    assert!(p.job(&key("linear")).unwrap().admitted);
+}

@@ -81,6 +81,7 @@ pub fn cluster(spec: &ClusterSpec) -> Snapshot {
                 submit_time_s: i as f64,
                 admitted: false,
                 last_scale_time_s: None,
+                speedup: Vec::new(),
             }
         })
         .collect();

@@ -63,7 +63,7 @@ pub fn synthetic_trace(nodes: u32, jobs: usize, seed: u64) -> Scenario {
                     memory_gib: 16.0,
                     gpus: 1,
                 },
-                work: duration * rate * sim::throughput::speedup(&speedup, n),
+                work: duration * rate * crate::plan::speedup::speedup(&speedup, n),
                 rate_per_trainer: rate,
                 speedup,
                 placement_speedup: Vec::new(),

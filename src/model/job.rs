@@ -105,6 +105,11 @@ pub struct Job {
     pub admitted: bool,
     #[serde(default)]
     pub last_scale_time_s: Option<f64>,
+    /// Measured `[trainers, relative_throughput]` points, increasing in trainers. Trainers
+    /// beyond the point where throughput stops rising (within 5%) are not given: that
+    /// capacity goes to other jobs. None: throughput grows with every trainer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speedup: Vec<(u32, f64)>,
 }
 
 pub fn default_queue() -> String {

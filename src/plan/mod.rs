@@ -18,6 +18,7 @@ pub mod lp;
 mod nodes;
 pub mod packing;
 pub mod policy;
+pub mod speedup;
 pub mod stability;
 pub mod topology;
 pub mod view;
@@ -176,7 +177,7 @@ fn size_and_pack(
             let top = *queue_path(view, jv.queue).last().unwrap_or(&jv.queue);
             StabilityJob {
                 min: job.trainers.min,
-                max: job.trainers.max,
+                max: jv.max_trainers,
                 current: (admission[j] == Admission::Running)
                     .then_some(jv.live_trainers.len() as u32),
                 fair,
@@ -268,7 +269,7 @@ fn fair_problem(
                 weight: job.weight,
                 base: job.gang().as_f64(),
                 per_trainer: job.trainers.resources.as_f64(),
-                max_extra: job.trainers.max - job.trainers.min,
+                max_extra: jv.max_trainers - job.trainers.min,
                 current_extra: (jv.live_trainers.len() as u32).saturating_sub(job.trainers.min),
             }
         })

@@ -143,7 +143,7 @@ pub fn pack(
             admitted,
             target: if admitted { targets[j] } else { kept },
             min: jv.job.trainers.min,
-            max: jv.job.trainers.max,
+            max: jv.max_trainers,
             kept,
             quota: if admitted {
                 kept.saturating_sub(targets[j])

@@ -45,6 +45,9 @@ pub struct JobView<'a> {
     pub live_support: Vec<BoundPod>,
     /// Existing pods without a node, by role (reused by name when placing).
     pub unbound: Vec<usize>,
+    /// The most trainers worth giving: `trainers.max`, or less where the job's speedup
+    /// points show throughput no longer rising (never below `min`).
+    pub max_trainers: u32,
 }
 
 pub struct View<'a> {
@@ -136,6 +139,12 @@ impl<'a> View<'a> {
                 live_trainers: Vec::new(),
                 live_support: Vec::new(),
                 unbound: Vec::new(),
+                max_trainers: super::speedup::useful_trainers(
+                    &job.speedup,
+                    job.trainers.max,
+                    USEFUL_SPEEDUP_SLACK,
+                )
+                .max(job.trainers.min),
             };
             for (p, pod) in job.pods.iter().enumerate() {
                 view.running = true;
@@ -373,6 +382,9 @@ fn index_queues(queues: &[Queue], problems: &mut Vec<Problem>) -> Vec<QueueView>
     out
 }
 
+/// Trainers are not given past the point where they add less than this to throughput.
+pub const USEFUL_SPEEDUP_SLACK: f64 = 0.05;
+
 fn invalid(field: &str, message: impl Into<String>) -> Reason {
     Reason::InvalidSpec {
         field: field.to_string(),
@@ -412,6 +424,16 @@ pub fn validate_job(job: &Job) -> Result<(), Reason> {
             "trainers.max",
             format!("{} must be between 1 and {MAX_TRAINERS}", t.max),
         ));
+    }
+    for (k, &(n, v)) in job.speedup.iter().enumerate() {
+        let ok = n >= 1 && v.is_finite() && v > 0.0;
+        let increasing = k == 0 || job.speedup[k - 1].0 < n;
+        if !ok || !increasing {
+            return Err(invalid(
+                &format!("speedup[{k}]"),
+                "points need trainers >= 1, increasing, and a throughput > 0",
+            ));
+        }
     }
     if job.master.replicas == 0 || job.master.replicas > 16 {
         return Err(invalid(

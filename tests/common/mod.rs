@@ -38,6 +38,7 @@ pub fn job(name: &str, min: u32, max: u32, trainer: Resources) -> Job {
         submit_time_s: 0.0,
         admitted: false,
         last_scale_time_s: None,
+        speedup: Vec::new(),
     }
 }
 

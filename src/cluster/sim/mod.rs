@@ -7,7 +7,6 @@ pub mod hpa;
 pub mod plot;
 pub mod report;
 pub mod scenario;
-pub mod throughput;
 pub mod trace;
 pub mod world;
 mod yaml_line;

@@ -89,7 +89,7 @@ impl Throughput {
     /// Samples per second at `gpus`, interpolated like the simulator does.
     fn at(&self, gpus: u32) -> Option<f64> {
         let (one, points) = self.rate_and_speedup()?;
-        Some(one * super::throughput::speedup(&points, gpus))
+        Some(one * crate::plan::speedup::speedup(&points, gpus))
     }
 }
 

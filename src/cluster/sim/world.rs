@@ -3,8 +3,8 @@
 
 use super::hpa::Hpa;
 use super::scenario::{JobSpec, PlacementSpeedup, Scenario, ServiceSpec};
-use super::throughput::speedup;
 use crate::model::{Job, Node, OtherPod, PodGroup, Role, Snapshot, TrainerSpec};
+use crate::plan::speedup::speedup;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// How the jobs of a scenario are sized.
@@ -168,6 +168,11 @@ impl World {
             submit_time_s: now,
             admitted: false,
             last_scale_time_s: None,
+            // ebb is told how the job scales (a fixed-size job has no use for it).
+            speedup: match self.policy {
+                PolicyKind::Elastic => spec.speedup.clone(),
+                PolicyKind::Static => Vec::new(),
+            },
         };
         self.snapshot.jobs.push(job);
     }
