@@ -25,6 +25,17 @@ pub struct PlanBench {
 }
 
 pub fn run(spec: &ClusterSpec, runs: usize) -> PlanBench {
+    let (policy, steady, cold_ms, pods_created_cold) = steady_tick(spec);
+    time_ticks(spec, runs, &policy, steady, cold_ms, pods_created_cold)
+}
+
+/// The snapshot the timed tick plans (for `ebb plan` files), with its policy.
+pub fn steady_snapshot(spec: &ClusterSpec) -> (Snapshot, Policy) {
+    let (policy, steady, _, _) = steady_tick(spec);
+    (steady, policy)
+}
+
+fn steady_tick(spec: &ClusterSpec) -> (Policy, Snapshot, f64, usize) {
     let policy = Policy::default();
     let mut snap = cluster(spec);
     // Nine jobs in ten are already there; the rest arrive in the timed tick.
@@ -40,12 +51,22 @@ pub fn run(spec: &ClusterSpec, runs: usize) -> PlanBench {
     steady
         .other_pods
         .extend(service_demand(spec.nodes / 50, 2_000));
+    (policy, steady, cold_ms, pods_created_cold)
+}
 
+fn time_ticks(
+    spec: &ClusterSpec,
+    runs: usize,
+    policy: &Policy,
+    steady: Snapshot,
+    cold_ms: f64,
+    pods_created_cold: usize,
+) -> PlanBench {
     let mut times = Vec::with_capacity(runs);
     let mut last = None;
     for _ in 0..runs.max(1) {
         let t = Instant::now();
-        let p = plan(&steady, &policy);
+        let p = plan(&steady, policy);
         times.push(t.elapsed().as_secs_f64() * 1e3);
         last = Some(p);
     }

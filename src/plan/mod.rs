@@ -13,7 +13,9 @@
 pub mod admission;
 pub mod apply;
 mod compose;
+pub mod explain;
 pub mod fairshare;
+pub mod file;
 pub mod lp;
 mod nodes;
 pub mod packing;

@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ebb::bench::{generate::ClusterSpec, plan_bench};
 
 mod coord_cmd;
+mod plan_cmd;
 mod sim_cmd;
 
 #[derive(Parser)]
@@ -34,6 +35,8 @@ enum Command {
     Pserver(coord_cmd::PserverArgs),
     /// The reference elastic trainer (digits, softmax regression or MLP).
     Trainer(coord_cmd::TrainerArgs),
+    /// Plan one cluster snapshot from a file (or stdin) and print, or explain, the plan.
+    Plan(plan_cmd::PlanArgs),
     /// Run a scenario on the simulator (the same planner, a virtual cluster and clock).
     Sim(sim_cmd::SimArgs),
     /// Measure ebb's hot paths.
@@ -98,6 +101,9 @@ struct PlanArgs {
     /// Print one JSON object instead of a summary line.
     #[arg(long)]
     json: bool,
+    /// Also write the timed tick's snapshot here, as a file `ebb plan` reads.
+    #[arg(long)]
+    write_snapshot: Option<std::path::PathBuf>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -119,6 +125,7 @@ fn main() -> Result<()> {
         Command::Master(a) => coord_cmd::master(a),
         Command::Pserver(a) => coord_cmd::pserver(a),
         Command::Trainer(a) => coord_cmd::trainer(a),
+        Command::Plan(a) => plan_cmd::plan(a),
         Command::Sim(a) => sim_cmd::sim(a),
         Command::Bench(Bench::Plan(a)) => bench_plan(a),
         Command::Bench(Bench::Coord(a)) => bench_coord(a),
@@ -140,6 +147,12 @@ fn bench_plan(a: PlanArgs) -> Result<()> {
         gpus_per_node: a.gpus_per_node,
         seed: a.seed,
     };
+    if let Some(path) = &a.write_snapshot {
+        let (snapshot, policy) = plan_bench::steady_snapshot(&spec);
+        let file = ebb::plan::file::SnapshotFile::new(snapshot, policy);
+        std::fs::write(path, file.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let r = plan_bench::run(&spec, a.runs);
     if a.json {
         print_json(&r)?;

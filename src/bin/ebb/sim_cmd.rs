@@ -3,6 +3,9 @@
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use ebb::cluster::sim::{self, PolicyKind, PolicyResult, Scenario, plot, report};
+use ebb::model::Snapshot;
+use ebb::plan::Policy;
+use ebb::plan::file::SnapshotFile;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -29,6 +32,10 @@ pub struct SimArgs {
     /// Draw utilisation and pods over time here (.svg or .png).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Write the snapshot of every controller plan here, as `POLICY-TICK.json` files that
+    /// `ebb plan` replays.
+    #[arg(long)]
+    dump_snapshots: Option<PathBuf>,
     /// Override the scenario's controller period (seconds).
     #[arg(long)]
     tick_s: Option<f64>,
@@ -63,17 +70,23 @@ pub fn sim(a: SimArgs) -> Result<()> {
     };
     let mut results: Vec<PolicyResult> = Vec::new();
     for kind in kinds {
-        let bar = progress_bar(kind);
-        let mut on_step = |t: f64| {
-            if let Some(bar) = &bar {
-                bar.set_position(t as u64);
-            }
+        if let Some(dir) = &a.dump_snapshots {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut watch = Watch {
+            bar: progress_bar(kind),
+            dump: a.dump_snapshots.clone(),
+            kind,
+            failed: None,
         };
         let started = std::time::Instant::now();
-        let r = sim::run(&scenario, kind, &mut on_step)
+        let r = sim::run(&scenario, kind, &mut watch)
             .with_context(|| format!("simulating {}", source.display()))?;
-        if let Some(bar) = bar {
+        if let Some(bar) = &watch.bar {
             bar.finish_and_clear();
+        }
+        if let Some(e) = watch.failed {
+            return Err(e);
         }
         tracing::info!(
             policy = report::policy_name(kind),
@@ -101,6 +114,35 @@ pub fn sim(a: SimArgs) -> Result<()> {
         plot::plot(&results, path)?;
     }
     Ok(())
+}
+
+/// Progress on a terminal, and snapshot dumps.
+struct Watch {
+    bar: Option<ProgressBar>,
+    dump: Option<PathBuf>,
+    kind: PolicyKind,
+    /// The first dump that could not be written (the run goes on; the command fails).
+    failed: Option<anyhow::Error>,
+}
+
+impl sim::Observer for Watch {
+    fn progress(&mut self, t: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(t as u64);
+        }
+    }
+
+    fn before_plan(&mut self, tick: u64, snapshot: &Snapshot, policy: &Policy) {
+        let Some(dir) = &self.dump else { return };
+        if self.failed.is_some() {
+            return;
+        }
+        let path = dir.join(format!("{}-{tick:06}.json", report::policy_name(self.kind)));
+        let file = SnapshotFile::new(snapshot.clone(), policy.clone());
+        if let Err(e) = std::fs::write(&path, file.to_json()) {
+            self.failed = Some(anyhow::anyhow!("writing {}: {e}", path.display()));
+        }
+    }
 }
 
 /// A spinner showing virtual time, only when stderr is a terminal (the end of a run is

@@ -15,21 +15,33 @@ use crate::model::Snapshot;
 use crate::plan::{self, Policy};
 use std::collections::BTreeMap;
 
-/// Called with the virtual time after each step, for progress display.
-pub type Progress<'a> = &'a mut dyn FnMut(f64);
+/// Watches a run: progress, and each snapshot the controller plans.
+pub trait Observer {
+    /// Virtual time after each step.
+    fn progress(&mut self, _t: f64) {}
+    /// The snapshot of the `tick`-th plan, before planning.
+    fn before_plan(&mut self, _tick: u64, _snapshot: &Snapshot, _policy: &Policy) {}
+}
+
+/// A closure watches progress only.
+impl<F: FnMut(f64)> Observer for F {
+    fn progress(&mut self, t: f64) {
+        self(t)
+    }
+}
 
 pub fn run(
     scenario: &Scenario,
     kind: PolicyKind,
-    progress: Progress,
+    observer: &mut dyn Observer,
 ) -> Result<PolicyResult, SimError> {
     let mut engine = Engine::new(scenario, kind);
     while let Some(next) = engine.next_event() {
         advance(&mut engine.w, engine.now, next);
         engine.now = next;
         engine.w.snapshot.time_s = next;
-        progress(next);
-        engine.step()?;
+        observer.progress(next);
+        engine.step(observer)?;
     }
     Ok(engine.finish())
 }
@@ -198,7 +210,7 @@ impl<'s> Engine<'s> {
 
     /// Everything due at `now`: faults, submissions, finished jobs, HPA syncs, then the
     /// controller's tick.
-    fn step(&mut self) -> Result<(), SimError> {
+    fn step(&mut self, observer: &mut dyn Observer) -> Result<(), SimError> {
         let now = self.now;
         while let Some(f) = self.faults.get(self.next_fault)
             && f.at_s <= now
@@ -242,7 +254,7 @@ impl<'s> Engine<'s> {
         if self.dirty {
             self.w.schedule_services(now);
         }
-        self.tick_if_due();
+        self.tick_if_due(observer);
         self.w.note_service_waits(now);
         if cfg!(debug_assertions)
             && let Some((node, over)) = self.w.overcommitted_node()
@@ -257,13 +269,14 @@ impl<'s> Engine<'s> {
         Ok(())
     }
 
-    fn tick_if_due(&mut self) {
+    fn tick_if_due(&mut self, observer: &mut dyn Observer) {
         let now = self.now;
         let tick = self.scenario.tick_s;
         let on_tick = (tick_at_or_after(now, tick) - now).abs() < EPS && now > self.last_tick + EPS;
         if !on_tick || !(self.dirty || now + EPS >= self.wake) {
             return;
         }
+        observer.before_plan(self.plans, &self.w.snapshot, &self.policy);
         let p = plan::plan(&self.w.snapshot, &self.policy);
         self.plans += 1;
         self.last_tick = now;
