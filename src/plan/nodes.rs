@@ -82,6 +82,24 @@ impl NodeState {
         self.index(n);
     }
 
+    /// Fewest free GPUs first; within a GPU level, only nodes with the CPU asked for are
+    /// looked at (a full cluster would otherwise be scanned node by node per pod).
+    fn gpu_node_for_cpu_pods(&self, need: &Resources) -> Option<usize> {
+        let set = &self.gpu_nodes_for_cpu_pods;
+        let mut level = i64::MIN;
+        loop {
+            let &(gpus, _, _) = set.range((level, i64::MIN, 0)..).next()?;
+            let found = set
+                .range((gpus, need.cpu_milli, 0)..(gpus, i64::MAX, usize::MAX))
+                .map(|&(_, _, n)| n)
+                .find(|&n| need.fits_in(&self.free[n]));
+            if found.is_some() {
+                return found;
+            }
+            level = gpus.checked_add(1)?;
+        }
+    }
+
     /// The node with the least room that still holds `count` pods of shape `r`:
     /// GPU pods on GPU nodes by free GPUs; CPU-only pods on CPU-only nodes first.
     pub fn best_fit(&self, r: &Resources, count: u64) -> Option<usize> {
@@ -94,12 +112,8 @@ impl NodeState {
         if r.gpus > 0 {
             scan(&self.by_free_gpus, need.gpus)
         } else {
-            scan(&self.cpu_nodes_by_free_cpu, need.cpu_milli).or_else(|| {
-                self.gpu_nodes_for_cpu_pods
-                    .iter()
-                    .map(|&(_, _, n)| n)
-                    .find(|&n| need.fits_in(&self.free[n]))
-            })
+            scan(&self.cpu_nodes_by_free_cpu, need.cpu_milli)
+                .or_else(|| self.gpu_node_for_cpu_pods(&need))
         }
     }
 }
