@@ -182,6 +182,16 @@ proptest! {
                 prop_assert!(matches!(jp.reason, Some(Reason::BelowMin { .. })), "{:?}", jp);
             }
         }
+        // Every created pod has a name of its own: not created twice, not the name of a
+        // pod that is bound and alive.
+        let mut names = std::collections::HashSet::new();
+        for c in &p.create {
+            prop_assert!(names.insert((c.job.clone(), c.pod.clone())), "created twice: {:?}", c);
+            let job = s.jobs.iter().find(|j| j.key() == c.job).unwrap();
+            let taken = job.pods.iter().any(|x| x.name == c.pod && x.node.is_some() && !x.terminating)
+                && !p.delete.iter().any(|d| d.job == c.job && d.pod == c.pod);
+            prop_assert!(!taken, "created over a live pod: {:?}", c);
+        }
         // No queue is pushed past its limit (one already past it may only shrink).
         for q in s.queues.iter().filter(|q| q.limit.is_some()) {
             let limit = q.limit.unwrap();

@@ -79,6 +79,8 @@ enum Undo {
     Create {
         job: usize,
         role: Role,
+        /// The unbound pod whose name a trainer took (None: a minted name).
+        reused: Option<usize>,
     },
 }
 
@@ -214,9 +216,10 @@ impl Packer<'_, '_> {
 
     // ---- pod naming -------------------------------------------------------------
 
-    fn new_trainer_name(&mut self, j: usize) -> String {
+    /// A name for a new trainer of job `j`, and the unbound pod it reuses, if any.
+    fn new_trainer_name(&mut self, j: usize) -> (String, Option<usize>) {
         if let Some(p) = self.jobs[j].reusable.pop() {
-            return self.view.jobs[j].job.pods[p].name.clone();
+            return (self.view.jobs[j].job.pods[p].name.clone(), Some(p));
         }
         let job = self.view.jobs[j].job;
         let prefix = format!("{}-trainer-", job.name);
@@ -229,7 +232,7 @@ impl Packer<'_, '_> {
                 .map_or(0, |m| m + 1)
         });
         self.jobs[j].next_ordinal = Some(next + 1);
-        format!("{prefix}{next}")
+        (format!("{prefix}{next}"), None)
     }
 
     /// Name for the next missing master or pserver: the fixed names `JOB-ROLE-i`,
@@ -262,7 +265,7 @@ impl Packer<'_, '_> {
     fn place_trainer(&mut self, j: usize, node: usize) {
         let res = self.trainer_res(j);
         self.take(node, res);
-        let pod = self.new_trainer_name(j);
+        let (pod, reused) = self.new_trainer_name(j);
         self.jobs[j].created += 1;
         self.jobs[j].anchors.insert(node);
         self.create.push(PodPlacement {
@@ -274,6 +277,7 @@ impl Packer<'_, '_> {
         self.record(Undo::Create {
             job: j,
             role: Role::Trainer,
+            reused,
         });
     }
 
@@ -287,7 +291,11 @@ impl Packer<'_, '_> {
             role,
             node: self.view.node_names[node].to_string(),
         });
-        self.record(Undo::Create { job: j, role });
+        self.record(Undo::Create {
+            job: j,
+            role,
+            reused: None,
+        });
     }
 
     fn evict(&mut self, j: usize, pod: usize, node: usize, tier: Tier, reason: DeleteReason) {
@@ -554,12 +562,19 @@ impl Packer<'_, '_> {
         for u in journal.into_iter().rev() {
             match u {
                 Undo::Take { node, res } => self.nodes.give(node, &res),
-                Undo::Create { job, role } => {
+                Undo::Create { job, role, reused } => {
                     if self.create.pop().is_some() {
                         let jp = &mut self.jobs[job];
                         if role == Role::Trainer {
                             jp.created -= 1;
-                            jp.next_ordinal = jp.next_ordinal.map(|n| n.saturating_sub(1));
+                            // Give back exactly the name that was taken: a reused pod's
+                            // name to the pool, a minted ordinal to the counter.
+                            match reused {
+                                Some(p) => jp.reusable.push(p),
+                                None => {
+                                    jp.next_ordinal = jp.next_ordinal.map(|n| n.saturating_sub(1))
+                                }
+                            }
                         } else {
                             jp.support_created.pop();
                         }
