@@ -698,28 +698,33 @@ impl Packer<'_, '_> {
             }
             *left -= c;
         };
-        // 1. Next to the job's own pods, then their NVLink groups and racks.
-        let anchors: Vec<usize> = self.jobs[j].anchors.iter().copied().collect();
-        for &n in &anchors {
-            if left == 0 {
-                return count;
-            }
+        // 1. Next to the job's own pods, then their NVLink groups and racks. Anchors
+        //    only gain the node being filled, so a cursor walks them without a copy.
+        let topo = self.topo;
+        let had_anchors = !self.jobs[j].anchors.is_empty();
+        let mut from = 0;
+        while left > 0 {
+            let Some(&n) = self.jobs[j].anchors.range(from..).next() else {
+                break;
+            };
             fill(self, n, &mut left);
+            from = n + 1;
         }
-        if left > 0 && self.topo.shared && !anchors.is_empty() {
-            let groups: BTreeSet<usize> = anchors.iter().map(|&n| self.topo.group_of[n]).collect();
-            for g in &groups {
-                for n in self.topo.group_nodes[*g].clone() {
+        if left > 0 && topo.shared && had_anchors {
+            let anchors = &self.jobs[j].anchors;
+            let groups: BTreeSet<usize> = anchors.iter().map(|&n| topo.group_of[n]).collect();
+            let racks: BTreeSet<usize> = anchors.iter().map(|&n| topo.rack_of[n]).collect();
+            for g in groups {
+                for &n in &topo.group_nodes[g] {
                     if left == 0 {
                         return count;
                     }
                     fill(self, n, &mut left);
                 }
             }
-            let racks: BTreeSet<usize> = anchors.iter().map(|&n| self.topo.rack_of[n]).collect();
             for r in racks {
-                for g in self.topo.rack_groups[r].clone() {
-                    for n in self.topo.group_nodes[g].clone() {
+                for &g in &topo.rack_groups[r] {
+                    for &n in &topo.group_nodes[g] {
                         if left == 0 {
                             return count;
                         }
@@ -730,7 +735,7 @@ impl Packer<'_, '_> {
         }
         // 2. A GPU job with no home yet: the smallest NVLink group that holds it all,
         //    else the fewest groups.
-        if left > 1 && !cpu_pod && self.topo.shared && anchors.is_empty() {
+        if left > 1 && !cpu_pod && topo.shared && !had_anchors {
             for g in self.choose_groups(&res, left) {
                 let mut members = self.topo.group_nodes[g].clone();
                 members.sort_by_key(|&n| (self.nodes.copies(n, &res), n));
