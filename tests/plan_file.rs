@@ -151,64 +151,60 @@ fn explanations_name_the_binding_constraint() {
     assert!(k.contains(&Kind::MinNotPackable), "{k:?}");
 }
 
-#[test]
-fn the_command_reads_a_file_or_stdin_and_prints_json_or_a_table() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let exe = env!("CARGO_BIN_EXE_ebb");
-    let out = Command::new(exe)
-        .args(["plan", EXAMPLE, "--explain"])
-        .output()
-        .unwrap();
+fn assert_ok(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Run `ebb ARGS` with `input` on its standard input.
+fn ebb_with_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ebb starts");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).expect("ebb reads its input");
+    }
+    child.wait_with_output().expect("ebb ends")
+}
+
+#[test]
+fn the_command_reads_a_file_or_stdin_and_prints_json_or_a_table() {
+    use std::process::Command;
+    let exe = env!("CARGO_BIN_EXE_ebb");
+    let out = Command::new(exe)
+        .args(["plan", EXAMPLE, "--explain"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("ml/resnet") && table.contains("no further speedup"),
         "{table}"
     );
 
-    let mut child = Command::new(exe)
-        .args(["plan", "-", "--format", "json", "--explain"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(example_text().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = ebb_with_stdin(
+        &["plan", "-", "--format", "json", "--explain"],
+        example_text().as_bytes(),
     );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON out");
     assert_eq!(v["version"], 1);
     assert!(v["plan"]["jobs"].as_array().is_some_and(|j| j.len() == 3));
     assert!(v["explain"][0]["because"][0]["kind"].is_string());
 
-    let mut child = Command::new(exe)
-        .args(["plan", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"{\"version\": 1, \"snapshot\": {\"nodes\": 5}}")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = ebb_with_stdin(
+        &["plan", "-"],
+        b"{\"version\": 1, \"snapshot\": {\"nodes\": 5}}",
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -233,11 +229,7 @@ fn simulator_dumps_replay_with_ebb_plan() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let mut dumps: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -257,11 +249,7 @@ fn simulator_dumps_replay_with_ebb_plan() {
         .arg(arrival)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let b = v["plan"]["jobs"]
         .as_array()
