@@ -1,12 +1,14 @@
 //! A discrete-event simulator: a virtual cluster in virtual time, driven by the same
 //! `plan::plan` the controller runs. Scenarios: `docs/scenarios.md`.
 
+mod check;
 pub mod engine;
 pub mod error;
 pub mod hpa;
 pub mod plot;
 pub mod report;
 pub mod scenario;
+pub mod services;
 pub mod trace;
 pub mod world;
 mod yaml_line;
