@@ -34,6 +34,21 @@ fn the_documented_example_parses_plans_and_explains() {
         k("resnet")
     );
     assert!(k("bert").contains(&Kind::QueueLimit), "{:?}", k("bert"));
+    let p = plan(&file.snapshot, &file.policy);
+    let bert = explain(&file.snapshot, &file.policy, &p)
+        .into_iter()
+        .find(|e| e.job.name == "bert")
+        .unwrap();
+    let limit = bert
+        .because
+        .iter()
+        .find(|b| b.kind == Kind::QueueLimit)
+        .unwrap();
+    assert!(
+        limit.text.contains("memory limit"),
+        "names the binding resource: {}",
+        limit.text
+    );
     assert_eq!(k("huge"), vec![Kind::Pending]);
     let p = plan(&file.snapshot, &file.policy);
     let resnet = p.jobs.iter().find(|j| j.job.name == "resnet").unwrap();

@@ -173,10 +173,20 @@ pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explana
                     .is_some_and(|l| !held[q].add(&job.trainers.resources).fits_in(&l))
             });
             if let Some(q) = at_limit.filter(|_| t < jv.max_trainers) {
+                let limit = view.queues[q].limit.unwrap_or_default();
+                let over = held[q].add(&job.trainers.resources).sub(&limit).as_array();
+                let binding = ["CPU", "memory", "GPUs"]
+                    .iter()
+                    .zip(over)
+                    .filter(|&(_, o)| o > 0)
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(" and ");
                 out.push(because(
                     Kind::QueueLimit,
                     format!(
-                        "queue {:?} is at its limit: one more trainer would exceed it",
+                        "queue {:?} is at its limit: one more trainer would exceed its {binding} \
+                         limit ({limit})",
                         view.queues[q].name
                     ),
                 ));
