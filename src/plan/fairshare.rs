@@ -617,6 +617,15 @@ fn ancestors(p: &FairProblem, q: usize) -> Vec<usize> {
 /// by a resource that rounding leaves unsaturated would keep a trainer its poorer
 /// neighbour needs.
 fn round(p: &FairProblem, start: &[f64]) -> Vec<u32> {
+    let shallow = p
+        .jobs
+        .iter()
+        .all(|j| ancestors(p, j.queue).len() < INLINE_SHARES);
+    round_keyed(p, start, shallow)
+}
+
+/// `inline`: keys in fixed slots (every path must fit them) or in vectors.
+fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
     let continuous = start;
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
@@ -668,14 +677,27 @@ fn round(p: &FairProblem, start: &[f64]) -> Vec<u32> {
     // the trainer. Current, not "after", for queues: in one queue every job would
     // otherwise be ranked by how much its trainer moves the queue's dominant resource
     // rather than by its own share.
-    let key = |j: usize, extra: &[u32], queue_usage: &[Res3]| {
+    // Queue shares are cached and refreshed only on the path of the job served; keys
+    // live inline (no allocation per push) whenever the tree is shallow enough.
+    let mut shares_now: Vec<f64> = p
+        .queues
+        .iter()
+        .zip(&queue_usage)
+        .map(|(q, u)| queue_share(q, u, &p.capacity))
+        .collect();
+    let key = |j: usize, extra: &[u32], shares_now: &[f64]| {
         let job = &p.jobs[j];
-        let mut shares: Vec<OrdF> = paths[j]
-            .iter()
-            .rev()
-            .map(|&q| OrdF(queue_share(&p.queues[q], &queue_usage[q], &p.capacity)))
-            .collect();
-        shares.push(OrdF(job_share(job, &p.capacity, f64::from(extra[j]) + 1.0)));
+        let own = OrdF(job_share(job, &p.capacity, f64::from(extra[j]) + 1.0));
+        let queue_shares = paths[j].iter().rev().map(|&q| OrdF(shares_now[q]));
+        let shares = if inline {
+            let mut a = [PAST_THE_PATH; INLINE_SHARES];
+            for (slot, s) in a.iter_mut().zip(queue_shares.chain([own])) {
+                *slot = s;
+            }
+            PathShares::Inline(a)
+        } else {
+            PathShares::Spilled(queue_shares.chain([own]).collect())
+        };
         let holder = u8::from(job.current_extra <= extra[j]);
         (shares, holder, j)
     };
@@ -684,12 +706,12 @@ fn round(p: &FairProblem, start: &[f64]) -> Vec<u32> {
         if extra[j] < p.jobs[j].max_extra
             && dominant_resource(&p.jobs[j].per_trainer, &p.capacity).is_some()
         {
-            heap.push(Reverse(key(j, &extra, &queue_usage)));
+            heap.push(Reverse(key(j, &extra, &shares_now)));
         }
     }
     while let Some(Reverse(k)) = heap.pop() {
         let j = k.2;
-        let fresh = key(j, &extra, &queue_usage);
+        let fresh = key(j, &extra, &shares_now);
         if fresh > k {
             heap.push(Reverse(fresh)); // a sibling grew since: re-queue with the true key
             continue;
@@ -709,14 +731,30 @@ fn round(p: &FairProblem, start: &[f64]) -> Vec<u32> {
         total = t;
         for &q in &paths[j] {
             add_scaled(&mut queue_usage[q], &r, 1.0);
+            shares_now[q] = queue_share(&p.queues[q], &queue_usage[q], &p.capacity);
         }
         extra[j] += 1;
         if extra[j] < p.jobs[j].max_extra {
-            heap.push(Reverse(key(j, &extra, &queue_usage)));
+            heap.push(Reverse(key(j, &extra, &shares_now)));
         }
     }
     extra
 }
+
+/// Shares on a job's path, root first, then the job's own: compared lexicographically,
+/// a shorter path first on a tie. Inline, the slots after the path hold a value below
+/// every share (also below a NaN), which keeps exactly that order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PathShares {
+    Inline([OrdF; INLINE_SHARES]),
+    /// Trees deeper than the inline slots (every key of a run is one or the other).
+    Spilled(Vec<OrdF>),
+}
+
+const INLINE_SHARES: usize = 6;
+
+/// The least value in `f64::total_cmp` order (a negative NaN with every payload bit).
+const PAST_THE_PATH: OrdF = OrdF(f64::from_bits(u64::MAX));
 
 /// f64 with a total order, for heap keys.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -730,5 +768,54 @@ impl PartialOrd for OrdF {
 impl Ord for OrdF {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    /// A three-level tree: both key forms must hand out the same trainers.
+    #[test]
+    fn inline_and_spilled_keys_round_alike() {
+        let queue = |parent: Option<usize>, weight: f64| FairQueue {
+            parent,
+            weight,
+            guaranteed: [0.0; 3],
+            limit: [f64::INFINITY; 3],
+        };
+        let queues = vec![
+            queue(None, 1.0),
+            queue(Some(0), 2.0),
+            queue(Some(1), 1.0),
+            queue(None, 3.0),
+        ];
+        for seed in 0..50u32 {
+            let jobs: Vec<FairJob> = (0..7u32)
+                .map(|i| {
+                    let v = f64::from((seed * 7 + i * 13) % 5 + 1);
+                    FairJob {
+                        queue: (i % 4) as usize,
+                        weight: f64::from(i % 3 + 1),
+                        base: [1.0, 1.0, 0.0],
+                        per_trainer: [v, 1.0, f64::from(i % 2)],
+                        max_extra: 3 + (seed + i) % 11,
+                        current_extra: (seed + i) % 4,
+                    }
+                })
+                .collect();
+            let p = FairProblem {
+                capacity: [100.0, 200.0, 8.0],
+                room: [90.0, 200.0, 8.0],
+                queues: queues.clone(),
+                jobs,
+            };
+            let start = vec![0.0; p.jobs.len()];
+            assert_eq!(
+                round_keyed(&p, &start, true),
+                round_keyed(&p, &start, false),
+                "seed {seed}"
+            );
+        }
     }
 }
