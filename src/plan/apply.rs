@@ -23,15 +23,16 @@ enum Deleted {
 
 fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
     let mut next = snapshot.clone();
-    let job_index: HashMap<(String, String), usize> = next
+    // Indexed from the input, which `next` copies job for job: no key is copied.
+    let job_index: HashMap<(&str, &str), usize> = snapshot
         .jobs
         .iter()
         .enumerate()
-        .map(|(i, j)| ((j.namespace.clone(), j.name.clone()), i))
+        .map(|(i, j)| ((j.namespace.as_str(), j.name.as_str()), i))
         .collect();
     let find = |key: &crate::model::JobKey| {
         job_index
-            .get(&(key.namespace.clone(), key.name.clone()))
+            .get(&(key.namespace.as_str(), key.name.as_str()))
             .copied()
     };
     let before: Vec<usize> = next
