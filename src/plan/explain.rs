@@ -8,6 +8,7 @@ use super::policy::Policy;
 use super::view::View;
 use crate::model::{DeleteReason, JobKey, Plan, Reason, Resources, Snapshot};
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Explanation {
@@ -48,11 +49,17 @@ fn because(kind: Kind, text: String) -> Because {
 
 pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explanation> {
     let view = View::build(snapshot);
-    let held = queue_holdings(&view, plan);
+    let index: HashMap<&JobKey, usize> = view
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(j, jv)| (&jv.key, j))
+        .collect();
+    let held = queue_holdings(&view, &index, plan);
     plan.jobs
         .iter()
         .map(|jp| {
-            let Some(j) = view.jobs.iter().position(|jv| jv.key == jp.job) else {
+            let Some(&j) = index.get(&jp.job) else {
                 return Explanation {
                     job: jp.job.clone(),
                     summary: "not in the snapshot".into(),
@@ -217,10 +224,10 @@ pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explana
 }
 
 /// What each queue (with its descendants) holds once the plan is applied.
-fn queue_holdings(view: &View, plan: &Plan) -> Vec<Resources> {
+fn queue_holdings(view: &View, index: &HashMap<&JobKey, usize>, plan: &Plan) -> Vec<Resources> {
     let mut held = vec![Resources::ZERO; view.queues.len()];
     for jp in plan.jobs.iter().filter(|j| j.admitted) {
-        let Some(jv) = view.jobs.iter().find(|jv| jv.key == jp.job) else {
+        let Some(jv) = index.get(&jp.job).map(|&j| &view.jobs[j]) else {
             continue;
         };
         let job = jv.job;

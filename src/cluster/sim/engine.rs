@@ -36,8 +36,8 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<PolicyResult, SimError> {
     let mut engine = Engine::new(scenario, kind);
-    while let Some(next) = engine.next_event() {
-        advance(&mut engine.w, engine.now, next);
+    while let Some((next, rates)) = engine.next_event() {
+        advance(&mut engine.w, &rates, next - engine.now);
         engine.now = next;
         engine.w.snapshot.time_s = next;
         observer.progress(next);
@@ -136,8 +136,9 @@ impl<'s> Engine<'s> {
         engine
     }
 
-    /// When the next thing happens, or None when the run is over.
-    fn next_event(&mut self) -> Option<f64> {
+    /// When the next thing happens and the rates jobs train at until then, or None when
+    /// the run is over.
+    fn next_event(&mut self) -> Option<(f64, Vec<f64>)> {
         let now = self.now;
         let next_ready = self.w.next_ready_after(now);
         let w = &self.w;
@@ -180,24 +181,23 @@ impl<'s> Engine<'s> {
             next = next.min(self.wake.max(next_tick));
         }
         let jobs_done = w.jobs.iter().all(|j| j.end_s.is_some());
-        if (jobs_done || self.stuck()) && now >= self.services_settle_at {
+        if (jobs_done || self.stuck(&rates)) && now >= self.services_settle_at {
             return None;
         }
         if !next.is_finite() || next > self.scenario.end_s {
             let end = self.scenario.end_s.max(now);
-            advance(&mut self.w, now, end);
+            advance(&mut self.w, &rates, end - now);
             self.now = end;
             return None;
         }
-        Some(next)
+        Some((next, rates))
     }
 
     /// Nothing left that could change: every job is in, no fault is to come, the world
     /// is settled, and the jobs left make no progress (a fixed-size job that can never
     /// fit). They are reported unfinished.
-    fn stuck(&self) -> bool {
+    fn stuck(&self, rates: &[f64]) -> bool {
         let w = &self.w;
-        let rates = w.rates(self.now);
         (0..w.jobs.len()).all(|j| w.jobs[j].end_s.is_some() || rates[j] == 0.0)
             && self.submitted.iter().all(|&s| s)
             && self.next_fault == self.faults.len()
@@ -308,14 +308,12 @@ impl<'s> Engine<'s> {
     }
 }
 
-/// Jobs train from `from` to `to` at the rate the world gives them at `from`.
-fn advance(w: &mut World, from: f64, to: f64) {
-    let dt = to - from;
+/// Jobs train for `dt` seconds at `rates` (constant between events).
+fn advance(w: &mut World, rates: &[f64], dt: f64) {
     if dt <= 0.0 {
         return;
     }
-    let rates = w.rates(from);
-    for (job, rate) in w.jobs.iter_mut().zip(rates) {
+    for (job, &rate) in w.jobs.iter_mut().zip(rates) {
         job.done_work = (job.done_work + rate * dt).min(job.spec.work);
     }
 }
@@ -333,12 +331,13 @@ fn finish(w: &mut World, j: usize, now: f64) {
 }
 
 fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f64) {
-    let before: Vec<(String, u32)> = w
-        .snapshot
-        .jobs
-        .iter()
-        .map(|j| (j.name.clone(), j.live_trainers().count() as u32))
-        .collect();
+    // Live trainers before the plan, by sim job.
+    let mut before = vec![0u32; w.jobs.len()];
+    for job in &w.snapshot.jobs {
+        if let Some(&j) = w.job_by_name.get(&job.name) {
+            before[j] = job.live_trainers().count() as u32;
+        }
+    }
     w.snapshot = plan::apply::apply(&w.snapshot, p);
     // Deletions first: a recreated master or pserver reuses its name.
     for d in &p.delete {
@@ -352,14 +351,11 @@ fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f
         }
     }
     for job in &w.snapshot.jobs {
-        let Some(j) = w.sim_job(&job.name, &job.namespace) else {
+        let Some(&j) = w.job_by_name.get(&job.name) else {
             continue;
         };
         let live = job.live_trainers().count() as u32;
-        let was = before
-            .iter()
-            .find(|(n, _)| n == &job.name)
-            .map_or(0, |(_, n)| *n);
+        let was = before[j];
         let sim = &mut w.jobs[j];
         if sim.start_s.is_none() && job.admitted && !job.pods.is_empty() {
             sim.start_s = Some(now);

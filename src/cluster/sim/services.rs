@@ -4,7 +4,7 @@
 use super::hpa::Hpa;
 use super::scenario::ServiceSpec;
 use super::world::{World, usage_by_node};
-use crate::model::{Node, OtherPod};
+use crate::model::{OtherPod, Resources};
 use std::collections::HashMap;
 
 pub struct SimService {
@@ -45,45 +45,53 @@ impl World {
     /// Pending service pods go where kube-scheduler would put them: the node with the
     /// most room left (its default least-allocated scoring), if any fits.
     pub fn schedule_services(&mut self, now: f64) {
-        let mut free: Vec<_> = self
+        if self.snapshot.other_pods.iter().any(|p| p.node.is_none()) {
+            self.place_pending_services();
+        }
+        self.note_service_waits(now);
+    }
+
+    fn place_pending_services(&mut self) {
+        struct Room {
+            name: String,
+            free: Resources,
+            cpu: i64,
+            cordoned: bool,
+        }
+        let usage = usage_by_node(&self.snapshot);
+        let mut rooms: Vec<Room> = self
             .snapshot
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), n.allocatable, n.unschedulable))
+            .map(|n| Room {
+                name: n.name.clone(),
+                free: usage
+                    .get(n.name.as_str())
+                    .map_or(n.allocatable, |u| n.allocatable.sub(u)),
+                cpu: n.allocatable.cpu_milli.max(1),
+                cordoned: n.unschedulable,
+            })
             .collect();
-        let usage = usage_by_node(&self.snapshot);
-        for (name, room, _) in &mut free {
-            if let Some(u) = usage.get(name.as_str()) {
-                *room = room.sub(u);
-            }
-        }
+        let free_share = |r: &Room| r.free.cpu_milli as f64 / r.cpu as f64;
         for pod in self
             .snapshot
             .other_pods
             .iter_mut()
             .filter(|p| p.node.is_none())
         {
-            let best = free
+            let best = rooms
                 .iter_mut()
-                .filter(|(_, room, cordoned)| !cordoned && pod.resources.fits_in(room))
+                .filter(|r| !r.cordoned && pod.resources.fits_in(&r.free))
                 .max_by(|a, b| {
-                    let share = |r: &crate::model::Resources, n: &Node| {
-                        r.cpu_milli as f64 / n.allocatable.cpu_milli.max(1) as f64
-                    };
-                    let na = self.all_nodes.iter().find(|n| n.name == a.0);
-                    let nb = self.all_nodes.iter().find(|n| n.name == b.0);
-                    match (na, nb) {
-                        (Some(na), Some(nb)) => share(&a.1, na).total_cmp(&share(&b.1, nb)),
-                        _ => std::cmp::Ordering::Equal,
-                    }
-                    .then_with(|| b.0.cmp(&a.0))
+                    free_share(a)
+                        .total_cmp(&free_share(b))
+                        .then_with(|| b.name.cmp(&a.name))
                 });
-            if let Some((name, room, _)) = best {
-                *room = room.sub(&pod.resources);
-                pod.node = Some(name.clone());
+            if let Some(room) = best {
+                room.free = room.free.sub(&pod.resources);
+                pod.node = Some(room.name.clone());
             }
         }
-        self.note_service_waits(now);
     }
 
     /// Track how long each service pod has waited for a node.

@@ -144,12 +144,6 @@ impl World {
         self.snapshot.jobs.push(job);
     }
 
-    pub fn sim_job(&self, name: &str, namespace: &str) -> Option<usize> {
-        self.jobs
-            .iter()
-            .position(|j| j.spec.name == name && j.spec.namespace == namespace)
-    }
-
     fn node_is_up(&self, name: &str) -> bool {
         self.snapshot.nodes.iter().any(|n| n.name == name)
     }
