@@ -5,6 +5,8 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod controller;
 pub mod coord;
+pub mod crd;
 pub mod model;
 pub mod plan;

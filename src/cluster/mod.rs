@@ -1,4 +1,5 @@
 //! The boundary to the world. `sim` is a virtual cluster in virtual time; the Kubernetes
 //! and local-process backends join it with their issues.
 
+pub mod kube;
 pub mod sim;

@@ -1,6 +1,7 @@
 //! Everything the planner sees of the world at one instant.
 
-use super::{Job, Node, OtherPod, Queue};
+use super::{Job, Node, OtherPod, Queue, Resources};
+use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -16,4 +17,27 @@ pub struct Snapshot {
     pub queues: Vec<Queue>,
     #[serde(default)]
     pub other_pods: Vec<OtherPod>,
+}
+
+impl Snapshot {
+    /// Requests of everything bound to each node (job pods, terminating too, and other
+    /// pods), in one pass.
+    pub fn usage_by_node(&self) -> HashMap<&str, Resources> {
+        let mut usage: HashMap<&str, Resources> = HashMap::new();
+        for j in &self.jobs {
+            for p in &j.pods {
+                if let Some(node) = &p.node {
+                    let u = usage.entry(node.as_str()).or_default();
+                    *u = u.add(&j.resources_of(p.role));
+                }
+            }
+        }
+        for p in &self.other_pods {
+            if let Some(node) = &p.node {
+                let u = usage.entry(node.as_str()).or_default();
+                *u = u.add(&p.resources);
+            }
+        }
+        usage
+    }
 }

@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ebb::bench::{generate::ClusterSpec, plan_bench};
 
+mod controller_cmd;
 mod coord_cmd;
 mod plan_cmd;
 mod sim_cmd;
@@ -35,6 +36,10 @@ enum Command {
     Pserver(coord_cmd::PserverArgs),
     /// The reference elastic trainer (digits, softmax regression or MLP).
     Trainer(coord_cmd::TrainerArgs),
+    /// The Kubernetes controller: plans every tick and applies it to the cluster.
+    Controller(controller_cmd::ControllerArgs),
+    /// Print the CustomResourceDefinitions (TrainingJob, TrainingQueue) as YAML.
+    Crds,
     /// Plan one cluster snapshot from a file (or stdin) and print, or explain, the plan.
     Plan(plan_cmd::PlanArgs),
     /// Run a scenario on the simulator (the same planner, a virtual cluster and clock).
@@ -125,6 +130,8 @@ fn main() -> Result<()> {
         Command::Master(a) => coord_cmd::master(a),
         Command::Pserver(a) => coord_cmd::pserver(a),
         Command::Trainer(a) => coord_cmd::trainer(a),
+        Command::Controller(a) => controller_cmd::controller(a),
+        Command::Crds => controller_cmd::crds(),
         Command::Plan(a) => plan_cmd::plan(a),
         Command::Sim(a) => sim_cmd::sim(a),
         Command::Bench(Bench::Plan(a)) => bench_plan(a),

@@ -3,7 +3,7 @@
 
 use super::hpa::Hpa;
 use super::scenario::ServiceSpec;
-use super::world::{World, usage_by_node};
+use super::world::World;
 use crate::model::{OtherPod, Resources};
 use std::collections::HashMap;
 
@@ -58,7 +58,7 @@ impl World {
             cpu: i64,
             cordoned: bool,
         }
-        let usage = usage_by_node(&self.snapshot);
+        let usage = self.snapshot.usage_by_node();
         let mut rooms: Vec<Room> = self
             .snapshot
             .nodes

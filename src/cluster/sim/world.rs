@@ -247,7 +247,7 @@ impl World {
     pub fn utilisation(&self) -> (f64, f64) {
         let mut total = crate::model::Resources::ZERO;
         let mut used = crate::model::Resources::ZERO;
-        let usage = usage_by_node(&self.snapshot);
+        let usage = self.snapshot.usage_by_node();
         for n in &self.snapshot.nodes {
             total = total.add(&n.allocatable);
             if let Some(u) = usage.get(n.name.as_str()) {
@@ -263,7 +263,7 @@ impl World {
 
     /// Every node holds what is bound to it.
     pub fn overcommitted_node(&self) -> Option<(String, crate::model::Resources)> {
-        let usage = usage_by_node(&self.snapshot);
+        let usage = self.snapshot.usage_by_node();
         self.snapshot.nodes.iter().find_map(|n| {
             let used = usage.get(n.name.as_str())?;
             (!used.fits_in(&n.allocatable)).then(|| (n.name.clone(), used.sub(&n.allocatable)))
@@ -271,23 +271,3 @@ impl World {
     }
 }
 
-/// Requests of everything bound to each node (job pods, terminating too, and other
-/// pods), in one pass.
-pub fn usage_by_node(s: &Snapshot) -> HashMap<&str, crate::model::Resources> {
-    let mut usage: HashMap<&str, crate::model::Resources> = HashMap::new();
-    for j in &s.jobs {
-        for p in &j.pods {
-            if let Some(node) = &p.node {
-                let u = usage.entry(node.as_str()).or_default();
-                *u = u.add(&j.resources_of(p.role));
-            }
-        }
-    }
-    for p in &s.other_pods {
-        if let Some(node) = &p.node {
-            let u = usage.entry(node.as_str()).or_default();
-            *u = u.add(&p.resources);
-        }
-    }
-    usage
-}

@@ -1,0 +1,299 @@
+//! The reflectors' objects to the planner's `Snapshot`: a pure function, so a tick is
+//! reproducible from recorded API objects.
+
+use super::job_spec::{SpecError, job_model, queue_model};
+use super::names::{LABEL_JOB, LABEL_ROLE, role_from_label};
+use super::objects::ClusterObjects;
+use super::pod_requests::{pod_requests, quantities};
+use crate::crd::{JobPhase, TrainingJob};
+use crate::model::{self, JobKey, JobPod, OtherPod, Snapshot, Topology};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::{BTreeMap, HashMap};
+
+/// Label or annotation the node agent (or GPU feature discovery) sets.
+pub const GPU_MODEL_LABEL: &str = "nvidia.com/gpu.product";
+pub const NVLINK_GROUP_ANNOTATION: &str = "ebb.dev/nvlink-group";
+pub const RACK_LABEL: &str = "ebb.dev/rack";
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+/// Taint GPU nodes commonly carry; ebb's GPU pods tolerate it.
+pub const GPU_TAINT: &str = "nvidia.com/gpu";
+
+#[derive(Debug, Default)]
+pub struct SnapshotBuild {
+    pub snapshot: Snapshot,
+    /// Jobs the planner never sees, with the field that is wrong.
+    pub invalid_jobs: Vec<(JobKey, SpecError)>,
+    pub invalid_queues: Vec<(String, SpecError)>,
+    /// Jobs that just finished (their master pod ended), with the outcome and why.
+    pub finished: Vec<(JobKey, JobPhase, String)>,
+    /// Objects that were skipped or partly read (bad quantities on foreign pods...).
+    pub warnings: Vec<String>,
+}
+
+pub fn build_snapshot(objects: &ClusterObjects, now: &Time) -> SnapshotBuild {
+    let mut out = SnapshotBuild {
+        snapshot: Snapshot {
+            time_s: seconds(now),
+            ..Snapshot::default()
+        },
+        ..SnapshotBuild::default()
+    };
+    for node in &objects.nodes {
+        if let Some(n) = node_model(node, &mut out.warnings) {
+            out.snapshot.nodes.push(n);
+        }
+    }
+    for tq in &objects.queues {
+        match queue_model(tq) {
+            Ok(q) => out.snapshot.queues.push(q),
+            Err(e) => out
+                .invalid_queues
+                .push((tq.metadata.name.clone().unwrap_or_default(), e)),
+        }
+    }
+    let jobs_by_uid: HashMap<&str, &TrainingJob> = objects
+        .jobs
+        .iter()
+        .filter_map(|j| Some((j.metadata.uid.as_deref()?, j.as_ref())))
+        .collect();
+    let mut pods_by_job: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    for pod in &objects.pods {
+        match owning_job(pod, &jobs_by_uid) {
+            Some(uid) => pods_by_job.entry(uid).or_default().push(pod),
+            None => {
+                if let Some(other) = other_pod(pod, &mut out.warnings) {
+                    out.snapshot.other_pods.push(other);
+                }
+            }
+        }
+    }
+    out.snapshot
+        .other_pods
+        .extend(hpa_wanted_pods(objects, &out.snapshot.other_pods));
+    for tj in &objects.jobs {
+        let key = JobKey::new(
+            tj.metadata.namespace.clone().unwrap_or_default(),
+            tj.metadata.name.clone().unwrap_or_default(),
+        );
+        if tj.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
+            continue;
+        }
+        let pods = tj
+            .metadata
+            .uid
+            .as_deref()
+            .and_then(|uid| pods_by_job.get(uid))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some((phase, why)) = master_outcome(pods) {
+            out.finished.push((key, phase, why));
+            continue;
+        }
+        let submit = tj
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(out.snapshot.time_s, seconds);
+        let mut job = match job_model(tj, submit) {
+            Ok(job) => job,
+            Err(e) => {
+                out.invalid_jobs.push((key, e));
+                continue;
+            }
+        };
+        job.pods = pods.iter().filter_map(|p| job_pod(p)).collect();
+        let status = tj.status.as_ref();
+        job.admitted = status.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Admitted" && c.status == "True")
+        }) || job.pods.iter().any(|p| p.node.is_some() && !p.terminating);
+        job.last_scale_time_s = status.and_then(|s| s.last_scale_time.as_ref()).map(seconds);
+        out.snapshot.jobs.push(job);
+    }
+    out
+}
+
+pub fn seconds(t: &Time) -> f64 {
+    t.0.as_millisecond() as f64 / 1000.0
+}
+
+fn node_model(node: &Node, warnings: &mut Vec<String>) -> Option<model::Node> {
+    let name = node.metadata.name.clone()?;
+    let status = node.status.as_ref();
+    let allocatable = match status.and_then(|s| s.allocatable.as_ref()) {
+        Some(a) => {
+            let mut problems = Vec::new();
+            let r = quantities(a, &format!("node {name} allocatable"), &mut problems);
+            warnings.extend(problems);
+            r
+        }
+        None => {
+            warnings.push(format!("node {name} reports no allocatable resources yet"));
+            return None;
+        }
+    };
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let annotations = node.metadata.annotations.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    let spec = node.spec.as_ref();
+    let blocking_taint = spec
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t.key != GPU_TAINT && (t.effect == "NoSchedule" || t.effect == "NoExecute")
+            })
+        });
+    let cordoned = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+    Some(model::Node {
+        gpu_model: labels.get(GPU_MODEL_LABEL).cloned(),
+        topology: Topology {
+            nvlink_group: annotations
+                .and_then(|a| a.get(NVLINK_GROUP_ANNOTATION))
+                .cloned(),
+            rack: labels
+                .get(RACK_LABEL)
+                .or_else(|| labels.get(ZONE_LABEL))
+                .cloned(),
+        },
+        unschedulable: cordoned || !ready || blocking_taint,
+        labels,
+        name,
+        allocatable,
+    })
+}
+
+/// The uid of the TrainingJob that owns `pod`, when one does and still exists.
+fn owning_job<'a>(pod: &Pod, jobs: &HashMap<&'a str, &TrainingJob>) -> Option<&'a str> {
+    pod.metadata.labels.as_ref()?.get(LABEL_JOB)?;
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|o| o.kind == "TrainingJob")
+        .find_map(|o| jobs.get_key_value(o.uid.as_str()).map(|(k, _)| *k))
+}
+
+fn pod_phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+fn is_finished(pod: &Pod) -> bool {
+    matches!(pod_phase(pod), "Succeeded" | "Failed")
+}
+
+fn job_pod(pod: &Pod) -> Option<JobPod> {
+    let role = role_from_label(pod.metadata.labels.as_ref()?.get(LABEL_ROLE)?)?;
+    let finished = is_finished(pod);
+    Some(JobPod {
+        name: pod.metadata.name.clone()?,
+        role,
+        // A finished pod holds no resources but keeps its name taken until deleted.
+        node: if finished {
+            None
+        } else {
+            pod.spec.as_ref().and_then(|s| s.node_name.clone())
+        },
+        terminating: finished || pod.metadata.deletion_timestamp.is_some(),
+    })
+}
+
+/// A job ends with its master: Succeeded when it exits 0, Failed when the pod fails.
+fn master_outcome(pods: &[&Pod]) -> Option<(JobPhase, String)> {
+    let master = pods.iter().find(|p| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_ROLE))
+            .is_some_and(|r| r == "master")
+    })?;
+    let status = master.status.as_ref();
+    match pod_phase(master) {
+        "Succeeded" => Some((JobPhase::Succeeded, "the master finished every pass".into())),
+        "Failed" => {
+            let why = status
+                .and_then(|s| s.message.clone().or_else(|| s.reason.clone()))
+                .unwrap_or_else(|| "the master pod failed".into());
+            Some((JobPhase::Failed, why))
+        }
+        _ => None,
+    }
+}
+
+fn other_pod(pod: &Pod, warnings: &mut Vec<String>) -> Option<OtherPod> {
+    if is_finished(pod) {
+        return None;
+    }
+    let (resources, problems) = pod_requests(pod);
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone()?;
+    warnings.extend(problems.into_iter().map(|p| format!("pod {namespace}/{name}: {p}")));
+    Some(OtherPod {
+        workload: workload_of(pod),
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        namespace,
+        name,
+        resources,
+    })
+}
+
+/// `Deployment/NAME` for a pod of a Deployment's ReplicaSet, `KIND/NAME` of any other owner.
+fn workload_of(pod: &Pod) -> Option<String> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))?;
+    if owner.kind == "ReplicaSet" {
+        let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash");
+        if let Some(deployment) = hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}"))) {
+            return Some(format!("Deployment/{deployment}"));
+        }
+    }
+    Some(format!("{}/{}", owner.kind, owner.name))
+}
+
+/// Replicas an HPA wants that have no pod yet: demand ebb makes room for before it grows
+/// trainers, sized like the workload's existing pods.
+fn hpa_wanted_pods(objects: &ClusterObjects, others: &[OtherPod]) -> Vec<OtherPod> {
+    let mut by_workload: BTreeMap<(&str, &str), Vec<&OtherPod>> = BTreeMap::new();
+    for p in others {
+        if let Some(w) = p.workload.as_deref() {
+            by_workload.entry((p.namespace.as_str(), w)).or_default().push(p);
+        }
+    }
+    let mut wanted = Vec::new();
+    for hpa in &objects.hpas {
+        let (spec, Some(status)) = (&hpa.spec, &hpa.status) else {
+            continue;
+        };
+        let namespace = hpa.metadata.namespace.as_deref().unwrap_or_default();
+        let target = format!("{}/{}", spec.scale_target_ref.kind, spec.scale_target_ref.name);
+        let existing = by_workload
+            .get(&(namespace, target.as_str()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let Some(sample) = existing.first() else {
+            continue;
+        };
+        let missing = i64::from(status.desired_replicas) - existing.len() as i64;
+        for i in 0..missing.max(0) {
+            wanted.push(OtherPod {
+                namespace: namespace.to_string(),
+                name: format!("{}-hpa-wanted-{i}", spec.scale_target_ref.name),
+                workload: Some(target.clone()),
+                resources: sample.resources,
+                node: None,
+            });
+        }
+    }
+    wanted
+}

@@ -1,0 +1,140 @@
+//! Prometheus metrics of the controller, served on `/metrics`.
+
+use crate::cluster::kube::Tick;
+use crate::crd::JobPhase;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabel {
+    pub resource: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    tick_seconds: Histogram,
+    jobs: Family<PhaseLabel, Gauge>,
+    trainers: Gauge,
+    allocation: Family<ResourceLabel, Gauge<f64, AtomicU64>>,
+    api_failures: Counter,
+    leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ebb");
+        let tick_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let jobs = Family::<PhaseLabel, Gauge>::default();
+        let trainers = Gauge::default();
+        let allocation = Family::<ResourceLabel, Gauge<f64, AtomicU64>>::default();
+        let api_failures = Counter::default();
+        let leader = Gauge::default();
+        registry.register(
+            "tick_duration_seconds",
+            "Time to build the snapshot, plan and apply one tick",
+            tick_seconds.clone(),
+        );
+        registry.register("jobs", "TrainingJobs by phase", jobs.clone());
+        registry.register("trainers", "Trainers running or being placed", trainers.clone());
+        registry.register(
+            "allocation_ratio",
+            "Requests of all bound pods over allocatable, per resource",
+            allocation.clone(),
+        );
+        registry.register(
+            "api_failures",
+            "API calls that failed after their retries",
+            api_failures.clone(),
+        );
+        registry.register("leader", "1 while this replica holds the lease", leader.clone());
+        Metrics {
+            registry,
+            tick_seconds,
+            jobs,
+            trainers,
+            allocation,
+            api_failures,
+            leader,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    pub fn record(&self, tick: &Tick, seconds: f64, failures: usize) {
+        self.tick_seconds.observe(seconds);
+        self.api_failures.inc_by(failures as u64);
+        let mut by_phase = [0i64; 5];
+        let phases = [
+            JobPhase::Pending,
+            JobPhase::Running,
+            JobPhase::Scaling,
+            JobPhase::Succeeded,
+            JobPhase::Failed,
+        ];
+        for jp in &tick.plan.jobs {
+            let phase = if !jp.admitted {
+                JobPhase::Pending
+            } else if jp.current_trainers != jp.target_trainers {
+                JobPhase::Scaling
+            } else {
+                JobPhase::Running
+            };
+            by_phase[phases.iter().position(|p| *p == phase).unwrap_or(0)] += 1;
+        }
+        by_phase[0] += tick.build.invalid_jobs.len() as i64;
+        for (phase, _, _) in tick.build.finished.iter().map(|(_, p, w)| (p, 0, w)) {
+            by_phase[phases.iter().position(|p| p == phase).unwrap_or(0)] += 1;
+        }
+        for (phase, n) in phases.iter().zip(by_phase) {
+            self.jobs
+                .get_or_create(&PhaseLabel {
+                    phase: phase.as_str().into(),
+                })
+                .set(n);
+        }
+        let trainers: u32 = tick.plan.jobs.iter().map(|j| j.target_trainers).sum();
+        self.trainers.set(i64::from(trainers));
+        let snapshot = &tick.build.snapshot;
+        let total = snapshot
+            .nodes
+            .iter()
+            .fold(crate::model::Resources::ZERO, |a, n| a.add(&n.allocatable));
+        let used = snapshot
+            .usage_by_node()
+            .values()
+            .fold(crate::model::Resources::ZERO, |a, u| a.add(u));
+        for ((name, t), u) in ["cpu", "memory", "gpu"]
+            .into_iter()
+            .zip(total.as_array())
+            .zip(used.as_array())
+        {
+            let ratio = if t > 0 { u as f64 / t as f64 } else { 0.0 };
+            self.allocation
+                .get_or_create(&ResourceLabel {
+                    resource: name.into(),
+                })
+                .set(ratio);
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,114 @@
+//! `ebb controller`: reflectors in, one plan per tick, API calls out; only the leader acts.
+
+mod http;
+mod leader;
+pub mod metrics;
+mod reflect;
+
+pub use leader::LeaseConfig;
+
+use crate::cluster::kube::execute::{Executor, Retry};
+use crate::cluster::kube::{RenderConfig, decide};
+use crate::plan::Policy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Client;
+use metrics::Metrics;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+pub struct ControllerConfig {
+    /// Longest wait between ticks.
+    pub tick: Duration,
+    /// Wait after a change before ticking, so a burst of events makes one tick.
+    pub debounce: Duration,
+    pub policy: Policy,
+    pub render: RenderConfig,
+    pub lease: Option<LeaseConfig>,
+    pub http_addr: SocketAddr,
+    pub retry: Retry,
+    /// Name of this replica in Events (the pod name).
+    pub instance: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("serving {addr}: {source}")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("leader election stopped; exiting so the Deployment restarts this replica")]
+    LeaseStopped,
+    #[error("a watch stopped before its initial list")]
+    WatchStopped,
+}
+
+pub async fn run(client: Client, config: ControllerConfig) -> Result<(), ControllerError> {
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| ControllerError::Http {
+            addr: config.http_addr,
+            source,
+        })?;
+    let app = http::router(http::HttpState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+
+    let changed = Arc::new(Notify::new());
+    let stores = reflect::Stores::start(&client, changed.clone());
+    let mut leader = leader::leadership(&client, config.lease).await?;
+    stores
+        .wait_until_ready()
+        .await
+        .map_err(|_| ControllerError::WatchStopped)?;
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!("initial lists loaded");
+
+    let executor = Executor::new(client, config.instance, config.retry);
+    loop {
+        tokio::select! {
+            _ = changed.notified() => tokio::time::sleep(config.debounce).await,
+            _ = tokio::time::sleep(config.tick) => {}
+            lost = leader.changed() => {
+                if lost.is_err() {
+                    return Err(ControllerError::LeaseStopped);
+                }
+            }
+        }
+        let leading = *leader.borrow();
+        metrics.set_leader(leading);
+        if !leading {
+            continue;
+        }
+        let started = Instant::now();
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let tick = decide(&stores.objects(), &config.policy, &config.render, &now);
+        for w in &tick.build.warnings {
+            tracing::debug!(warning = %w, "snapshot");
+        }
+        let report = executor.execute(&tick.actions).await;
+        let seconds = started.elapsed().as_secs_f64();
+        metrics.record(&tick, seconds, report.failed.len());
+        if !tick.actions.is_empty() {
+            tracing::info!(
+                actions = tick.actions.len(),
+                failed = report.failed.len(),
+                ms = seconds * 1e3,
+                "tick applied"
+            );
+        }
+    }
+}
