@@ -38,6 +38,9 @@ async fn ready(State(state): State<HttpState>) -> impl IntoResponse {
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for the initial lists")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the initial lists",
+        )
     }
 }

@@ -45,7 +45,11 @@ impl Default for Metrics {
             tick_seconds.clone(),
         );
         registry.register("jobs", "TrainingJobs by phase", jobs.clone());
-        registry.register("trainers", "Trainers running or being placed", trainers.clone());
+        registry.register(
+            "trainers",
+            "Trainers running or being placed",
+            trainers.clone(),
+        );
         registry.register(
             "allocation_ratio",
             "Requests of all bound pods over allocatable, per resource",
@@ -56,7 +60,11 @@ impl Default for Metrics {
             "API calls that failed after their retries",
             api_failures.clone(),
         );
-        registry.register("leader", "1 while this replica holds the lease", leader.clone());
+        registry.register(
+            "leader",
+            "1 while this replica holds the lease",
+            leader.clone(),
+        );
         Metrics {
             registry,
             tick_seconds,
@@ -136,5 +144,44 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::kube::Tick;
+    use crate::model::{JobKey, JobPlan, Node, Resources};
+
+    #[test]
+    fn a_tick_shows_up_in_the_exposition() {
+        let metrics = Metrics::default();
+        let mut tick = Tick::default();
+        tick.build
+            .snapshot
+            .nodes
+            .push(Node::new("n", Resources::new(4000, 1 << 30, 2)));
+        tick.plan.jobs.push(JobPlan {
+            job: JobKey::new("ml", "a"),
+            admitted: true,
+            reason: None,
+            current_trainers: 1,
+            target_trainers: 3,
+            fair_trainers: 3,
+        });
+        metrics.set_leader(true);
+        metrics.record(&tick, 0.004, 2);
+        let text = metrics.encode();
+        for line in [
+            "ebb_jobs{phase=\"Scaling\"} 1",
+            "ebb_jobs{phase=\"Running\"} 0",
+            "ebb_trainers 3",
+            "ebb_api_failures_total 2",
+            "ebb_leader 1",
+            "ebb_tick_duration_seconds_count 1",
+            "ebb_allocation_ratio{resource=\"gpu\"} 0.0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
 }

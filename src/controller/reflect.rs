@@ -70,7 +70,9 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(_) => changed.notify_one(),
-                Err(e) => tracing::warn!(kind = %K::kind(&K::DynamicType::default()), error = %e, "watch error; retrying"),
+                Err(e) => {
+                    tracing::warn!(kind = %K::kind(&K::DynamicType::default()), error = %e, "watch error; retrying")
+                }
             }
         }
     });

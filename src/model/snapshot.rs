@@ -1,8 +1,8 @@
 //! Everything the planner sees of the world at one instant.
 
 use super::{Job, Node, OtherPod, Queue, Resources};
-use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

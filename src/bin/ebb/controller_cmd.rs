@@ -45,7 +45,10 @@ pub fn controller(a: ControllerArgs) -> Result<()> {
         a.tick_s.is_finite() && a.tick_s > 0.0,
         "--tick-s must be a positive number of seconds"
     );
-    anyhow::ensure!(a.lease_duration_s >= 4, "--lease-duration-s must be at least 4");
+    anyhow::ensure!(
+        a.lease_duration_s >= 4,
+        "--lease-duration-s must be at least 4"
+    );
     let identity = a
         .identity
         .clone()

@@ -49,7 +49,12 @@ pub struct Tick {
     pub actions: Vec<Action>,
 }
 
-pub fn decide(objects: &ClusterObjects, policy: &Policy, config: &RenderConfig, now: &Time) -> Tick {
+pub fn decide(
+    objects: &ClusterObjects,
+    policy: &Policy,
+    config: &RenderConfig,
+    now: &Time,
+) -> Tick {
     let build = build_snapshot(objects, now);
     let plan = plan(&build.snapshot, policy);
     let jobs: HashMap<JobKey, &TrainingJob> = objects
@@ -77,7 +82,10 @@ pub fn decide(objects: &ClusterObjects, policy: &Policy, config: &RenderConfig, 
     actions.extend(garbage(objects, &build, &jobs, &pods_of));
 
     let mut services_for: HashSet<&JobKey> = HashSet::new();
-    for c in &plan.create {
+    // Masters and pservers first: a trainer that starts before its master only retries.
+    let mut creates: Vec<_> = plan.create.iter().collect();
+    creates.sort_by_key(|c| c.role);
+    for c in creates {
         let Some(tj) = jobs.get(&c.job) else { continue };
         if c.role == Role::Master && services_for.insert(&c.job) {
             actions.extend(
@@ -107,7 +115,9 @@ pub fn decide(objects: &ClusterObjects, policy: &Policy, config: &RenderConfig, 
             m
         });
     for jp in &plan.jobs {
-        let Some(tj) = jobs.get(&jp.job) else { continue };
+        let Some(tj) = jobs.get(&jp.job) else {
+            continue;
+        };
         let live = live_trainers(pods_of.get(&jp.job), &deleted);
         let outcome = JobOutcome::Planned {
             plan: jp,
@@ -162,9 +172,14 @@ fn status_actions(tj: &TrainingJob, outcome: &JobOutcome, now: &Time, actions: &
 }
 
 /// Events for the transitions users watch: admitted, scaled, finished, refused.
-fn events(key: &JobKey, before: Option<&TrainingJobStatus>, after: &TrainingJobStatus) -> Vec<Action> {
+fn events(
+    key: &JobKey,
+    before: Option<&TrainingJobStatus>,
+    after: &TrainingJobStatus,
+) -> Vec<Action> {
     let condition = |s: Option<&TrainingJobStatus>, kind: &str| {
-        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == kind)).cloned()
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == kind))
+            .cloned()
     };
     let event = |warning, reason, note: String| Action::Event {
         job: key.clone(),
@@ -248,7 +263,12 @@ fn garbage(
                     namespace: key.namespace.clone(),
                     name: pod.metadata.name.clone().unwrap_or_default(),
                     grace_s: grace_of(pod),
-                    why: if job_finished { "JobFinished" } else { "TrainerEnded" }.into(),
+                    why: if job_finished {
+                        "JobFinished"
+                    } else {
+                        "TrainerEnded"
+                    }
+                    .into(),
                 });
             }
         }

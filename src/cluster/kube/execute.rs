@@ -104,7 +104,10 @@ impl Executor {
             Action::CreateService(service) => {
                 let ns = service.metadata.namespace.clone().unwrap_or_default();
                 let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
-                tolerate(self.retry(|| api.create(&post, service)).await.map(|_| ()), 409)
+                tolerate(
+                    self.retry(|| api.create(&post, service)).await.map(|_| ()),
+                    409,
+                )
             }
             Action::CreatePod(pod) => {
                 let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -176,7 +179,8 @@ impl Executor {
                     action: "Reconcile".into(),
                     secondary: None,
                 };
-                self.retry(|| self.recorder.publish(&event, &reference)).await
+                self.retry(|| self.recorder.publish(&event, &reference))
+                    .await
             }
         }
     }
@@ -225,7 +229,12 @@ fn tolerate(result: Result<(), kube::Error>, code: u16) -> Result<(), kube::Erro
 
 pub fn describe(action: &Action) -> String {
     match action {
-        Action::DeletePod { namespace, name, why, .. } => format!("delete pod {namespace}/{name} ({why})"),
+        Action::DeletePod {
+            namespace,
+            name,
+            why,
+            ..
+        } => format!("delete pod {namespace}/{name} ({why})"),
         Action::CreateService(s) => format!(
             "create service {}/{}",
             s.metadata.namespace.as_deref().unwrap_or_default(),
@@ -236,8 +245,16 @@ pub fn describe(action: &Action) -> String {
             p.metadata.namespace.as_deref().unwrap_or_default(),
             p.metadata.name.as_deref().unwrap_or_default()
         ),
-        Action::Bind { namespace, pod, node } => format!("bind {namespace}/{pod} to {node}"),
-        Action::PatchStatus { namespace, job, status } => {
+        Action::Bind {
+            namespace,
+            pod,
+            node,
+        } => format!("bind {namespace}/{pod} to {node}"),
+        Action::PatchStatus {
+            namespace,
+            job,
+            status,
+        } => {
             format!("status {namespace}/{job} -> {}", status.phase.as_str())
         }
         Action::Event { job, reason, .. } => format!("event {reason} on {job}"),

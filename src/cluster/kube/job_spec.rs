@@ -26,7 +26,11 @@ impl SpecError {
     }
 }
 
-pub fn resources(field: &str, spec: &ResourceSpec, non_empty: bool) -> Result<Resources, SpecError> {
+pub fn resources(
+    field: &str,
+    spec: &ResourceSpec,
+    non_empty: bool,
+) -> Result<Resources, SpecError> {
     let cpu = match &spec.cpu {
         Some(q) => parse_quantity(&format!("{field}.cpu"), q, Unit::Milli)?,
         None => 0,

@@ -20,9 +20,9 @@ pub fn pod_requests(pod: &Pod) -> (Resources, Vec<String>) {
     }
     for c in spec.init_containers.iter().flatten() {
         let init = container_requests(c, &mut problems);
-        total = Resources::from_array(
-            std::array::from_fn(|i| total.as_array()[i].max(init.as_array()[i])),
-        );
+        total = Resources::from_array(std::array::from_fn(|i| {
+            total.as_array()[i].max(init.as_array()[i])
+        }));
     }
     if let Some(overhead) = &spec.overhead {
         total = total.add(&quantities(overhead, "spec.overhead", &mut problems));

@@ -3,7 +3,9 @@
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{field}: {value:?} is not a Kubernetes quantity ({why}); write e.g. \"500m\", \"2\" or \"4Gi\"")]
+#[error(
+    "{field}: {value:?} is not a Kubernetes quantity ({why}); write e.g. \"500m\", \"2\" or \"4Gi\""
+)]
 pub struct QuantityError {
     pub field: String,
     pub value: String,
@@ -50,42 +52,60 @@ pub fn parse_quantity(field: &str, value: &str, unit: Unit) -> Result<i64, Quant
     if number.is_empty() || number == "." || number.matches('.').count() > 1 {
         return Err(err("no number"));
     }
-    let mantissa: f64 = number.parse().map_err(|_| err("no number"))?;
-    let scale: f64 = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    // Exact decimal arithmetic: "191450m" must be 191450 millicores, not one more.
+    let digits: i128 = format!("{whole}{fraction}")
+        .trim_start_matches('0')
+        .parse()
+        .or_else(|e: std::num::ParseIntError| match e.kind() {
+            std::num::IntErrorKind::Empty => Ok(0),
+            _ => Err(err("too many digits")),
+        })?;
+    let mut power10: i32 = -(fraction.len() as i32);
+    let mut binary: i128 = 1;
+    match suffix {
+        "" => {}
+        "n" => power10 -= 9,
+        "u" => power10 -= 6,
+        "m" => power10 -= 3,
+        "k" => power10 += 3,
+        "M" => power10 += 6,
+        "G" => power10 += 9,
+        "T" => power10 += 12,
+        "P" => power10 += 15,
+        "E" => power10 += 18,
+        "Ki" => binary = 1 << 10,
+        "Mi" => binary = 1 << 20,
+        "Gi" => binary = 1 << 30,
+        "Ti" => binary = 1 << 40,
+        "Pi" => binary = 1 << 50,
+        "Ei" => binary = 1 << 60,
         exp if exp.starts_with(['e', 'E']) => {
             let power: i32 = exp[1..].parse().map_err(|_| err("bad suffix"))?;
             if !(-30..=30).contains(&power) {
                 return Err(err("exponent out of range"));
             }
-            10f64.powi(power)
+            power10 += power;
         }
         _ => return Err(err("bad suffix")),
-    };
-    let per_unit = match unit {
-        Unit::Milli => 1000.0,
-        Unit::Whole => 1.0,
-    };
-    let amount = (mantissa * scale * per_unit).ceil();
-    if !amount.is_finite() || amount >= i64::MAX as f64 {
-        return Ok(i64::MAX);
     }
-    Ok(amount as i64)
+    if unit == Unit::Milli {
+        power10 += 3;
+    }
+    let saturate = |v: Option<i128>| v.map_or(i64::MAX, |v| i64::try_from(v).unwrap_or(i64::MAX));
+    let scaled = digits.checked_mul(binary);
+    if power10 >= 0 {
+        let factor = 10i128.checked_pow(power10 as u32);
+        return Ok(saturate(
+            scaled.zip(factor).and_then(|(a, b)| a.checked_mul(b)),
+        ));
+    }
+    let Some(divisor) = 10i128.checked_pow((-power10) as u32) else {
+        // Smaller than any unit we count in, but not zero: rounds up to one.
+        return Ok(i64::from(digits > 0));
+    };
+    // Rounded up, as the kubelet does.
+    Ok(saturate(scaled.map(|a| (a + divisor - 1) / divisor)))
 }
 
 #[cfg(test)]
@@ -107,14 +127,47 @@ mod tests {
         assert_eq!(mem("123Mi"), 123 << 20);
         assert_eq!(mem("1k"), 1000);
         assert_eq!(mem("+1Ki"), 1024);
+        assert_eq!(mem("1.1"), 2, "rounded up");
+        assert_eq!(mem("0"), 0);
+    }
+
+    #[test]
+    fn whole_millicores_are_exact() {
+        // Floating point made 191450m one millicore more than the node has.
+        for n in [1i64, 7, 191_450, 63_770, 999_999_999] {
+            assert_eq!(
+                parse_quantity("cpu", &format!("{n}m"), Unit::Milli).unwrap(),
+                n
+            );
+            assert_eq!(
+                parse_quantity("cpu", &format!("{n}"), Unit::Milli).unwrap(),
+                n * 1000
+            );
+            assert_eq!(
+                parse_quantity("mem", &format!("{n}Ki"), Unit::Whole).unwrap(),
+                n * 1024
+            );
+        }
+        assert_eq!(parse_quantity("cpu", "0.1", Unit::Milli).unwrap(), 100);
+        assert_eq!(
+            parse_quantity("cpu", "1e-40", Unit::Milli),
+            Err(QuantityError {
+                field: "cpu".into(),
+                value: "1e-40".into(),
+                why: "exponent out of range"
+            })
+        );
     }
 
     #[test]
     fn refuses_garbage_and_names_the_field() {
         for bad in ["", "-1", "abc", "1Gb", "1..2", ".", "1e99", "5 cores"] {
-            let e = parse_quantity("spec.trainers.resources.memory", bad, Unit::Whole)
-                .expect_err(bad);
-            assert!(e.to_string().contains("spec.trainers.resources.memory"), "{e}");
+            let e =
+                parse_quantity("spec.trainers.resources.memory", bad, Unit::Whole).expect_err(bad);
+            assert!(
+                e.to_string().contains("spec.trainers.resources.memory"),
+                "{e}"
+            );
         }
     }
 

@@ -5,8 +5,8 @@ use super::names::*;
 use crate::crd::{ResourceSpec, TrainingJob};
 use crate::model::Role;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, Pod, ResourceRequirements,
-    Service, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, Pod, ResourceRequirements, Service,
+    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -37,9 +37,18 @@ pub fn render_pod(tj: &TrainingJob, role: Role, pod_name: &str, config: &RenderC
     let mut spec = template.spec.unwrap_or_default();
     let base = spec.containers.first().cloned().unwrap_or_default();
     let (container, resources) = match role {
-        Role::Master => (master_container(tj, base, config), &tj.spec.master.resources),
-        Role::Pserver => (pserver_container(base, index, config), &tj.spec.pservers.resources),
-        Role::Trainer => (trainer_container(tj, base, index), &tj.spec.trainers.resources),
+        Role::Master => (
+            master_container(tj, base, config),
+            &tj.spec.master.resources,
+        ),
+        Role::Pserver => (
+            pserver_container(base, index, config),
+            &tj.spec.pservers.resources,
+        ),
+        Role::Trainer => (
+            trainer_container(tj, base, index),
+            &tj.spec.trainers.resources,
+        ),
     };
     let mut container = container;
     container.resources = Some(requirements(resources));
@@ -58,7 +67,8 @@ pub fn render_pod(tj: &TrainingJob, role: Role, pod_name: &str, config: &RenderC
             ..Volume::default()
         });
     } else {
-        spec.termination_grace_period_seconds.get_or_insert(TRAINER_GRACE_S);
+        spec.termination_grace_period_seconds
+            .get_or_insert(TRAINER_GRACE_S);
     }
     if role == Role::Pserver {
         // Stable per-pod DNS through the headless Service: JOB-pserver-i.JOB-pserver.NS.svc
@@ -66,12 +76,14 @@ pub fn render_pod(tj: &TrainingJob, role: Role, pod_name: &str, config: &RenderC
         spec.subdomain = Some(pserver_service(&job));
     }
     if resources.gpus.unwrap_or(0) > 0 {
-        spec.tolerations.get_or_insert_with(Vec::new).push(Toleration {
-            key: Some(GPU_RESOURCE.into()),
-            operator: Some("Exists".into()),
-            effect: Some("NoSchedule".into()),
-            ..Toleration::default()
-        });
+        spec.tolerations
+            .get_or_insert_with(Vec::new)
+            .push(Toleration {
+                key: Some(GPU_RESOURCE.into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoSchedule".into()),
+                ..Toleration::default()
+            });
     }
     Pod {
         metadata: ObjectMeta {
@@ -164,8 +176,12 @@ fn trainer_container(tj: &TrainingJob, base: Container, index: u32) -> Container
     Container {
         name: "trainer".into(),
         image: Some(tj.spec.image.clone()),
-        command: (!t.command.is_empty()).then(|| t.command.clone()).or(base.command.clone()),
-        args: (!t.args.is_empty()).then(|| t.args.clone()).or(base.args.clone()),
+        command: (!t.command.is_empty())
+            .then(|| t.command.clone())
+            .or(base.command.clone()),
+        args: (!t.args.is_empty())
+            .then(|| t.args.clone())
+            .or(base.args.clone()),
         env: Some(merge_env(base.env.clone().unwrap_or_default(), env)),
         ..base
     }

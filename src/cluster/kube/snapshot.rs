@@ -141,13 +141,10 @@ fn node_model(node: &Node, warnings: &mut Vec<String>) -> Option<model::Node> {
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .is_some_and(|c| c.status == "True");
     let spec = node.spec.as_ref();
-    let blocking_taint = spec
-        .and_then(|s| s.taints.as_ref())
-        .is_some_and(|ts| {
-            ts.iter().any(|t| {
-                t.key != GPU_TAINT && (t.effect == "NoSchedule" || t.effect == "NoExecute")
-            })
-        });
+    let blocking_taint = spec.and_then(|s| s.taints.as_ref()).is_some_and(|ts| {
+        ts.iter()
+            .any(|t| t.key != GPU_TAINT && (t.effect == "NoSchedule" || t.effect == "NoExecute"))
+    });
     let cordoned = spec.and_then(|s| s.unschedulable).unwrap_or(false);
     Some(model::Node {
         gpu_model: labels.get(GPU_MODEL_LABEL).cloned(),
@@ -234,7 +231,11 @@ fn other_pod(pod: &Pod, warnings: &mut Vec<String>) -> Option<OtherPod> {
     let (resources, problems) = pod_requests(pod);
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone()?;
-    warnings.extend(problems.into_iter().map(|p| format!("pod {namespace}/{name}: {p}")));
+    warnings.extend(
+        problems
+            .into_iter()
+            .map(|p| format!("pod {namespace}/{name}: {p}")),
+    );
     Some(OtherPod {
         workload: workload_of(pod),
         node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
@@ -267,7 +268,10 @@ fn hpa_wanted_pods(objects: &ClusterObjects, others: &[OtherPod]) -> Vec<OtherPo
     let mut by_workload: BTreeMap<(&str, &str), Vec<&OtherPod>> = BTreeMap::new();
     for p in others {
         if let Some(w) = p.workload.as_deref() {
-            by_workload.entry((p.namespace.as_str(), w)).or_default().push(p);
+            by_workload
+                .entry((p.namespace.as_str(), w))
+                .or_default()
+                .push(p);
         }
     }
     let mut wanted = Vec::new();
@@ -276,7 +280,10 @@ fn hpa_wanted_pods(objects: &ClusterObjects, others: &[OtherPod]) -> Vec<OtherPo
             continue;
         };
         let namespace = hpa.metadata.namespace.as_deref().unwrap_or_default();
-        let target = format!("{}/{}", spec.scale_target_ref.kind, spec.scale_target_ref.name);
+        let target = format!(
+            "{}/{}",
+            spec.scale_target_ref.kind, spec.scale_target_ref.name
+        );
         let existing = by_workload
             .get(&(namespace, target.as_str()))
             .map(Vec::as_slice)

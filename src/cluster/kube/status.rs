@@ -32,9 +32,20 @@ pub fn next_status(
     let mut s = previous.cloned().unwrap_or_default();
     s.observed_generation = generation;
     match outcome {
-        JobOutcome::Planned { plan, live_trainers } => {
+        JobOutcome::Planned {
+            plan,
+            live_trainers,
+        } => {
             if plan.admitted {
-                set(&mut s, "Admitted", true, "Admitted", admitted_message(plan), now, generation);
+                set(
+                    &mut s,
+                    "Admitted",
+                    true,
+                    "Admitted",
+                    admitted_message(plan),
+                    now,
+                    generation,
+                );
                 s.start_time.get_or_insert_with(|| now.clone());
             } else if !is_true(&s, "Admitted") {
                 let (reason, message) = pending_reason(plan.reason.as_ref());
@@ -45,8 +56,15 @@ pub fn next_status(
                 &mut s,
                 "Running",
                 running,
-                if running { "TrainersRunning" } else { "NoTrainers" },
-                format!("{live_trainers} of target {} trainers running", plan.target_trainers),
+                if running {
+                    "TrainersRunning"
+                } else {
+                    "NoTrainers"
+                },
+                format!(
+                    "{live_trainers} of target {} trainers running",
+                    plan.target_trainers
+                ),
                 now,
                 generation,
             );
@@ -87,8 +105,24 @@ pub fn next_status(
             } else {
                 ("Failed", "MasterFailed")
             };
-            set(&mut s, kind, true, reason, message.to_string(), now, generation);
-            set(&mut s, "Running", false, reason, message.to_string(), now, generation);
+            set(
+                &mut s,
+                kind,
+                true,
+                reason,
+                message.to_string(),
+                now,
+                generation,
+            );
+            set(
+                &mut s,
+                "Running",
+                false,
+                reason,
+                message.to_string(),
+                now,
+                generation,
+            );
             s.phase = *phase;
             s.current_trainers = *live_trainers;
             s.target_trainers = 0;
@@ -192,21 +226,47 @@ mod tests {
         let second = next_status(Some(&first), &planned(3), Some(1), &t(200));
         assert_eq!(second.phase, JobPhase::Running);
         let admitted = |s: &TrainingJobStatus| {
-            s.conditions.iter().find(|c| c.type_ == "Admitted").unwrap().clone()
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "Admitted")
+                .unwrap()
+                .clone()
         };
         assert_eq!(admitted(&second).last_transition_time, t(100));
-        let running = second.conditions.iter().find(|c| c.type_ == "Running").unwrap();
-        assert_eq!((running.status.as_str(), &running.last_transition_time), ("True", &t(200)));
+        let running = second
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Running")
+            .unwrap();
+        assert_eq!(
+            (running.status.as_str(), &running.last_transition_time),
+            ("True", &t(200))
+        );
         assert_eq!(second.start_time, Some(t(100)));
-        assert_eq!(second.last_scale_time, Some(t(100)), "target unchanged at 3");
+        assert_eq!(
+            second.last_scale_time,
+            Some(t(100)),
+            "target unchanged at 3"
+        );
     }
 
     #[test]
     fn pending_names_the_reason_and_invalid_spec_names_the_field() {
         let p = plan(false, 0);
-        let s = next_status(None, &JobOutcome::Planned { plan: &p, live_trainers: 0 }, None, &t(1));
+        let s = next_status(
+            None,
+            &JobOutcome::Planned {
+                plan: &p,
+                live_trainers: 0,
+            },
+            None,
+            &t(1),
+        );
         let c = &s.conditions[0];
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "NotPackable"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NotPackable")
+        );
         assert_eq!(s.phase, JobPhase::Pending);
         let bad = JobOutcome::InvalidSpec {
             field: "spec.trainers.resources.cpu",
@@ -215,7 +275,11 @@ mod tests {
         let s = next_status(Some(&s), &bad, None, &t(2));
         let c = &s.conditions[0];
         assert_eq!(c.reason, "InvalidSpec");
-        assert!(c.message.starts_with("spec.trainers.resources.cpu"), "{}", c.message);
+        assert!(
+            c.message.starts_with("spec.trainers.resources.cpu"),
+            "{}",
+            c.message
+        );
     }
 
     #[test]

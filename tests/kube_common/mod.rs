@@ -1,0 +1,126 @@
+//! Shared by the Kubernetes tests: recorded API objects and small worlds built from JSON.
+#![allow(dead_code)]
+
+use ebb::cluster::kube::ClusterObjects;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The `items` of a recorded `kubectl get -o json` list.
+pub fn recorded<K: DeserializeOwned>(file: &str) -> Vec<Arc<K>> {
+    let path = format!("{}/tests/data/kube/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let list: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    list["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{path} has no items"))
+        .iter()
+        .map(|item| {
+            Arc::new(serde_json::from_value(item.clone()).unwrap_or_else(|e| panic!("{path}: {e}")))
+        })
+        .collect()
+}
+
+pub fn recorded_world() -> ClusterObjects {
+    ClusterObjects {
+        nodes: recorded("nodes.json"),
+        pods: recorded("pods.json"),
+        hpas: recorded("hpas.json"),
+        jobs: recorded("trainingjobs.json"),
+        queues: recorded("trainingqueues.json"),
+    }
+}
+
+pub fn at(rfc3339: &str) -> Time {
+    Time(rfc3339.parse().expect("timestamp"))
+}
+
+pub fn parse<K: DeserializeOwned>(v: Value) -> Arc<K> {
+    Arc::new(serde_json::from_value(v).expect("test object"))
+}
+
+pub fn node(name: &str, cpu: &str, memory: &str, gpus: u32) -> Value {
+    json!({
+        "metadata": {"name": name, "uid": format!("node-{name}")},
+        "spec": {},
+        "status": {
+            "allocatable": {"cpu": cpu, "memory": memory, "nvidia.com/gpu": gpus.to_string(), "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-11-23T10:00:00Z", "lastTransitionTime": "2026-11-01T00:00:00Z"}]
+        }
+    })
+}
+
+pub fn job_uid(name: &str) -> String {
+    format!(
+        "00000000-0000-4000-8000-{:0>12}",
+        name.len() * 7919 % 1_000_000
+    )
+}
+
+/// A TrainingJob `name` in namespace `ml`: trainers 1 CPU + 1 GPU each.
+pub fn training_job(name: &str, min: u32, max: u32, status: Option<Value>) -> Value {
+    let mut tj = json!({
+        "apiVersion": "ebb.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": "ml", "uid": job_uid(name), "generation": 1,
+                     "creationTimestamp": "2026-11-23T09:00:00Z"},
+        "spec": {
+            "queue": "default", "image": "trainer:1", "dataset": "/data/mnist.csv", "passes": 2,
+            "master": {"resources": {"cpu": "1", "memory": "1Gi"}},
+            "pservers": {"replicas": 1, "resources": {"cpu": "1", "memory": "1Gi"}},
+            "trainers": {"min": min, "max": max, "resources": {"cpu": "1", "memory": "1Gi", "gpus": 1}}
+        }
+    });
+    if let Some(s) = status {
+        tj["status"] = s;
+    }
+    tj
+}
+
+pub fn admitted_status(trainers: u32) -> Value {
+    json!({
+        "phase": "Running", "currentTrainers": trainers, "targetTrainers": trainers,
+        "startTime": "2026-11-23T09:00:05Z", "lastScaleTime": "2026-11-23T09:00:05Z", "observedGeneration": 1,
+        "conditions": [
+            {"type": "Admitted", "status": "True", "reason": "Admitted", "message": "placed",
+             "lastTransitionTime": "2026-11-23T09:00:05Z", "observedGeneration": 1},
+            {"type": "Running", "status": "True", "reason": "TrainersRunning", "message": format!("{trainers} of target {trainers} trainers running"),
+             "lastTransitionTime": "2026-11-23T09:00:05Z", "observedGeneration": 1}
+        ]
+    })
+}
+
+/// A pod of job `job` in `role`, bound to `node`, in `phase`.
+pub fn job_pod(job: &str, role: &str, index: u32, node: &str, phase: &str) -> Value {
+    let resources = if role == "trainer" {
+        json!({"requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}})
+    } else {
+        json!({"requests": {"cpu": "1", "memory": "1Gi"}})
+    };
+    json!({
+        "metadata": {
+            "name": format!("{job}-{role}-{index}"), "namespace": "ml", "uid": format!("pod-{job}-{role}-{index}"),
+            "labels": {"ebb.dev/job": job, "ebb.dev/role": role, "ebb.dev/index": index.to_string()},
+            "ownerReferences": [{"apiVersion": "ebb.dev/v1alpha1", "kind": "TrainingJob", "name": job,
+                                 "uid": job_uid(job), "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {"nodeName": node, "schedulerName": "ebb", "terminationGracePeriodSeconds": 30,
+                 "containers": [{"name": role, "image": "x", "resources": resources}]},
+        "status": {"phase": phase}
+    })
+}
+
+/// A pod ebb does not manage (an online service replica), bound or pending.
+pub fn service_pod(name: &str, cpu: &str, node: Option<&str>) -> Value {
+    let mut p = json!({
+        "metadata": {"name": name, "namespace": "web", "uid": format!("pod-{name}"), "labels": {"app": "nginx"}},
+        "spec": {"schedulerName": "default-scheduler",
+                 "containers": [{"name": "nginx", "image": "nginx", "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]},
+        "status": {"phase": if node.is_some() { "Running" } else { "Pending" }}
+    });
+    if let Some(n) = node {
+        p["spec"]["nodeName"] = json!(n);
+    }
+    p
+}
