@@ -1,5 +1,6 @@
 //! `ebb controller`: reflectors in, one plan per tick, API calls out; only the leader acts.
 
+mod expectations;
 mod http;
 mod leader;
 pub mod metrics;
@@ -78,6 +79,7 @@ pub async fn run(client: Client, config: ControllerConfig) -> Result<(), Control
     tracing::info!("initial lists loaded");
 
     let executor = Executor::new(client, config.instance, config.retry);
+    let mut expectations = expectations::Expectations::default();
     loop {
         tokio::select! {
             _ = changed.notified() => tokio::time::sleep(config.debounce).await,
@@ -94,12 +96,19 @@ pub async fn run(client: Client, config: ControllerConfig) -> Result<(), Control
             continue;
         }
         let started = Instant::now();
+        let objects = stores.objects();
+        if !expectations.settled(&objects, started) {
+            tracing::debug!("waiting for the watch to show the last tick's writes");
+            continue;
+        }
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let tick = decide(&stores.objects(), &config.policy, &config.render, &now);
+        let tick = decide(&objects, &config.policy, &config.render, &now);
         for w in &tick.build.warnings {
             tracing::debug!(warning = %w, "snapshot");
         }
         let report = executor.execute(&tick.actions).await;
+        let not_done = report.not_done.iter().copied().collect();
+        expectations.expect(&tick.actions, &not_done, Instant::now());
         let seconds = started.elapsed().as_secs_f64();
         metrics.record(&tick, seconds, report.failed.len());
         if !tick.actions.is_empty() {

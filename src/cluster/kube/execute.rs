@@ -33,6 +33,8 @@ pub struct Report {
     pub succeeded: usize,
     /// One line per action that still failed after its retries.
     pub failed: Vec<String>,
+    /// Indices of the actions not carried out (failed, or skipped as a consequence).
+    pub not_done: Vec<usize>,
 }
 
 pub struct Executor {
@@ -58,10 +60,11 @@ impl Executor {
         let mut report = Report::default();
         // A pod whose creation failed is not bound.
         let mut failed_pods: Vec<(String, String)> = Vec::new();
-        for action in actions {
+        for (i, action) in actions.iter().enumerate() {
             if let Action::Bind { namespace, pod, .. } = action
                 && failed_pods.contains(&(namespace.clone(), pod.clone()))
             {
+                report.not_done.push(i);
                 continue;
             }
             match self.one(action).await {
@@ -75,6 +78,7 @@ impl Executor {
                         ));
                     }
                     report.failed.push(format!("{}: {e}", describe(action)));
+                    report.not_done.push(i);
                 }
             }
         }
