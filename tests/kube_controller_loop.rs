@@ -7,6 +7,7 @@ use ebb::cluster::kube::RenderConfig;
 use ebb::cluster::kube::execute::Retry;
 use ebb::controller::ControllerConfig;
 use ebb::plan::Policy;
+use ebb::plan::file::SnapshotFile;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use serde_json::Value;
@@ -96,6 +97,8 @@ async fn the_controller_lists_waits_ticks_applies_and_serves_metrics() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
+    let dump_dir = std::env::temp_dir().join(format!("ebb-loop-dumps-{}", std::process::id()));
+    std::fs::create_dir_all(&dump_dir).unwrap();
     let config = ControllerConfig {
         tick: Duration::from_millis(300),
         debounce: Duration::from_millis(50),
@@ -110,6 +113,7 @@ async fn the_controller_lists_waits_ticks_applies_and_serves_metrics() {
             base: Duration::from_millis(1),
         },
         instance: Some("loop-test".into()),
+        dump_snapshots: Some(dump_dir.clone()),
     };
     let controller = tokio::spawn(ebb::controller::run(client, config));
 
@@ -153,5 +157,27 @@ async fn the_controller_lists_waits_ticks_applies_and_serves_metrics() {
     );
     assert!(metrics.contains("ebb_leader 1"), "{metrics}");
     assert!(metrics.contains("ebb_jobs{phase=\"Pending\"}"), "{metrics}");
+    // The tick's input replays through `ebb plan` to the same decision.
+    let response = http_get(port, "/debug/snapshot").await;
+    let body = response.split("\r\n\r\n").nth(1).expect("a body");
+    let served = SnapshotFile::parse(body).expect("a snapshot file");
+    assert_eq!(served.snapshot.nodes.len(), 4);
+    let dumps: Vec<_> = std::fs::read_dir(&dump_dir).unwrap().collect();
+    assert!(
+        !dumps.is_empty(),
+        "the first tick changed things, so it was dumped"
+    );
+    let dumped = std::fs::read_to_string(dumps[0].as_ref().unwrap().path()).unwrap();
+    let replayed = ebb::plan::plan(
+        &SnapshotFile::parse(&dumped).unwrap().snapshot,
+        &Policy::default(),
+    );
+    let bert = replayed
+        .jobs
+        .iter()
+        .find(|j| j.job.name == "bert")
+        .expect("bert planned");
+    assert!(bert.admitted);
     controller.abort();
+    let _ = std::fs::remove_dir_all(&dump_dir);
 }

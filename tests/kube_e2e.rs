@@ -57,6 +57,7 @@ async fn a_training_job_is_admitted_bound_and_cleaned_up_on_a_real_cluster() {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         retry: Retry::default(),
         instance: Some("e2e".into()),
+        dump_snapshots: None,
     };
     let controller = tokio::spawn(ebb::controller::run(client.clone(), config));
 

@@ -11,10 +11,12 @@ pub use leader::LeaseConfig;
 use crate::cluster::kube::execute::{Executor, Retry};
 use crate::cluster::kube::{RenderConfig, decide};
 use crate::plan::Policy;
+use crate::plan::file::SnapshotFile;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use metrics::Metrics;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +34,8 @@ pub struct ControllerConfig {
     pub retry: Retry,
     /// Name of this replica in Events (the pod name).
     pub instance: Option<String>,
+    /// Write the snapshot of every tick that changed something here, for `ebb plan`.
+    pub dump_snapshots: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +62,11 @@ pub async fn run(client: Client, config: ControllerConfig) -> Result<(), Control
             addr: config.http_addr,
             source,
         })?;
+    let last_snapshot = http::LastSnapshot::default();
     let app = http::router(http::HttpState {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        last_snapshot: last_snapshot.clone(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -106,6 +112,16 @@ pub async fn run(client: Client, config: ControllerConfig) -> Result<(), Control
         for w in &tick.build.warnings {
             tracing::debug!(warning = %w, "snapshot");
         }
+        let file = Arc::new(SnapshotFile::new(
+            tick.build.snapshot.clone(),
+            config.policy.clone(),
+        ));
+        if let (Some(dir), false) = (&config.dump_snapshots, tick.actions.is_empty()) {
+            dump(dir, &file);
+        }
+        if let Ok(mut last) = last_snapshot.lock() {
+            *last = Some(file);
+        }
         let report = executor.execute(&tick.actions).await;
         let not_done = report.not_done.iter().copied().collect();
         expectations.expect(&tick.actions, &not_done, Instant::now());
@@ -119,5 +135,14 @@ pub async fn run(client: Client, config: ControllerConfig) -> Result<(), Control
                 "tick applied"
             );
         }
+    }
+}
+
+/// A failed dump is logged, never fatal: the snapshot is a debugging aid.
+fn dump(dir: &Path, file: &SnapshotFile) {
+    let millis = (file.snapshot.time_s * 1000.0) as i64;
+    let path = dir.join(format!("tick-{millis}.json"));
+    if let Err(e) = std::fs::write(&path, file.to_json()) {
+        tracing::warn!(path = %path.display(), error = %e, "could not dump the snapshot");
     }
 }

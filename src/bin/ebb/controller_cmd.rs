@@ -7,6 +7,7 @@ use ebb::cluster::kube::execute::Retry;
 use ebb::controller::{ControllerConfig, LeaseConfig};
 use ebb::plan::Policy;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Args)]
@@ -38,6 +39,10 @@ pub struct ControllerArgs {
     /// A job that changed size less than this long ago is not shrunk for fairness alone.
     #[arg(long, default_value_t = 60.0)]
     scale_down_cooldown_s: f64,
+    /// Write the snapshot of every tick that changed something to DIR (replay it with
+    /// `ebb plan`); the last one is always at GET /debug/snapshot.
+    #[arg(long, value_name = "DIR")]
+    dump_snapshots: Option<PathBuf>,
 }
 
 pub fn controller(a: ControllerArgs) -> Result<()> {
@@ -49,6 +54,9 @@ pub fn controller(a: ControllerArgs) -> Result<()> {
         a.lease_duration_s >= 4,
         "--lease-duration-s must be at least 4"
     );
+    if let Some(dir) = &a.dump_snapshots {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let identity = a
         .identity
         .clone()
@@ -73,6 +81,7 @@ pub fn controller(a: ControllerArgs) -> Result<()> {
         http_addr: a.http_addr,
         retry: Retry::default(),
         instance: Some(identity),
+        dump_snapshots: a.dump_snapshots,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
