@@ -138,32 +138,38 @@ pub fn job_labels(job: &str, role: Role) -> BTreeMap<String, String> {
 }
 
 fn master_container(tj: &TrainingJob, base: Container, config: &RenderConfig) -> Container {
-    Container {
-        name: "master".into(),
-        image: Some(config.runtime_image.clone()),
-        command: Some(vec!["ebb".into(), "master".into()]),
-        args: Some(vec![
-            format!("--listen=0.0.0.0:{MASTER_PORT}"),
-            format!("--passes={}", tj.spec.passes),
-            format!("--state-dir={STATE_DIR}/master"),
-        ]),
-        ports: Some(vec![port("master", MASTER_PORT)]),
-        volume_mounts: Some(vec![state_mount()]),
-        ..base
-    }
+    let args = vec![
+        format!("--listen=0.0.0.0:{MASTER_PORT}"),
+        format!("--passes={}", tj.spec.passes),
+        format!("--state-dir={STATE_DIR}/master"),
+    ];
+    runtime_container(Role::Master, MASTER_PORT, args, base, config)
 }
 
 fn pserver_container(base: Container, index: u32, config: &RenderConfig) -> Container {
+    let args = vec![
+        format!("--listen=0.0.0.0:{PSERVER_PORT}"),
+        format!("--index={index}"),
+        format!("--checkpoint-dir={STATE_DIR}/pserver"),
+    ];
+    runtime_container(Role::Pserver, PSERVER_PORT, args, base, config)
+}
+
+/// A master or pserver: ebb's own binary, its state on the pod's volume.
+fn runtime_container(
+    role: Role,
+    listen_port: i32,
+    args: Vec<String>,
+    base: Container,
+    config: &RenderConfig,
+) -> Container {
+    let name = role_label(role);
     Container {
-        name: "pserver".into(),
+        name: name.into(),
         image: Some(config.runtime_image.clone()),
-        command: Some(vec!["ebb".into(), "pserver".into()]),
-        args: Some(vec![
-            format!("--listen=0.0.0.0:{PSERVER_PORT}"),
-            format!("--index={index}"),
-            format!("--checkpoint-dir={STATE_DIR}/pserver"),
-        ]),
-        ports: Some(vec![port("pserver", PSERVER_PORT)]),
+        command: Some(vec!["ebb".into(), name.into()]),
+        args: Some(args),
+        ports: Some(vec![port(name, listen_port)]),
         volume_mounts: Some(vec![state_mount()]),
         ..base
     }
