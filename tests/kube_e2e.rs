@@ -4,7 +4,7 @@
 
 use ebb::cluster::kube::RenderConfig;
 use ebb::cluster::kube::execute::Retry;
-use ebb::controller::ControllerConfig;
+use ebb::controller::{ControllerConfig, LeaseConfig};
 use ebb::crd::{TrainingJob, TrainingQueue};
 use ebb::plan::Policy;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -53,7 +53,14 @@ async fn a_training_job_is_admitted_bound_and_cleaned_up_on_a_real_cluster() {
         render: RenderConfig {
             runtime_image: "busybox:1.36".into(),
         },
-        lease: None,
+        // The real Lease path: this replica must win it before it acts.
+        lease: Some(LeaseConfig {
+            name: "ebb-e2e".into(),
+            namespace: ns.clone(),
+            identity: "e2e".into(),
+            duration_s: 15,
+            grace_s: 5,
+        }),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         retry: Retry::default(),
         instance: Some("e2e".into()),
