@@ -24,7 +24,7 @@ fn assert_trained(s: &StatusReply) {
 
 #[test]
 fn three_trainers_reach_ninety_percent() {
-    let mut job = Job::start("basic", 2, &[]);
+    let mut job = Job::start("basic", 2, &["--exit-when-done-s", "1"]);
     for i in 0..3 {
         job.add_trainer(&format!("t{i}"));
     }
@@ -36,6 +36,8 @@ fn three_trainers_reach_ninety_percent() {
     let model =
         std::fs::read_to_string(job.dir.join("model/model.json")).expect("final model written");
     assert!(model.contains("\"accuracy\""));
+    // The master ends the job itself: that is how a pod or local process says "done".
+    assert!(wait_exit(&mut job.master, Duration::from_secs(15)).success());
 }
 
 #[test]

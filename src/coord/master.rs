@@ -127,6 +127,12 @@ impl MasterService {
         }
     }
 
+    /// Every pass is done and the final model was saved and evaluated.
+    pub fn done(&self) -> bool {
+        let inner = self.lock();
+        inner.book.finished() && inner.book.final_saved()
+    }
+
     pub fn server(self) -> MasterServer<MasterService> {
         MasterServer::new(self)
             .max_decoding_message_size(MAX_MASTER_MESSAGE)
@@ -334,6 +340,9 @@ impl Master for MasterService {
 }
 
 /// Serves until `shutdown` resolves, then writes a final snapshot.
+/// How long in-flight calls get to finish once the master is told to stop.
+const DRAIN: Duration = Duration::from_secs(2);
+
 pub async fn serve(
     service: MasterService,
     listener: tokio::net::TcpListener,
@@ -358,10 +367,22 @@ pub async fn serve(
             },
         )
     };
-    let result = tonic::transport::Server::builder()
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
         .add_service(service.clone().server())
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming(listener), async {
+            let _ = stopped.await;
+        });
+    tokio::pin!(server);
+    let result = tokio::select! {
+        r = &mut server => r,
+        _ = shutdown => {
+            let _ = stop.send(());
+            // Graceful shutdown waits for every connection to close; a client that keeps
+            // one open (a status poller) must not keep the master alive.
+            tokio::time::timeout(DRAIN, &mut server).await.unwrap_or(Ok(()))
+        }
+    };
     reaper.abort();
     syncer.abort();
     service.compact();

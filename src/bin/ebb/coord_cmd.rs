@@ -49,6 +49,10 @@ pub struct MasterArgs {
     /// Rewrite the snapshot after this many journal records.
     #[arg(long, default_value_t = 10_000)]
     compact_every: u64,
+    /// Exit 0 this many seconds after the job is done (every pass, final model saved),
+    /// so trainers still asking hear "finished" and the pod or process ends.
+    #[arg(long, value_name = "SECONDS")]
+    exit_when_done_s: Option<u64>,
 }
 
 #[derive(Args)]
@@ -177,12 +181,31 @@ pub fn master(a: MasterArgs) -> Result<()> {
         compact_every: a.compact_every,
     };
     let service = MasterService::open(&config)?;
+    let linger = a.exit_when_done_s.map(Duration::from_secs);
     runtime()?.block_on(async {
         let listener = bind(&a.listen, a.addr_file.as_ref()).await?;
-        master::serve(service, listener, &config, terminated())
+        let watched = service.clone();
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminated() => {}
+                _ = done_then(watched, linger) => tracing::info!("job done; exiting"),
+            }
+        };
+        master::serve(service, listener, &config, shutdown)
             .await
             .context("serving")
     })
+}
+
+/// Resolves `linger` after the master is done; never without `linger`.
+async fn done_then(service: MasterService, linger: Option<Duration>) {
+    let Some(linger) = linger else {
+        return std::future::pending().await;
+    };
+    while !service.done() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(linger).await;
 }
 
 pub fn pserver(a: PserverArgs) -> Result<()> {

@@ -142,6 +142,8 @@ fn master_container(tj: &TrainingJob, base: Container, config: &RenderConfig) ->
         format!("--listen=0.0.0.0:{MASTER_PORT}"),
         format!("--passes={}", tj.spec.passes),
         format!("--state-dir={STATE_DIR}/master"),
+        // The pod succeeds when the job does: that is how the controller sees the end.
+        "--exit-when-done-s=15".to_string(),
     ];
     runtime_container(Role::Master, MASTER_PORT, args, base, config)
 }
