@@ -2,7 +2,10 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let files = protox::compile(["ebb/v1/coord.proto"], ["proto"])?;
-    tonic_prost_build::configure().compile_fds(files)?;
+    let files = protox::compile(["ebb/v1/coord.proto", "ebb/v1/control.proto"], ["proto"])?;
+    // Ordered maps: ebbctl prints them, and tables must not reshuffle between rows.
+    tonic_prost_build::configure()
+        .btree_map(".")
+        .compile_fds(files)?;
     Ok(())
 }

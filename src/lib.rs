@@ -3,7 +3,9 @@
 //! `model` is the plain data, `plan` the pure decision; everything else (backends,
 //! services, binaries) moves data in and out of `plan::plan`.
 
+pub mod api;
 pub mod bench;
+pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod coord;

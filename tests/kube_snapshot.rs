@@ -300,3 +300,33 @@ fn one_tick_on_the_recorded_cluster() {
     assert_eq!(bert.phase, ebb::crd::JobPhase::Running);
     assert!(bert.target_trainers >= 1);
 }
+
+#[test]
+fn a_finished_jobs_running_pods_still_hold_their_room() {
+    use ebb::cluster::kube::ClusterObjects;
+    let objects = ClusterObjects {
+        nodes: vec![parse(node("n1", "8", "16Gi", 4))],
+        pods: vec![
+            parse(job_pod("done", "master", 0, "n1", "Succeeded")),
+            parse(job_pod("done", "pserver", 0, "n1", "Running")),
+            parse(job_pod("done", "trainer", 0, "n1", "Running")),
+        ],
+        hpas: vec![],
+        jobs: vec![parse(training_job("done", 1, 1, Some(admitted_status(1))))],
+        queues: vec![],
+    };
+    let build = build_snapshot(&objects, &at("2026-11-23T10:00:00Z"));
+    assert!(build.snapshot.jobs.is_empty(), "the job is over");
+    let holding: Vec<&str> = build
+        .snapshot
+        .other_pods
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(
+        holding,
+        ["done-pserver-0", "done-trainer-0"],
+        "until they are gone"
+    );
+    assert_eq!(build.finished.len(), 1);
+}

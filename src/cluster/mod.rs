@@ -2,4 +2,5 @@
 //! and local-process backends join it with their issues.
 
 pub mod kube;
+pub mod local;
 pub mod sim;

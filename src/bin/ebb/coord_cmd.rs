@@ -111,7 +111,7 @@ pub struct TrainerArgs {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn terminated() {
+pub async fn terminated() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),

@@ -8,6 +8,7 @@ mod controller_cmd;
 mod coord_cmd;
 mod plan_cmd;
 mod sim_cmd;
+mod up_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +41,12 @@ enum Command {
     Controller(controller_cmd::ControllerArgs),
     /// Print the CustomResourceDefinitions (TrainingJob, TrainingQueue) as YAML.
     Crds,
+    /// The whole system on this machine: controller, control API, and a declared
+    /// cluster whose pods are local processes.
+    Up(up_cmd::UpArgs),
+    /// A minimal HTTP service that counts requests (the online service `ebb up` scales).
+    #[command(hide = true)]
+    ServeHttp(up_cmd::ServeHttpArgs),
     /// Plan one cluster snapshot from a file (or stdin) and print, or explain, the plan.
     Plan(plan_cmd::PlanArgs),
     /// Run a scenario on the simulator (the same planner, a virtual cluster and clock).
@@ -132,6 +139,8 @@ fn main() -> Result<()> {
         Command::Trainer(a) => coord_cmd::trainer(a),
         Command::Controller(a) => controller_cmd::controller(a),
         Command::Crds => controller_cmd::crds(),
+        Command::Up(a) => up_cmd::up(a),
+        Command::ServeHttp(a) => up_cmd::serve_http(a),
         Command::Plan(a) => plan_cmd::plan(a),
         Command::Sim(a) => sim_cmd::sim(a),
         Command::Bench(Bench::Plan(a)) => bench_plan(a),

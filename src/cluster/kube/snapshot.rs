@@ -76,9 +76,6 @@ pub fn build_snapshot(objects: &ClusterObjects, now: &Time) -> SnapshotBuild {
             tj.metadata.namespace.clone().unwrap_or_default(),
             tj.metadata.name.clone().unwrap_or_default(),
         );
-        if tj.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
-            continue;
-        }
         let pods = tj
             .metadata
             .uid
@@ -86,8 +83,19 @@ pub fn build_snapshot(objects: &ClusterObjects, now: &Time) -> SnapshotBuild {
             .and_then(|uid| pods_by_job.get(uid))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        if let Some((phase, why)) = master_outcome(pods) {
-            out.finished.push((key, phase, why));
+        let finished_before = tj.status.as_ref().is_some_and(|s| s.phase.is_finished());
+        let outcome = if finished_before {
+            None
+        } else {
+            master_outcome(pods)
+        };
+        if finished_before || outcome.is_some() {
+            // Its pods still hold their room until they are gone.
+            let still_there = pods.iter().filter_map(|p| other_pod(p, &mut out.warnings));
+            out.snapshot.other_pods.extend(still_there);
+            if let Some((phase, why)) = outcome {
+                out.finished.push((key, phase, why));
+            }
             continue;
         }
         let submit = tj

@@ -1,0 +1,240 @@
+//! Between the control API's messages and the TrainingJob / TrainingQueue resources both
+//! backends store; validation here is what makes INVALID_ARGUMENT name the field.
+
+use super::proto;
+use crate::cluster::kube::job_spec::{job_model, queue_model};
+use crate::crd::{
+    DNS_LABEL_PATTERN, MasterSpec, PserverSpec, ResourceSpec, TrainerSpec, TrainingJob,
+    TrainingJobSpec, TrainingQueue, TrainingQueueSpec,
+};
+use crate::model::default_queue;
+use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use tonic::Status;
+
+/// The image `ebb up` and the examples run when a spec names none.
+pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/ebb-dev/ebb:", env!("CARGO_PKG_VERSION"));
+
+fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {message}"))
+}
+
+pub fn check_name(field: &str, value: &str) -> Result<(), Status> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("{value:?} is not a DNS label ({DNS_LABEL_PATTERN}, at most 63 characters)"),
+        ))
+    }
+}
+
+fn resources(r: Option<&proto::Resources>) -> ResourceSpec {
+    let r = r.cloned().unwrap_or_default();
+    ResourceSpec {
+        cpu: (!r.cpu.is_empty()).then_some(r.cpu),
+        memory: (!r.memory.is_empty()).then_some(r.memory),
+        gpus: (r.gpus > 0).then_some(r.gpus),
+    }
+}
+
+fn resources_proto(r: &ResourceSpec) -> proto::Resources {
+    proto::Resources {
+        cpu: r.cpu.clone().unwrap_or_default(),
+        memory: r.memory.clone().unwrap_or_default(),
+        gpus: r.gpus.unwrap_or(0),
+    }
+}
+
+/// A submitted spec as the TrainingJob it becomes, defaults filled in, or
+/// INVALID_ARGUMENT naming the first wrong field.
+pub fn training_job(spec: &proto::JobSpec) -> Result<TrainingJob, Status> {
+    let namespace = if spec.namespace.is_empty() {
+        "default".to_string()
+    } else {
+        spec.namespace.clone()
+    };
+    check_name("metadata.namespace", &namespace)?;
+    check_name("metadata.name", &spec.name)?;
+    let queue = if spec.queue.is_empty() {
+        default_queue()
+    } else {
+        spec.queue.clone()
+    };
+    check_name("spec.queue", &queue)?;
+    if spec.passes > 100_000 {
+        return Err(invalid("spec.passes", "at most 100000"));
+    }
+    if spec.max_trainers > 10_000 {
+        return Err(invalid("spec.trainers.max", "at most 10000"));
+    }
+    if spec.pservers > 128 {
+        return Err(invalid("spec.pservers.replicas", "at most 128"));
+    }
+    if !(-1000..=1000).contains(&spec.priority) {
+        return Err(invalid("spec.priority", "between -1000 and 1000"));
+    }
+    for (field, r) in [
+        ("spec.master.resources.gpus", &spec.master),
+        ("spec.pservers.resources.gpus", &spec.pserver),
+        ("spec.trainers.resources.gpus", &spec.trainer),
+    ] {
+        if r.as_ref().is_some_and(|r| r.gpus > 64) {
+            return Err(invalid(field, "at most 64"));
+        }
+    }
+    if spec.dataset.is_empty() {
+        return Err(invalid(
+            "spec.dataset",
+            "name the training data (a path or URL)",
+        ));
+    }
+    let mut env: Vec<EnvVar> = spec
+        .env
+        .iter()
+        .map(|(name, value)| EnvVar {
+            name: name.clone(),
+            value: Some(value.clone()),
+            value_from: None,
+        })
+        .collect();
+    env.sort_by(|a, b| a.name.cmp(&b.name));
+    let tj = TrainingJob {
+        metadata: ObjectMeta {
+            name: Some(spec.name.clone()),
+            namespace: Some(namespace),
+            ..ObjectMeta::default()
+        },
+        spec: TrainingJobSpec {
+            queue,
+            priority: spec.priority,
+            weight: if spec.weight == 0.0 { 1.0 } else { spec.weight },
+            image: if spec.image.is_empty() {
+                DEFAULT_IMAGE.to_string()
+            } else {
+                spec.image.clone()
+            },
+            master: MasterSpec {
+                resources: resources(spec.master.as_ref()),
+            },
+            pservers: PserverSpec {
+                replicas: spec.pservers,
+                resources: resources(spec.pserver.as_ref()),
+            },
+            trainers: TrainerSpec {
+                min: spec.min_trainers,
+                max: spec.max_trainers,
+                resources: resources(spec.trainer.as_ref()),
+                command: spec.command.clone(),
+                args: spec.args.clone(),
+                env,
+            },
+            dataset: spec.dataset.clone(),
+            passes: spec.passes.max(1),
+            template: None,
+        },
+        status: None,
+    };
+    // The same checks the controller applies (quantities, bounds, min <= max).
+    job_model(&tj, 0.0).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(tj)
+}
+
+pub fn job_spec(tj: &TrainingJob) -> proto::JobSpec {
+    let s = &tj.spec;
+    proto::JobSpec {
+        namespace: tj.metadata.namespace.clone().unwrap_or_default(),
+        name: tj.metadata.name.clone().unwrap_or_default(),
+        queue: s.queue.clone(),
+        priority: s.priority,
+        weight: s.weight,
+        image: s.image.clone(),
+        command: s.trainers.command.clone(),
+        args: s.trainers.args.clone(),
+        env: s
+            .trainers
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect(),
+        master: Some(resources_proto(&s.master.resources)),
+        pservers: s.pservers.replicas,
+        pserver: Some(resources_proto(&s.pservers.resources)),
+        min_trainers: s.trainers.min,
+        max_trainers: s.trainers.max,
+        trainer: Some(resources_proto(&s.trainers.resources)),
+        dataset: s.dataset.clone(),
+        passes: s.passes,
+    }
+}
+
+pub fn seconds(t: Option<&Time>) -> f64 {
+    t.map_or(0.0, crate::cluster::kube::snapshot::seconds)
+}
+
+pub fn job_status(tj: &TrainingJob) -> proto::JobStatus {
+    let s = tj.status.clone().unwrap_or_default();
+    proto::JobStatus {
+        phase: s.phase.as_str().to_string(),
+        conditions: s
+            .conditions
+            .iter()
+            .map(|c| proto::Condition {
+                r#type: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+                last_transition_s: seconds(Some(&c.last_transition_time)),
+            })
+            .collect(),
+        current_trainers: s.current_trainers,
+        target_trainers: s.target_trainers,
+        submit_s: seconds(tj.metadata.creation_timestamp.as_ref()),
+        start_s: seconds(s.start_time.as_ref()),
+        completion_s: seconds(s.completion_time.as_ref()),
+        progress: None,
+        pods: Default::default(),
+    }
+}
+
+pub fn training_queue(q: &proto::Queue) -> Result<TrainingQueue, Status> {
+    check_name("metadata.name", &q.name)?;
+    if !q.parent.is_empty() {
+        check_name("spec.parent", &q.parent)?;
+    }
+    let tq = TrainingQueue {
+        metadata: ObjectMeta {
+            name: Some(q.name.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: TrainingQueueSpec {
+            weight: if q.weight == 0.0 { 1.0 } else { q.weight },
+            guaranteed: resources(q.guaranteed.as_ref()),
+            limit: q.limit.as_ref().map(|l| resources(Some(l))),
+            parent: (!q.parent.is_empty()).then(|| q.parent.clone()),
+        },
+    };
+    if !(0.01..=1000.0).contains(&tq.spec.weight) {
+        return Err(invalid("spec.weight", "between 0.01 and 1000"));
+    }
+    queue_model(&tq).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(tq)
+}
+
+pub fn queue_proto(tq: &TrainingQueue) -> proto::Queue {
+    proto::Queue {
+        name: tq.metadata.name.clone().unwrap_or_default(),
+        weight: tq.spec.weight,
+        guaranteed: Some(resources_proto(&tq.spec.guaranteed)),
+        limit: tq.spec.limit.as_ref().map(resources_proto),
+        parent: tq.spec.parent.clone().unwrap_or_default(),
+    }
+}

@@ -1,0 +1,5 @@
+//! ebbctl's library half: its config file and its connection to the control API.
+
+pub mod client;
+pub mod config;
+pub mod output;

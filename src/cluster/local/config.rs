@@ -1,0 +1,156 @@
+//! The declared virtual cluster of `ebb up`: nodes and online services, from flags or a
+//! YAML file.
+
+use crate::cluster::kube::quantity::{Unit, parse_quantity};
+use crate::model::{self, Resources};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalClusterSpec {
+    pub nodes: Vec<NodeDecl>,
+    #[serde(default)]
+    pub services: Vec<ServiceDecl>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDecl {
+    pub name: String,
+    /// Kubernetes quantities, as in a pod spec.
+    pub cpu: String,
+    pub memory: String,
+    #[serde(default)]
+    pub gpus: u32,
+}
+
+/// An online service: replicas of `ebb serve-http`, scaled on request rate the way an
+/// HPA scales on a metric: desired = ceil(rate / target_rps_per_replica).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDecl {
+    pub name: String,
+    pub cpu: String,
+    pub memory: String,
+    #[serde(default = "one")]
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub target_rps_per_replica: f64,
+    /// Seconds the rate must stay low before replicas are removed (HPA's
+    /// scale-down stabilization window).
+    #[serde(default = "default_window")]
+    pub scale_down_window_s: f64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_window() -> f64 {
+    15.0
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{field}: {message}")]
+pub struct ClusterSpecError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: String, message: impl Into<String>) -> ClusterSpecError {
+    ClusterSpecError {
+        field,
+        message: message.into(),
+    }
+}
+
+pub fn resources(
+    field: &str,
+    cpu: &str,
+    memory: &str,
+    gpus: u32,
+) -> Result<Resources, ClusterSpecError> {
+    let cpu = parse_quantity(&format!("{field}.cpu"), cpu, Unit::Milli)
+        .map_err(|e| err(format!("{field}.cpu"), e.why))?;
+    let memory = parse_quantity(&format!("{field}.memory"), memory, Unit::Whole)
+        .map_err(|e| err(format!("{field}.memory"), e.why))?;
+    let r = Resources::new(cpu, memory, i64::from(gpus));
+    r.validate(field, true)
+        .map_err(|e| err(field.to_string(), e.to_string()))?;
+    Ok(r)
+}
+
+impl LocalClusterSpec {
+    /// `count` identical nodes `node-0`..
+    pub fn uniform(count: u32, cpu: &str, memory: &str, gpus: u32) -> LocalClusterSpec {
+        LocalClusterSpec {
+            nodes: (0..count)
+                .map(|i| NodeDecl {
+                    name: format!("node-{i}"),
+                    cpu: cpu.to_string(),
+                    memory: memory.to_string(),
+                    gpus,
+                })
+                .collect(),
+            services: Vec::new(),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<LocalClusterSpec, ClusterSpecError> {
+        let spec: LocalClusterSpec =
+            serde_saphyr::from_str(text).map_err(|e| err("cluster file".into(), e.to_string()))?;
+        spec.nodes()?;
+        for (i, s) in spec.services.iter().enumerate() {
+            let field = format!("services[{i}]");
+            resources(&field, &s.cpu, &s.memory, 0)?;
+            if s.min_replicas > s.max_replicas || s.max_replicas == 0 || s.max_replicas > 1000 {
+                return Err(err(
+                    format!("{field}.max_replicas"),
+                    "need 1 <= min <= max <= 1000",
+                ));
+            }
+            if !(s.target_rps_per_replica.is_finite() && s.target_rps_per_replica > 0.0) {
+                return Err(err(
+                    format!("{field}.target_rps_per_replica"),
+                    "must be > 0",
+                ));
+            }
+        }
+        Ok(spec)
+    }
+
+    pub fn nodes(&self) -> Result<Vec<model::Node>, ClusterSpecError> {
+        if self.nodes.is_empty() {
+            return Err(err("nodes".into(), "declare at least one node"));
+        }
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let r = resources(&format!("nodes[{i}]"), &n.cpu, &n.memory, n.gpus)?;
+                Ok(model::Node::new(n.name.clone(), r))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_files_and_bad_files() {
+        let nodes = LocalClusterSpec::uniform(2, "8", "16Gi", 1)
+            .nodes()
+            .unwrap();
+        assert_eq!(nodes[1].name, "node-1");
+        assert_eq!(nodes[1].allocatable, Resources::new(8000, 16 << 30, 1));
+        let e = LocalClusterSpec::parse("nodes: [{name: a, cpu: lots, memory: 1Gi}]").unwrap_err();
+        assert_eq!(e.field, "nodes[0].cpu");
+        let e = LocalClusterSpec::parse(
+            "nodes: [{name: a, cpu: '1', memory: 1Gi}]\nservices: [{name: web, cpu: '1', memory: 1Gi, max_replicas: 2, target_rps_per_replica: 0}]",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "services[0].target_rps_per_replica");
+    }
+}

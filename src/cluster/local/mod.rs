@@ -1,0 +1,14 @@
+//! The embedded cluster of `ebb up`: declared nodes, pods as local processes, the same
+//! planner and status logic as the Kubernetes controller, and the control API.
+
+pub mod backend;
+pub mod config;
+pub mod jobs;
+pub mod process;
+pub mod runtime;
+pub mod services;
+pub mod world;
+
+pub use backend::LocalBackend;
+pub use config::LocalClusterSpec;
+pub use world::World;
