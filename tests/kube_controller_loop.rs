@@ -114,6 +114,7 @@ async fn the_controller_lists_waits_ticks_applies_and_serves_metrics() {
         },
         instance: Some("loop-test".into()),
         dump_snapshots: Some(dump_dir.clone()),
+        control: None,
     };
     let controller = tokio::spawn(ebb::controller::run(client, config));
 

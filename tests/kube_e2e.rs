@@ -65,6 +65,7 @@ async fn a_training_job_is_admitted_bound_and_cleaned_up_on_a_real_cluster() {
         retry: Retry::default(),
         instance: Some("e2e".into()),
         dump_snapshots: None,
+        control: None,
     };
     let controller = tokio::spawn(ebb::controller::run(client.clone(), config));
 

@@ -78,6 +78,17 @@ fn two_jobs_share_the_cluster_the_first_shrinks_and_both_finish_trained() {
     assert_trained(&up.job("first"));
     assert_trained(&up.job("second"));
 
+    let watched = up.ctl(&["watch", "first"]);
+    let text = String::from_utf8_lossy(&watched.stdout);
+    assert!(
+        watched.status.success() && text.contains("default/first Succeeded"),
+        "{text}"
+    );
+    let yaml = up.ctl(&["get", "second", "-o", "yaml"]);
+    assert!(String::from_utf8_lossy(&yaml.stdout).contains("phase: Succeeded"));
+    let completions = up.ctl(&["completions", "bash"]);
+    assert!(String::from_utf8_lossy(&completions.stdout).contains("ebbctl"));
+
     let top = up.ctl(&["top", "--count", "1"]);
     let text = String::from_utf8_lossy(&top.stdout);
     assert!(

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod cluster_state;
 pub mod convert;
 pub mod proto;
 pub mod serve;

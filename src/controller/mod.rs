@@ -36,6 +36,14 @@ pub struct ControllerConfig {
     pub instance: Option<String>,
     /// Write the snapshot of every tick that changed something here, for `ebb plan`.
     pub dump_snapshots: Option<PathBuf>,
+    /// Serve the control API (ebbctl) here.
+    pub control: Option<ControlConfig>,
+}
+
+pub struct ControlConfig {
+    pub addr: SocketAddr,
+    pub auth: crate::api::AuthConfig,
+    pub tls: Option<crate::api::serve::TlsFiles>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +57,8 @@ pub enum ControllerError {
     },
     #[error("leader election stopped; exiting so the Deployment restarts this replica")]
     LeaseStopped,
+    #[error("control API: {0}")]
+    Control(#[from] crate::api::serve::ServeError),
     #[error("a watch stopped before its initial list")]
     WatchStopped,
 }
@@ -76,6 +86,9 @@ pub async fn run(client: Client, config: ControllerConfig) -> Result<(), Control
 
     let changed = Arc::new(Notify::new());
     let stores = reflect::Stores::start(&client, changed.clone());
+    if let Some(control) = config.control {
+        serve_control(&client, &stores, last_snapshot.clone(), control).await?;
+    }
     let mut leader = leader::leadership(&client, config.lease).await?;
     stores
         .wait_until_ready()
@@ -145,4 +158,37 @@ fn dump(dir: &Path, file: &SnapshotFile) {
     if let Err(e) = std::fs::write(&path, file.to_json()) {
         tracing::warn!(path = %path.display(), error = %e, "could not dump the snapshot");
     }
+}
+
+/// Every replica serves ebbctl (reads come from its caches, writes go to the API
+/// server), leader or not.
+async fn serve_control(
+    client: &Client,
+    stores: &reflect::Stores,
+    last_snapshot: http::LastSnapshot,
+    control: ControlConfig,
+) -> Result<(), ControllerError> {
+    use crate::cluster::kube::control::KubeBackend;
+    let listener = tokio::net::TcpListener::bind(control.addr)
+        .await
+        .map_err(|source| ControllerError::Http {
+            addr: control.addr,
+            source,
+        })?;
+    let backend = KubeBackend::new(
+        client.clone(),
+        stores.jobs(),
+        stores.queues(),
+        last_snapshot,
+    );
+    backend.spawn_event_feed(Duration::from_millis(500));
+    let api = crate::api::Control::new(Arc::new(backend), control.auth);
+    tokio::spawn(async move {
+        let never = std::future::pending::<()>();
+        if let Err(e) = crate::api::serve::serve(api, listener, control.tls, never).await {
+            tracing::error!(error = %e, "control API stopped");
+        }
+    });
+    tracing::info!(addr = %control.addr, "control API listening");
+    Ok(())
 }

@@ -44,6 +44,14 @@ impl Stores {
         self.queues.wait_until_ready().await
     }
 
+    pub fn jobs(&self) -> Store<TrainingJob> {
+        self.jobs.clone()
+    }
+
+    pub fn queues(&self) -> Store<TrainingQueue> {
+        self.queues.clone()
+    }
+
     pub fn objects(&self) -> ClusterObjects {
         ClusterObjects {
             nodes: self.nodes.state(),

@@ -2,9 +2,11 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ebb::api::AuthConfig;
+use ebb::api::serve::TlsFiles;
 use ebb::cluster::kube::RenderConfig;
 use ebb::cluster::kube::execute::Retry;
-use ebb::controller::{ControllerConfig, LeaseConfig};
+use ebb::controller::{ControlConfig, ControllerConfig, LeaseConfig};
 use ebb::plan::Policy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +45,17 @@ pub struct ControllerArgs {
     /// `ebb plan`); the last one is always at GET /debug/snapshot.
     #[arg(long, value_name = "DIR")]
     dump_snapshots: Option<PathBuf>,
+    /// Serve the control API (ebbctl) here; needs --auth.
+    #[arg(long, requires = "auth")]
+    control_addr: Option<SocketAddr>,
+    /// Tokens, roles and namespaces for the control API (YAML, see docs/control-api.md).
+    #[arg(long)]
+    auth: Option<PathBuf>,
+    /// Serve the control API over TLS with this certificate (PEM) and --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
 }
 
 pub fn controller(a: ControllerArgs) -> Result<()> {
@@ -57,6 +70,25 @@ pub fn controller(a: ControllerArgs) -> Result<()> {
     if let Some(dir) = &a.dump_snapshots {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let control = match (&a.control_addr, &a.auth) {
+        // The Deployment mounts the auth Secret as optional: no Secret, no control API.
+        (Some(_), Some(auth)) if !auth.exists() => {
+            tracing::warn!(path = %auth.display(), "control API off: no auth file (create the ebb-control-auth Secret)");
+            None
+        }
+        (Some(addr), Some(auth)) => Some(ControlConfig {
+            addr: *addr,
+            auth: AuthConfig::load(auth)?,
+            tls: match (&a.tls_cert, &a.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+        }),
+        _ => None,
+    };
     let identity = a
         .identity
         .clone()
@@ -82,6 +114,7 @@ pub fn controller(a: ControllerArgs) -> Result<()> {
         retry: Retry::default(),
         instance: Some(identity),
         dump_snapshots: a.dump_snapshots,
+        control,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

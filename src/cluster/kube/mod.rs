@@ -2,6 +2,7 @@
 //! is pure and tested against recorded API objects.
 
 pub mod actions;
+pub mod control;
 pub mod execute;
 pub mod job_spec;
 pub mod names;

@@ -3,10 +3,11 @@
 use super::jobs::JobRecord;
 use super::world::World;
 use crate::api::ControlBackend;
+use crate::api::cluster_state::from_snapshot;
 use crate::api::proto::{self, ClusterState, Job, JobEvent};
 use crate::cluster::kube::job_spec::job_model;
 use crate::crd::{TrainingJob, TrainingQueue};
-use crate::model::{JobKey, Resources, Role};
+use crate::model::JobKey;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 use tonic::Status;
@@ -37,14 +38,6 @@ pub fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
 
 fn not_found(namespace: &str, name: &str) -> Status {
     Status::not_found(format!("job {namespace}/{name} does not exist"))
-}
-
-fn quantity(r: Resources) -> proto::Resources {
-    proto::Resources {
-        cpu: format!("{}m", r.cpu_milli),
-        memory: format!("{}", r.memory_bytes),
-        gpus: u32::try_from(r.gpus).unwrap_or(0),
-    }
 }
 
 #[tonic::async_trait]
@@ -132,45 +125,13 @@ impl ControlBackend for LocalBackend {
         let Some(snapshot) = &world.last_snapshot else {
             return Err(Status::unavailable("the first tick has not run yet"));
         };
-        let usage = snapshot.usage_by_node();
-        let mut state = ClusterState {
-            time_s: snapshot.time_s,
-            ..ClusterState::default()
-        };
-        let (mut capacity, mut allocated) = (Resources::ZERO, Resources::ZERO);
-        for n in &snapshot.nodes {
-            let used = usage.get(n.name.as_str()).copied().unwrap_or_default();
-            capacity = capacity.add(&n.allocatable);
-            allocated = allocated.add(&used);
-            state.nodes.push(proto::NodeState {
-                name: n.name.clone(),
-                allocatable: Some(quantity(n.allocatable)),
-                allocated: Some(quantity(used)),
-                unschedulable: n.unschedulable,
-            });
-        }
-        let ratio = |u: i64, t: i64| if t > 0 { u as f64 / t as f64 } else { 0.0 };
-        state.cpu_util = ratio(allocated.cpu_milli, capacity.cpu_milli);
-        state.memory_util = ratio(allocated.memory_bytes, capacity.memory_bytes);
-        state.gpu_util = ratio(allocated.gpus, capacity.gpus);
-        state.capacity = Some(quantity(capacity));
-        state.allocated = Some(quantity(allocated));
-        for (key, record) in &world.jobs {
-            let trainers = record
-                .pods
-                .values()
-                .filter(|(r, p)| *r == Role::Trainer && p.holds_resources())
-                .count() as u32;
-            state.trainers.insert(key.to_string(), trainers);
-            state.pods += record
-                .pods
-                .values()
-                .filter(|(_, p)| p.holds_resources())
-                .count() as u32;
+        let mut state = from_snapshot(snapshot);
+        // Finished jobs stay listed (with 0 trainers) so `ebbctl top` keeps its columns.
+        for key in world.jobs.keys() {
+            state.trainers.entry(key.to_string()).or_insert(0);
         }
         for svc in &world.services {
             let running = svc.pods.values().filter(|p| p.holds_resources()).count() as u32;
-            state.pods += running;
             state.services.push(proto::ServiceState {
                 name: svc.decl.name.clone(),
                 replicas: running,

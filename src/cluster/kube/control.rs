@@ -1,0 +1,196 @@
+//! The control API on Kubernetes: jobs and queues are the TrainingJob and TrainingQueue
+//! objects themselves, so `kubectl` and `ebbctl` see the same thing.
+
+use crate::api::ControlBackend;
+use crate::api::cluster_state::from_snapshot;
+use crate::api::convert::{job_spec, job_status};
+use crate::api::proto::{ClusterState, Job, JobEvent};
+use crate::crd::{TrainingJob, TrainingQueue};
+use crate::plan::file::SnapshotFile;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tonic::Status;
+
+use super::names::CONTROLLER_NAME;
+
+#[derive(Clone)]
+pub struct KubeBackend {
+    client: kube::Client,
+    jobs: Store<TrainingJob>,
+    queues: Store<TrainingQueue>,
+    last_snapshot: Arc<Mutex<Option<Arc<SnapshotFile>>>>,
+    events: broadcast::Sender<JobEvent>,
+}
+
+pub fn job_message(tj: &TrainingJob) -> Job {
+    Job {
+        spec: Some(job_spec(tj)),
+        status: Some(job_status(tj)),
+    }
+}
+
+/// Kubernetes' answer as a gRPC status with the same meaning.
+pub fn status_of(e: kube::Error) -> Status {
+    match &e {
+        kube::Error::Api(s) => match s.code {
+            404 => Status::not_found(s.message.clone()),
+            409 => Status::already_exists(s.message.clone()),
+            400 | 422 => Status::invalid_argument(s.message.clone()),
+            401 => Status::unauthenticated(s.message.clone()),
+            403 => Status::permission_denied(s.message.clone()),
+            _ => Status::unavailable(s.message.clone()),
+        },
+        _ => Status::unavailable(e.to_string()),
+    }
+}
+
+impl KubeBackend {
+    pub fn new(
+        client: kube::Client,
+        jobs: Store<TrainingJob>,
+        queues: Store<TrainingQueue>,
+        last_snapshot: Arc<Mutex<Option<Arc<SnapshotFile>>>>,
+    ) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        KubeBackend {
+            client,
+            jobs,
+            queues,
+            last_snapshot,
+            events,
+        }
+    }
+
+    /// Turns changes of the TrainingJob store into watch events (checked every `every`).
+    pub fn spawn_event_feed(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let (store, events) = (self.jobs.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let mut seen: HashMap<(String, String), String> = HashMap::new();
+            loop {
+                let mut now = HashMap::new();
+                for tj in store.state() {
+                    let key = (
+                        tj.metadata.namespace.clone().unwrap_or_default(),
+                        tj.metadata.name.clone().unwrap_or_default(),
+                    );
+                    let version = tj.metadata.resource_version.clone().unwrap_or_default();
+                    let kind = match seen.get(&key) {
+                        None => Some("ADDED"),
+                        Some(v) if *v != version => Some("MODIFIED"),
+                        Some(_) => None,
+                    };
+                    if let Some(kind) = kind {
+                        let _ = events.send(JobEvent {
+                            r#type: kind.into(),
+                            job: Some(job_message(&tj)),
+                        });
+                    }
+                    now.insert(key, version);
+                }
+                for (namespace, name) in seen.keys().filter(|k| !now.contains_key(*k)) {
+                    let gone = crate::api::proto::JobSpec {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        ..Default::default()
+                    };
+                    let _ = events.send(JobEvent {
+                        r#type: "DELETED".into(),
+                        job: Some(Job {
+                            spec: Some(gone),
+                            status: None,
+                        }),
+                    });
+                }
+                seen = now;
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+
+    fn api(&self, namespace: &str) -> Api<TrainingJob> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+}
+
+fn params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(CONTROLLER_NAME.into()),
+        ..PatchParams::default()
+    }
+}
+
+#[tonic::async_trait]
+impl ControlBackend for KubeBackend {
+    async fn submit(&self, job: TrainingJob) -> Result<Job, Status> {
+        let namespace = job.metadata.namespace.clone().unwrap_or_default();
+        let post = PostParams {
+            field_manager: Some(CONTROLLER_NAME.into()),
+            ..PostParams::default()
+        };
+        let created = self
+            .api(&namespace)
+            .create(&post, &job)
+            .await
+            .map_err(status_of)?;
+        Ok(job_message(&created))
+    }
+
+    async fn get(&self, namespace: &str, name: &str) -> Result<Job, Status> {
+        let tj = self.api(namespace).get(name).await.map_err(status_of)?;
+        Ok(job_message(&tj))
+    }
+
+    async fn list(&self) -> Result<Vec<Job>, Status> {
+        Ok(self.jobs.state().iter().map(|j| job_message(j)).collect())
+    }
+
+    async fn scale(&self, namespace: &str, name: &str, min: u32, max: u32) -> Result<Job, Status> {
+        let patch = serde_json::json!({"spec": {"trainers": {"min": min, "max": max}}});
+        let tj = self
+            .api(namespace)
+            .patch(name, &params(), &Patch::Merge(&patch))
+            .await
+            .map_err(status_of)?;
+        Ok(job_message(&tj))
+    }
+
+    async fn delete(&self, namespace: &str, name: &str) -> Result<(), Status> {
+        self.api(namespace)
+            .delete(name, &DeleteParams::background())
+            .await
+            .map_err(status_of)?;
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
+    }
+
+    async fn set_queue(&self, queue: TrainingQueue) -> Result<TrainingQueue, Status> {
+        let api: Api<TrainingQueue> = Api::all(self.client.clone());
+        let name = queue.metadata.name.clone().unwrap_or_default();
+        let mut body = serde_json::to_value(&queue).map_err(|e| Status::internal(e.to_string()))?;
+        body["apiVersion"] = "ebb.dev/v1alpha1".into();
+        body["kind"] = "TrainingQueue".into();
+        let apply = PatchParams::apply(CONTROLLER_NAME).force();
+        api.patch(&name, &apply, &Patch::Apply(&body))
+            .await
+            .map_err(status_of)
+    }
+
+    async fn queues(&self) -> Result<Vec<TrainingQueue>, Status> {
+        Ok(self.queues.state().iter().map(|q| (**q).clone()).collect())
+    }
+
+    async fn cluster_state(&self) -> Result<ClusterState, Status> {
+        let last = self.last_snapshot.lock().ok().and_then(|s| s.clone());
+        match last {
+            Some(file) => Ok(from_snapshot(&file.snapshot)),
+            None => Err(Status::unavailable("the controller has not planned yet")),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! ebbctl's API on Kubernetes, against a mocked API server: Submit creates the
+//! TrainingJob object, Scale patches it, Delete deletes it, queue Set applies the
+//! TrainingQueue; Kubernetes' refusals come back as gRPC codes.
+
+mod kube_common;
+
+use ebb::api::proto::job_service_server::JobService;
+use ebb::api::proto::queue_service_server::QueueService;
+use ebb::api::proto::{JobRef, JobSpec, Queue, Resources, ScaleRequest, SubmitRequest};
+use ebb::api::{AuthConfig, Control, Role, TokenEntry};
+use ebb::cluster::kube::control::KubeBackend;
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use kube::runtime::reflector;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use tonic::Code;
+
+const TOKEN: &str = "operator-token-0123456789";
+
+type Log = Arc<Mutex<Vec<(Method, String, Value)>>>;
+
+fn server(conflict_on_create: bool) -> (Control, Log) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let log: Log = Arc::default();
+    let seen = log.clone();
+    tokio::spawn(async move {
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().clone();
+            let path = request.uri().path().to_string();
+            let bytes = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .unwrap_or_default();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            seen.lock()
+                .unwrap()
+                .push((method.clone(), path.clone(), body.clone()));
+            let (status, reply) = match method {
+                Method::POST if conflict_on_create => (
+                    StatusCode::CONFLICT,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409,
+                           "reason": "AlreadyExists", "message": "trainingjobs.ebb.dev \"mnist\" already exists"}),
+                ),
+                Method::POST => {
+                    let mut created = body.clone();
+                    created["metadata"]["uid"] = "u1".into();
+                    (StatusCode::CREATED, created)
+                }
+                Method::PATCH if path.contains("trainingqueues") => (StatusCode::OK, body.clone()),
+                Method::PATCH => (
+                    StatusCode::OK,
+                    kube_common::training_job("mnist", 2, 5, None),
+                ),
+                _ => (
+                    StatusCode::OK,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                ),
+            };
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    let client = kube::Client::new(service, "default");
+    let (jobs, _) = reflector::store();
+    let (queues, _) = reflector::store();
+    let backend = KubeBackend::new(client, jobs, queues, Arc::default());
+    let auth = AuthConfig {
+        tokens: vec![TokenEntry {
+            token: TOKEN.into(),
+            name: "ops".into(),
+            role: Role::Operator,
+            namespaces: vec!["*".into()],
+        }],
+    };
+    (Control::new(Arc::new(backend), auth), log)
+}
+
+fn authed<T>(message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    r
+}
+
+fn spec() -> JobSpec {
+    let res = |cpu: &str| {
+        Some(Resources {
+            cpu: cpu.into(),
+            memory: "1Gi".into(),
+            gpus: 0,
+        })
+    };
+    JobSpec {
+        namespace: "ml".into(),
+        name: "mnist".into(),
+        image: "trainer:1".into(),
+        master: res("1"),
+        pservers: 1,
+        pserver: res("1"),
+        min_trainers: 1,
+        max_trainers: 4,
+        trainer: res("2"),
+        dataset: "/data/mnist.csv".into(),
+        passes: 3,
+        ..JobSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn submit_scale_delete_and_queues_are_kubernetes_objects() {
+    let (control, log) = server(false);
+    let job = JobService::submit(&control, authed(SubmitRequest { spec: Some(spec()) }))
+        .await
+        .expect("submitted")
+        .into_inner();
+    assert_eq!(job.spec.unwrap().name, "mnist");
+    JobService::scale(
+        &control,
+        authed(ScaleRequest {
+            job: Some(JobRef {
+                namespace: "ml".into(),
+                name: "mnist".into(),
+            }),
+            min_trainers: 2,
+            max_trainers: 5,
+        }),
+    )
+    .await
+    .expect("scaled");
+    JobService::delete(
+        &control,
+        authed(JobRef {
+            namespace: "ml".into(),
+            name: "mnist".into(),
+        }),
+    )
+    .await
+    .expect("deleted");
+    QueueService::set(
+        &control,
+        authed(Queue {
+            name: "research".into(),
+            weight: 2.0,
+            ..Queue::default()
+        }),
+    )
+    .await
+    .expect("queue set");
+
+    let log = log.lock().unwrap().clone();
+    let calls: Vec<String> = log.iter().map(|(m, p, _)| format!("{m} {p}")).collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /apis/ebb.dev/v1alpha1/namespaces/ml/trainingjobs",
+            "PATCH /apis/ebb.dev/v1alpha1/namespaces/ml/trainingjobs/mnist",
+            "DELETE /apis/ebb.dev/v1alpha1/namespaces/ml/trainingjobs/mnist",
+            "PATCH /apis/ebb.dev/v1alpha1/trainingqueues/research",
+        ]
+    );
+    let created = &log[0].2;
+    assert_eq!(created["kind"], "TrainingJob");
+    assert_eq!(created["spec"]["trainers"]["max"], 4);
+    assert_eq!(created["spec"]["trainers"]["resources"]["cpu"], "2");
+    assert_eq!(
+        log[1].2,
+        json!({"spec": {"trainers": {"min": 2, "max": 5}}})
+    );
+    assert_eq!(log[3].2["kind"], "TrainingQueue");
+    assert_eq!(log[3].2["spec"]["weight"], 2.0);
+}
+
+#[tokio::test]
+async fn refusals_map_to_grpc_codes_and_bad_specs_never_reach_the_api_server() {
+    let (control, log) = server(true);
+    let taken = JobService::submit(&control, authed(SubmitRequest { spec: Some(spec()) }))
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists);
+    let mut bad = spec();
+    bad.min_trainers = 9;
+    let refused = JobService::submit(&control, authed(SubmitRequest { spec: Some(bad) }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().starts_with("spec.trainers.min"),
+        "{}",
+        refused.message()
+    );
+    let anonymous = JobService::submit(
+        &control,
+        tonic::Request::new(SubmitRequest { spec: Some(spec()) }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "only the valid, authenticated submit was sent"
+    );
+}
