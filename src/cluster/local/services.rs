@@ -139,6 +139,17 @@ impl ServiceRuntime {
         }
     }
 
+    /// Reads replicas' addresses once they are listening, and says where they are.
+    pub fn refresh_addrs(&mut self) {
+        for pod in self.pods.values_mut() {
+            let had = pod.addr.is_some();
+            pod.refresh_addr();
+            if let (false, Some(addr)) = (had, &pod.addr) {
+                tracing::info!(service = %self.decl.name, replica = %pod.name, %addr, "replica serving");
+            }
+        }
+    }
+
     pub fn endpoints(&self) -> Vec<String> {
         self.pods.values().filter_map(|p| p.addr.clone()).collect()
     }

@@ -321,9 +321,7 @@ impl World {
                     pod.terminate(now);
                 }
             }
-            for pod in svc.pods.values_mut() {
-                pod.refresh_addr();
-            }
+            svc.refresh_addrs();
         }
     }
 
