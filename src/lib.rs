@@ -3,6 +3,7 @@
 //! `model` is the plain data, `plan` the pure decision; everything else (backends,
 //! services, binaries) moves data in and out of `plan::plan`.
 
+pub mod agent;
 pub mod api;
 pub mod bench;
 pub mod cli;

@@ -299,6 +299,54 @@ fn an_eight_gpu_job_lands_inside_one_nvlink_group_when_one_is_free() {
 }
 
 #[test]
+fn an_eight_gpu_job_spans_the_fewest_nvlink_groups_when_none_is_free() {
+    // Three groups of two 4-GPU nodes; 6, 5 and 3 GPUs free: no group holds 8, two do.
+    let mut nodes = Vec::new();
+    let groups = [
+        ("a0", "A"),
+        ("a1", "A"),
+        ("b0", "B"),
+        ("b1", "B"),
+        ("c0", "C"),
+        ("c1", "C"),
+    ];
+    for (name, group) in groups {
+        let mut n = gpu_node(name, 64, 4);
+        n.topology.nvlink_group = Some(group.into());
+        n.topology.rack = Some("r".into());
+        nodes.push(n);
+    }
+    let mut s = snapshot(nodes, Vec::new());
+    for (node, gpus) in [("a1", 2), ("b0", 3), ("c0", 4), ("c1", 1)] {
+        s.other_pods.push(OtherPod {
+            namespace: "x".into(),
+            name: format!("holder-{node}"),
+            workload: None,
+            resources: Resources::new(1000, GIB, gpus),
+            node: Some(node.into()),
+        });
+    }
+    let mut j = job("big", 8, 8, Resources::new(4000, 8 * GIB, 1));
+    j.pservers.replicas = 0;
+    s.jobs = vec![j];
+    let p = plan(&s, &Policy::default());
+    let trainer_nodes: Vec<&str> = p
+        .create
+        .iter()
+        .filter(|c| c.role == Role::Trainer)
+        .map(|c| c.node.as_str())
+        .collect();
+    assert_eq!(trainer_nodes.len(), 8, "{p:?}");
+    let mut used_groups: Vec<char> = trainer_nodes
+        .iter()
+        .map(|n| n.chars().next().unwrap())
+        .collect();
+    used_groups.sort_unstable();
+    used_groups.dedup();
+    assert_eq!(used_groups.len(), 2, "{trainer_nodes:?}");
+}
+
+#[test]
 fn scale_down_empties_the_least_used_node_first() {
     let nodes = vec![cpu_node("n0", 8), cpu_node("n1", 8)];
     let mut j = job("j", 1, 10, one_cpu());

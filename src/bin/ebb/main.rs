@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ebb::bench::{generate::ClusterSpec, plan_bench};
 
+mod agent_cmd;
 mod controller_cmd;
 mod coord_cmd;
 mod plan_cmd;
@@ -47,6 +48,8 @@ enum Command {
     /// A minimal HTTP service that counts requests (the online service `ebb up` scales).
     #[command(hide = true)]
     ServeHttp(up_cmd::ServeHttpArgs),
+    /// The node agent: GPUs and their NVLink groups, published on the Node.
+    Agent(agent_cmd::AgentArgs),
     /// Plan one cluster snapshot from a file (or stdin) and print, or explain, the plan.
     Plan(plan_cmd::PlanArgs),
     /// Run a scenario on the simulator (the same planner, a virtual cluster and clock).
@@ -141,6 +144,7 @@ fn main() -> Result<()> {
         Command::Crds => controller_cmd::crds(),
         Command::Up(a) => up_cmd::up(a),
         Command::ServeHttp(a) => up_cmd::serve_http(a),
+        Command::Agent(a) => agent_cmd::agent(a),
         Command::Plan(a) => plan_cmd::plan(a),
         Command::Sim(a) => sim_cmd::sim(a),
         Command::Bench(Bench::Plan(a)) => bench_plan(a),

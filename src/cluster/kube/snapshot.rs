@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 /// Label or annotation the node agent (or GPU feature discovery) sets.
 pub const GPU_MODEL_LABEL: &str = "nvidia.com/gpu.product";
 pub const NVLINK_GROUP_ANNOTATION: &str = "ebb.dev/nvlink-group";
+/// GPUs the node agent found unhealthy: not offered to the planner.
+pub const GPU_UNHEALTHY_ANNOTATION: &str = "ebb.dev/gpu-unhealthy";
 pub const RACK_LABEL: &str = "ebb.dev/rack";
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// Taint GPU nodes commonly carry; ebb's GPU pods tolerate it.
@@ -130,11 +132,19 @@ pub fn seconds(t: &Time) -> f64 {
 fn node_model(node: &Node, warnings: &mut Vec<String>) -> Option<model::Node> {
     let name = node.metadata.name.clone()?;
     let status = node.status.as_ref();
+    let unhealthy_gpus: i64 = node
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(GPU_UNHEALTHY_ANNOTATION))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let allocatable = match status.and_then(|s| s.allocatable.as_ref()) {
         Some(a) => {
             let mut problems = Vec::new();
-            let r = quantities(a, &format!("node {name} allocatable"), &mut problems);
+            let mut r = quantities(a, &format!("node {name} allocatable"), &mut problems);
             warnings.extend(problems);
+            r.gpus = (r.gpus - unhealthy_gpus.max(0)).max(0);
             r
         }
         None => {
