@@ -201,45 +201,28 @@ fn print_without_nvml_is_an_empty_list_and_with_a_recording_the_groups() {
 
 #[tokio::test]
 async fn publish_reads_the_node_and_patches_only_on_change() {
-    use http::{Method, Request, Response};
-    use kube::client::Body;
+    use http::{Method, StatusCode};
     use std::sync::{Arc, Mutex};
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let node = Arc::new(Mutex::new(
         serde_json::to_value(node_with(json!({}), json!({}))).unwrap(),
     ));
-    let calls = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (state, log) = (node.clone(), calls.clone());
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().clone();
-            log.lock()
-                .unwrap()
-                .push(format!("{method} {}", request.uri().path()));
-            let body = request
-                .into_body()
-                .collect_bytes()
-                .await
-                .unwrap_or_default();
-            if method == Method::PATCH {
-                // Apply the merge patch the way the API server would.
-                let patch: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                let mut n = state.lock().unwrap();
-                for part in ["labels", "annotations"] {
-                    for (k, v) in patch["metadata"][part].as_object().unwrap() {
-                        if v.is_null() {
-                            n["metadata"][part].as_object_mut().unwrap().remove(k);
-                        } else {
-                            n["metadata"][part][k] = v.clone();
-                        }
+    let state = node.clone();
+    let (client, seen) = api_server(Box::new(move |request, _| {
+        let mut n = state.lock().unwrap();
+        if request.method == Method::PATCH {
+            // Apply the merge patch the way the API server would.
+            for part in ["labels", "annotations"] {
+                for (k, v) in request.body["metadata"][part].as_object().unwrap() {
+                    if v.is_null() {
+                        n["metadata"][part].as_object_mut().unwrap().remove(k);
+                    } else {
+                        n["metadata"][part][k] = v.clone();
                     }
                 }
             }
-            let reply = serde_json::to_vec(&*state.lock().unwrap()).unwrap();
-            send.send_response(Response::builder().body(Body::from(reply)).unwrap());
         }
-    });
-    let client = kube::Client::new(service, "default");
+        (StatusCode::OK, n.clone())
+    }));
     let d = discovered("dgx-h100-8.json");
     assert!(
         ebb::agent::publish::publish(&client, "gpu-7", &d)
@@ -252,8 +235,14 @@ async fn publish_reads_the_node_and_patches_only_on_change() {
             .unwrap(),
         "unchanged"
     );
+    let calls: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
     assert_eq!(
-        *calls.lock().unwrap(),
+        calls,
         [
             "GET /api/v1/nodes/gpu-7",
             "PATCH /api/v1/nodes/gpu-7",

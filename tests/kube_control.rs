@@ -9,64 +9,38 @@ use ebb::api::proto::queue_service_server::QueueService;
 use ebb::api::proto::{JobRef, JobSpec, Queue, Resources, ScaleRequest, SubmitRequest};
 use ebb::api::{AuthConfig, Control, Role, TokenEntry};
 use ebb::cluster::kube::control::KubeBackend;
-use http::{Method, Request, Response, StatusCode};
-use kube::client::Body;
+use http::{Method, StatusCode};
 use kube::runtime::reflector;
+use kube_common::*;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use tonic::Code;
 
 const TOKEN: &str = "operator-token-0123456789";
 
-type Log = Arc<Mutex<Vec<(Method, String, Value)>>>;
+type Log = Arc<Mutex<Vec<Seen>>>;
 
 fn server(conflict_on_create: bool) -> (Control, Log) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let log: Log = Arc::default();
-    let seen = log.clone();
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().clone();
-            let path = request.uri().path().to_string();
-            let bytes = request
-                .into_body()
-                .collect_bytes()
-                .await
-                .unwrap_or_default();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            seen.lock()
-                .unwrap()
-                .push((method.clone(), path.clone(), body.clone()));
-            let (status, reply) = match method {
-                Method::POST if conflict_on_create => (
-                    StatusCode::CONFLICT,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409,
-                           "reason": "AlreadyExists", "message": "trainingjobs.ebb.dev \"mnist\" already exists"}),
-                ),
-                Method::POST => {
-                    let mut created = body.clone();
-                    created["metadata"]["uid"] = "u1".into();
-                    (StatusCode::CREATED, created)
-                }
-                Method::PATCH if path.contains("trainingqueues") => (StatusCode::OK, body.clone()),
-                Method::PATCH => (
-                    StatusCode::OK,
-                    kube_common::training_job("mnist", 2, 5, None),
-                ),
-                _ => (
-                    StatusCode::OK,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-                ),
-            };
-            send.send_response(
-                Response::builder()
-                    .status(status)
-                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                    .unwrap(),
-            );
+    let (client, log) = api_server(Box::new(move |seen, _| match seen.method {
+        Method::POST if conflict_on_create => (
+            StatusCode::CONFLICT,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409,
+                   "reason": "AlreadyExists", "message": "trainingjobs.ebb.dev \"mnist\" already exists"}),
+        ),
+        Method::POST => {
+            let mut created = seen.body.clone();
+            created["metadata"]["uid"] = "u1".into();
+            (StatusCode::CREATED, created)
         }
-    });
-    let client = kube::Client::new(service, "default");
+        Method::PATCH if seen.path.contains("trainingqueues") => {
+            (StatusCode::OK, seen.body.clone())
+        }
+        Method::PATCH => (StatusCode::OK, training_job("mnist", 2, 5, None)),
+        _ => (
+            StatusCode::OK,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+    }));
     let (jobs, _) = reflector::store();
     let (queues, _) = reflector::store();
     let backend = KubeBackend::new(client, jobs, queues, Arc::default());
@@ -153,7 +127,12 @@ async fn submit_scale_delete_and_queues_are_kubernetes_objects() {
     .await
     .expect("queue set");
 
-    let log = log.lock().unwrap().clone();
+    let log: Vec<(Method, String, Value)> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| (s.method.clone(), s.path.clone(), s.body.clone()))
+        .collect();
     let calls: Vec<String> = log.iter().map(|(m, p, _)| format!("{m} {p}")).collect();
     assert_eq!(
         calls,

@@ -8,59 +8,10 @@ mod kube_common;
 use ebb::cluster::kube::execute::{Executor, Report, Retry};
 use ebb::cluster::kube::{Action, ClusterObjects, RenderConfig, decide};
 use ebb::plan::Policy;
-use http::{Method, Request, Response, StatusCode};
-use kube::client::Body;
+use http::{Method, StatusCode};
 use kube_common::*;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// One request the mock API server saw.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: Method,
-    path: String,
-    body: Value,
-}
-
-type Responder = Box<dyn FnMut(&Seen, usize) -> (StatusCode, Value) + Send>;
-
-/// Serves every request with `respond` (given the request and how many times the same
-/// method+path came before) until the client side is dropped; returns what it saw.
-fn api_server(mut respond: Responder) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().clone();
-            let path = request.uri().path().to_string();
-            let bytes = request
-                .into_body()
-                .collect_bytes()
-                .await
-                .unwrap_or_default();
-            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let entry = Seen { method, path, body };
-            let before = {
-                let mut l = log.lock().unwrap();
-                let n = l
-                    .iter()
-                    .filter(|s| s.method == entry.method && s.path == entry.path)
-                    .count();
-                l.push(entry.clone());
-                n
-            };
-            let (status, reply) = respond(&entry, before);
-            let response = Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap();
-            send.send_response(response);
-        }
-    });
-    (kube::Client::new(service, "default"), seen)
-}
 
 /// What a healthy API server answers: the object back for creates and patches.
 fn healthy(seen: &Seen) -> (StatusCode, Value) {

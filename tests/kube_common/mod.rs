@@ -2,10 +2,12 @@
 #![allow(dead_code)]
 
 use ebb::cluster::kube::ClusterObjects;
+use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::client::Body;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The `items` of a recorded `kubectl get -o json` list.
 pub fn recorded<K: DeserializeOwned>(file: &str) -> Vec<Arc<K>> {
@@ -123,4 +125,51 @@ pub fn service_pod(name: &str, cpu: &str, node: Option<&str>) -> Value {
         p["spec"]["nodeName"] = json!(n);
     }
     p
+}
+
+/// One request the mock API server saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: Method,
+    pub path: String,
+    pub body: Value,
+}
+
+pub type Responder = Box<dyn FnMut(&Seen, usize) -> (StatusCode, Value) + Send>;
+
+/// Serves every request with `respond` (given the request and how many times the same
+/// method+path came before) until the client side is dropped; returns what it saw.
+pub fn api_server(mut respond: Responder) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().clone();
+            let path = request.uri().path().to_string();
+            let bytes = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .unwrap_or_default();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let entry = Seen { method, path, body };
+            let before = {
+                let mut l = log.lock().unwrap();
+                let n = l
+                    .iter()
+                    .filter(|s| s.method == entry.method && s.path == entry.path)
+                    .count();
+                l.push(entry.clone());
+                n
+            };
+            let (status, reply) = respond(&entry, before);
+            let response = Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap();
+            send.send_response(response);
+        }
+    });
+    (kube::Client::new(service, "default"), seen)
 }
