@@ -263,6 +263,19 @@ fn gpu_pods_fill_partly_used_nodes_and_cpu_pods_stay_off_gpu_nodes() {
     }
 }
 
+/// Plans an 8-trainer, 1-GPU-each job (master only) on `s`; the trainers' nodes.
+fn eight_gpu_trainers_placed(s: &mut Snapshot) -> Vec<String> {
+    let mut j = job("big", 8, 8, Resources::new(4000, 8 * GIB, 1));
+    j.pservers.replicas = 0;
+    s.jobs = vec![j];
+    let p = plan(s, &Policy::default());
+    p.create
+        .iter()
+        .filter(|c| c.role == Role::Trainer)
+        .map(|c| c.node.clone())
+        .collect()
+}
+
 #[test]
 fn an_eight_gpu_job_lands_inside_one_nvlink_group_when_one_is_free() {
     // Two NVLink groups of two 4-GPU nodes each; group A is partly used.
@@ -281,16 +294,7 @@ fn an_eight_gpu_job_lands_inside_one_nvlink_group_when_one_is_free() {
         resources: Resources::new(1000, GIB, 1),
         node: Some("a0".into()),
     });
-    let mut j = job("big", 8, 8, Resources::new(4000, 8 * GIB, 1));
-    j.pservers.replicas = 0;
-    s.jobs = vec![j];
-    let p = plan(&s, &Policy::default());
-    let trainer_nodes: Vec<&str> = p
-        .create
-        .iter()
-        .filter(|c| c.role == Role::Trainer)
-        .map(|c| c.node.as_str())
-        .collect();
+    let trainer_nodes = eight_gpu_trainers_placed(&mut s);
     assert_eq!(trainer_nodes.len(), 8);
     assert!(
         trainer_nodes.iter().all(|n| n.starts_with('b')),
@@ -326,17 +330,8 @@ fn an_eight_gpu_job_spans_the_fewest_nvlink_groups_when_none_is_free() {
             node: Some(node.into()),
         });
     }
-    let mut j = job("big", 8, 8, Resources::new(4000, 8 * GIB, 1));
-    j.pservers.replicas = 0;
-    s.jobs = vec![j];
-    let p = plan(&s, &Policy::default());
-    let trainer_nodes: Vec<&str> = p
-        .create
-        .iter()
-        .filter(|c| c.role == Role::Trainer)
-        .map(|c| c.node.as_str())
-        .collect();
-    assert_eq!(trainer_nodes.len(), 8, "{p:?}");
+    let trainer_nodes = eight_gpu_trainers_placed(&mut s);
+    assert_eq!(trainer_nodes.len(), 8, "{trainer_nodes:?}");
     let mut used_groups: Vec<char> = trainer_nodes
         .iter()
         .map(|n| n.chars().next().unwrap())
