@@ -254,3 +254,17 @@ async fn publish_reads_the_node_and_patches_only_on_change() {
         "8"
     );
 }
+
+#[test]
+fn a_critical_xid_takes_a_gpu_out_of_its_group() {
+    let mut r = recorded("dgx-h100-8.json");
+    r.devices[5].xid_errors = vec![79];
+    let d = discover(&r).unwrap();
+    assert!(!d.gpus[5].healthy);
+    assert!(
+        d.gpus[5].problems[0].contains("XID"),
+        "{:?}",
+        d.gpus[5].problems
+    );
+    assert_eq!(d.nvlink_groups, vec![vec![0, 1, 2, 3, 4, 6, 7]]);
+}

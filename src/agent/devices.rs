@@ -37,6 +37,9 @@ pub struct DeviceAnswer {
     /// Clock throttle reasons other than idle / application settings.
     #[serde(default)]
     pub throttle: Vec<String>,
+    /// Critical XID errors seen recently (e.g. 79: fallen off the bus, 48: double-bit ECC).
+    #[serde(default)]
+    pub xid_errors: Vec<u64>,
     /// Each NVLink of the device: whether it is up and the PCI bus id at the other end
     /// (a peer GPU, or an NVSwitch).
     #[serde(default)]

@@ -5,3 +5,4 @@ pub mod devices;
 pub mod nvml;
 pub mod publish;
 pub mod topology;
+pub mod xid;

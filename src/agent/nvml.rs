@@ -2,6 +2,7 @@
 //! without the library gets a clear error and no crash.
 
 use super::devices::{Ancestor, DeviceAnswer, DeviceError, GpuDevices, LinkAnswer, PairAnswer};
+use super::xid::XidLog;
 use nvml_wrapper::Nvml;
 use nvml_wrapper::bitmasks::device::ThrottleReasons;
 use nvml_wrapper::enum_wrappers::device::{
@@ -14,12 +15,14 @@ const MAX_NVLINKS: u32 = 18;
 
 pub struct NvmlDevices {
     nvml: Nvml,
+    xids: XidLog,
 }
 
 impl NvmlDevices {
-    pub fn open() -> Result<NvmlDevices, DeviceError> {
+    /// `xids`: the critical XID errors a watcher thread collects (see `xid.rs`).
+    pub fn open(xids: XidLog) -> Result<NvmlDevices, DeviceError> {
         Nvml::init()
-            .map(|nvml| NvmlDevices { nvml })
+            .map(|nvml| NvmlDevices { nvml, xids })
             .map_err(|e| DeviceError::NoNvml(e.to_string()))
     }
 }
@@ -70,9 +73,11 @@ impl GpuDevices for NvmlDevices {
                 })
             })
             .collect();
+        let uuid = d.uuid().map_err(&err)?;
         Ok(DeviceAnswer {
             index,
-            uuid: d.uuid().map_err(&err)?,
+            xid_errors: self.xids.recent(&uuid, std::time::Instant::now()),
+            uuid,
             name: d.name().map_err(&err)?,
             memory_bytes: d.memory_info().map_err(&err)?.total,
             pci_bus_id: pci.bus_id,

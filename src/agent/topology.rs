@@ -72,6 +72,9 @@ fn health(d: &DeviceAnswer) -> Vec<String> {
     if let Some(t) = d.temperature_c.filter(|&t| t > MAX_HEALTHY_TEMPERATURE_C) {
         problems.push(format!("{t} C"));
     }
+    if !d.xid_errors.is_empty() {
+        problems.push(format!("critical XID errors {:?}", d.xid_errors));
+    }
     for r in d.throttle.iter().filter(|r| r.starts_with("hw_")) {
         problems.push(format!("throttled: {r}"));
     }

@@ -6,6 +6,7 @@ use ebb::agent::devices::{DeviceError, GpuDevices, Recorded};
 use ebb::agent::nvml::NvmlDevices;
 use ebb::agent::publish::publish;
 use ebb::agent::topology::{Discovery, discover};
+use ebb::agent::xid::XidLog;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,20 +26,20 @@ pub struct AgentArgs {
     recorded: Option<PathBuf>,
 }
 
-fn source(a: &AgentArgs) -> Result<Box<dyn GpuDevices>, DeviceError> {
+fn source(a: &AgentArgs, xids: &XidLog) -> Result<Box<dyn GpuDevices>, DeviceError> {
     match &a.recorded {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| DeviceError::Recorded(format!("{}: {e}", path.display())))?;
             Ok(Box::new(Recorded::parse(&text)?))
         }
-        None => Ok(Box::new(NvmlDevices::open()?)),
+        None => Ok(Box::new(NvmlDevices::open(xids.clone())?)),
     }
 }
 
 /// What the node has; without NVML (or GPUs), 0 GPUs and the reason.
-fn look(a: &AgentArgs, warned: &mut bool) -> Discovery {
-    match source(a).and_then(|s| discover(s.as_ref())) {
+fn look(a: &AgentArgs, xids: &XidLog, warned: &mut bool) -> Discovery {
+    match source(a, xids).and_then(|s| discover(s.as_ref())) {
         Ok(d) => d,
         Err(e) => {
             if !*warned {
@@ -52,8 +53,9 @@ fn look(a: &AgentArgs, warned: &mut bool) -> Discovery {
 
 pub fn agent(a: AgentArgs) -> Result<()> {
     let mut warned = false;
+    let xids = XidLog::default();
     if a.print {
-        let d = look(&a, &mut warned);
+        let d = look(&a, &xids, &mut warned);
         println!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(());
     }
@@ -61,13 +63,18 @@ pub fn agent(a: AgentArgs) -> Result<()> {
         .node_name
         .clone()
         .context("--node-name (or NODE_NAME) is needed to publish")?;
+    if a.recorded.is_none()
+        && let Err(e) = xids.watch()
+    {
+        tracing::debug!(error = %e, "no XID watcher");
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let client = kube::Client::try_default()
             .await
             .context("connecting to the Kubernetes API")?;
         loop {
-            let d = look(&a, &mut warned);
+            let d = look(&a, &xids, &mut warned);
             match publish(&client, &node, &d).await {
                 Ok(true) => tracing::info!(
                     node,
