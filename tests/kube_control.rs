@@ -186,3 +186,50 @@ async fn refusals_map_to_grpc_codes_and_bad_specs_never_reach_the_api_server() {
         "only the valid, authenticated submit was sent"
     );
 }
+
+#[path = "common/procs.rs"]
+#[allow(dead_code)]
+mod procs;
+
+static MASTER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn test_master(_: &str, _: &str) -> String {
+    MASTER.get().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_comes_from_the_jobs_master() {
+    use ebb::cluster::kube::progress::{ProgressBook, lookup, poll};
+    use kube::runtime::watcher;
+    let job = tokio::task::spawn_blocking(|| procs::Job::start("kube-progress", 1, &[]))
+        .await
+        .unwrap();
+    MASTER.set(job.master_addr.clone()).unwrap();
+    let mut tj: ebb::crd::TrainingJob =
+        serde_json::from_value(training_job("mnist", 1, 2, Some(admitted_status(1)))).unwrap();
+    tj.metadata.resource_version = Some("1".into());
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Apply(tj));
+    let book = ProgressBook::default();
+    let poller = tokio::spawn(poll(
+        book.clone(),
+        store,
+        std::time::Duration::from_millis(100),
+        test_master,
+    ));
+    let start = std::time::Instant::now();
+    let progress = loop {
+        if let Some(p) = lookup(&book, "ml", "mnist") {
+            break p;
+        }
+        assert!(start.elapsed().as_secs() < 20, "the master never answered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    poller.abort();
+    assert_eq!(progress.passes, 15);
+    assert!(progress.chunks_per_pass > 0);
+    assert!(!progress.finished, "no trainer has joined");
+    tokio::task::spawn_blocking(move || drop(job))
+        .await
+        .unwrap();
+}

@@ -182,6 +182,7 @@ async fn serve_control(
         last_snapshot,
     );
     backend.spawn_event_feed(Duration::from_millis(500));
+    backend.spawn_progress_poller(Duration::from_secs(3));
     let api = crate::api::Control::new(Arc::new(backend), control.auth);
     tokio::spawn(async move {
         let never = std::future::pending::<()>();

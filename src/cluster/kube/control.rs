@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 use tonic::Status;
 
 use super::names::CONTROLLER_NAME;
+use super::progress::{ProgressBook, in_cluster, lookup, poll};
 
 #[derive(Clone)]
 pub struct KubeBackend {
@@ -24,12 +25,19 @@ pub struct KubeBackend {
     queues: Store<TrainingQueue>,
     last_snapshot: Arc<Mutex<Option<Arc<SnapshotFile>>>>,
     events: broadcast::Sender<JobEvent>,
+    progress: ProgressBook,
 }
 
-pub fn job_message(tj: &TrainingJob) -> Job {
+pub fn job_message(tj: &TrainingJob, book: &ProgressBook) -> Job {
+    let mut status = job_status(tj);
+    status.progress = lookup(
+        book,
+        tj.metadata.namespace.as_deref().unwrap_or_default(),
+        tj.metadata.name.as_deref().unwrap_or_default(),
+    );
     Job {
         spec: Some(job_spec(tj)),
-        status: Some(job_status(tj)),
+        status: Some(status),
     }
 }
 
@@ -62,12 +70,28 @@ impl KubeBackend {
             queues,
             last_snapshot,
             events,
+            progress: ProgressBook::default(),
         }
     }
 
-    /// Turns changes of the TrainingJob store into watch events (checked every `every`).
+    /// Polls masters for progress (every `every`).
+    pub fn spawn_progress_poller(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(poll(
+            self.progress.clone(),
+            self.jobs.clone(),
+            every,
+            in_cluster,
+        ))
+    }
+
+    /// Turns changes of the TrainingJob store, and of progress, into watch events
+    /// (checked every `every`).
     pub fn spawn_event_feed(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let (store, events) = (self.jobs.clone(), self.events.clone());
+        let (store, events, book) = (
+            self.jobs.clone(),
+            self.events.clone(),
+            self.progress.clone(),
+        );
         tokio::spawn(async move {
             let mut seen: HashMap<(String, String), String> = HashMap::new();
             loop {
@@ -77,7 +101,13 @@ impl KubeBackend {
                         tj.metadata.namespace.clone().unwrap_or_default(),
                         tj.metadata.name.clone().unwrap_or_default(),
                     );
-                    let version = tj.metadata.resource_version.clone().unwrap_or_default();
+                    let message = job_message(&tj, &book);
+                    let progress = message.status.as_ref().and_then(|s| s.progress);
+                    let version = format!(
+                        "{}/{:?}",
+                        tj.metadata.resource_version.as_deref().unwrap_or_default(),
+                        progress.map(|p| (p.current_pass, p.chunks_done, p.finished))
+                    );
                     let kind = match seen.get(&key) {
                         None => Some("ADDED"),
                         Some(v) if *v != version => Some("MODIFIED"),
@@ -86,7 +116,7 @@ impl KubeBackend {
                     if let Some(kind) = kind {
                         let _ = events.send(JobEvent {
                             r#type: kind.into(),
-                            job: Some(job_message(&tj)),
+                            job: Some(message),
                         });
                     }
                     now.insert(key, version);
@@ -136,16 +166,21 @@ impl ControlBackend for KubeBackend {
             .create(&post, &job)
             .await
             .map_err(status_of)?;
-        Ok(job_message(&created))
+        Ok(job_message(&created, &self.progress))
     }
 
     async fn get(&self, namespace: &str, name: &str) -> Result<Job, Status> {
         let tj = self.api(namespace).get(name).await.map_err(status_of)?;
-        Ok(job_message(&tj))
+        Ok(job_message(&tj, &self.progress))
     }
 
     async fn list(&self) -> Result<Vec<Job>, Status> {
-        Ok(self.jobs.state().iter().map(|j| job_message(j)).collect())
+        Ok(self
+            .jobs
+            .state()
+            .iter()
+            .map(|j| job_message(j, &self.progress))
+            .collect())
     }
 
     async fn scale(&self, namespace: &str, name: &str, min: u32, max: u32) -> Result<Job, Status> {
@@ -155,7 +190,7 @@ impl ControlBackend for KubeBackend {
             .patch(name, &params(), &Patch::Merge(&patch))
             .await
             .map_err(status_of)?;
-        Ok(job_message(&tj))
+        Ok(job_message(&tj, &self.progress))
     }
 
     async fn delete(&self, namespace: &str, name: &str) -> Result<(), Status> {

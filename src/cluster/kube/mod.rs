@@ -8,6 +8,7 @@ pub mod job_spec;
 pub mod names;
 pub mod objects;
 pub mod pod_requests;
+pub mod progress;
 pub mod quantity;
 pub mod render;
 pub mod snapshot;

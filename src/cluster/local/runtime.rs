@@ -1,8 +1,8 @@
 //! The embedded cluster's loop: ask each master how far it is, then tick.
 
 use super::backend::lock;
-use super::jobs::progress;
 use super::world::World;
+use crate::api::convert::progress;
 use crate::coord::client;
 use crate::coord::proto::StatusRequest;
 use crate::model::JobKey;
