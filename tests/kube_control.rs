@@ -188,7 +188,6 @@ async fn refusals_map_to_grpc_codes_and_bad_specs_never_reach_the_api_server() {
 }
 
 #[path = "common/procs.rs"]
-#[allow(dead_code)]
 mod procs;
 
 static MASTER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
