@@ -470,3 +470,44 @@ fn tls_when_a_certificate_is_configured() {
         "plaintext is refused by a TLS server"
     );
 }
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(needle))
+        .count()
+}
+
+#[test]
+fn killing_ebb_up_takes_its_pods_with_it() {
+    let mut up = Up::start("orphans", TWO_NODES, &[]);
+    let data = digits();
+    let out = up.ctl(&submit_args("long", "1", "4", "100000", &data));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    up.wait("the job to run", Duration::from_secs(60), || {
+        trainers(&up.job("long")).0 == 4
+    });
+    let work = up.dir.join("work").display().to_string();
+    // ebb up itself, its master, pserver and 4 trainers (all name the work directory).
+    up.wait(
+        "the pods' processes to start",
+        Duration::from_secs(30),
+        || processes_mentioning(&work) >= 7,
+    );
+    up.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    up.child.wait().unwrap();
+    let start = std::time::Instant::now();
+    while processes_mentioning(&work) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "pods outlived ebb up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
