@@ -202,7 +202,10 @@ fn the_template_is_merged_under_ebbs_fields() {
             "spec": {
                 "serviceAccountName": "trainer",
                 "nodeName": "somewhere",
-                "containers": [{"name": "x", "image": "ignored", "env": [{"name": "EBB_JOB", "value": "spoofed"}, {"name": "HTTP_PROXY", "value": "p"}]}]
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}}],
+                "containers": [{"name": "x", "image": "ignored",
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                                "env": [{"name": "EBB_JOB", "value": "spoofed"}, {"name": "HTTP_PROXY", "value": "p"}]}]
             }
         }))
         .unwrap(),
@@ -228,6 +231,18 @@ fn the_template_is_merged_under_ebbs_fields() {
         v["spec"]["containers"][0]["image"],
         "registry.example.com/ml/resnet:2026.11"
     );
+    // The master reads the dataset too: it keeps the template's mount beside its state.
+    let master =
+        serde_json::to_value(render_pod(&tj, Role::Master, "resnet-master-0", &config)).unwrap();
+    let mounts: Vec<&str> = master["spec"]["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert_eq!(mounts, ["/data", "/var/lib/ebb"]);
+    let volumes = master["spec"]["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 2, "the dataset claim and the state dir");
 }
 
 #[test]

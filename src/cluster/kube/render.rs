@@ -166,13 +166,16 @@ fn runtime_container(
     config: &RenderConfig,
 ) -> Container {
     let name = role_label(role);
+    // The template's mounts (the dataset, typically) stay; the state volume is added.
+    let mut mounts = base.volume_mounts.clone().unwrap_or_default();
+    mounts.push(state_mount());
     Container {
         name: name.into(),
         image: Some(config.runtime_image.clone()),
         command: Some(vec!["ebb".into(), name.into()]),
         args: Some(args),
         ports: Some(vec![port(name, listen_port)]),
-        volume_mounts: Some(vec![state_mount()]),
+        volume_mounts: Some(mounts),
         ..base
     }
 }
