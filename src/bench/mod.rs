@@ -1,5 +1,6 @@
 //! Benchmarks behind `ebb bench`, and the synthetic clusters they run on.
 
+pub mod controller_bench;
 pub mod coord_bench;
 pub mod generate;
 pub mod plan_bench;

@@ -63,6 +63,8 @@ enum Command {
 enum Bench {
     /// Time `plan::plan` on a generated cluster.
     Plan(PlanArgs),
+    /// One controller tick (API objects -> snapshot -> plan -> actions) on a generated cluster.
+    Controller(PlanArgs),
     /// Master task throughput, pserver bandwidth, trainer join and SIGTERM latency.
     Coord(CoordArgs),
     /// Wall time of the simulator replaying a synthetic trace.
@@ -149,8 +151,39 @@ fn main() -> Result<()> {
         Command::Sim(a) => sim_cmd::sim(a),
         Command::Bench(Bench::Plan(a)) => bench_plan(a),
         Command::Bench(Bench::Coord(a)) => bench_coord(a),
+        Command::Bench(Bench::Controller(a)) => bench_controller(a),
         Command::Bench(Bench::Sim(a)) => bench_sim(a),
     }
+}
+
+fn bench_controller(a: PlanArgs) -> Result<()> {
+    anyhow::ensure!(
+        a.nodes > 0 && a.queues > 0,
+        "--nodes and --queues must be at least 1"
+    );
+    let spec = ClusterSpec {
+        nodes: a.nodes,
+        jobs: a.jobs,
+        queues: a.queues,
+        gpus_per_node: a.gpus_per_node,
+        seed: a.seed,
+    };
+    let r = ebb::bench::controller_bench::run(&spec, a.runs);
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "controller tick on {} nodes, {} jobs, {} pods: median {:.2} ms, p99 {:.2} ms (snapshot {:.2} ms), {} actions",
+            r.nodes,
+            r.jobs,
+            r.pods,
+            r.tick_median_ms,
+            r.tick_p99_ms,
+            r.snapshot_median_ms,
+            r.actions
+        );
+    }
+    Ok(())
 }
 
 fn bench_plan(a: PlanArgs) -> Result<()> {
