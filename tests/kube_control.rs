@@ -41,7 +41,7 @@ fn server(conflict_on_create: bool) -> (Control, Log) {
             json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
         ),
     }));
-    let (jobs, _) = reflector::store();
+    let (jobs, _) = ebb::cluster::kube::job_store::store();
     let (queues, _) = reflector::store();
     let backend = KubeBackend::new(client, jobs, queues, Arc::default());
     let auth = AuthConfig {
@@ -204,10 +204,10 @@ async fn progress_comes_from_the_jobs_master() {
         .await
         .unwrap();
     MASTER.set(job.master_addr.clone()).unwrap();
-    let mut tj: ebb::crd::TrainingJob =
-        serde_json::from_value(training_job("mnist", 1, 2, Some(admitted_status(1)))).unwrap();
-    tj.metadata.resource_version = Some("1".into());
-    let (store, mut writer) = reflector::store();
+    let mut raw = training_job("mnist", 1, 2, Some(admitted_status(1)));
+    raw["metadata"]["resourceVersion"] = "1".into();
+    let tj: kube::api::DynamicObject = serde_json::from_value(raw).unwrap();
+    let (store, mut writer) = ebb::cluster::kube::job_store::store();
     writer.apply_watcher_event(&watcher::Event::Apply(tj));
     let book = ProgressBook::default();
     let poller = tokio::spawn(poll(

@@ -75,6 +75,7 @@ fn world(nodes: Vec<Value>, pods: Vec<Value>, jobs: Vec<Value>) -> ClusterObject
         pods: pods.into_iter().map(parse).collect(),
         hpas: Vec::new(),
         jobs: jobs.into_iter().map(parse).collect(),
+        unreadable_jobs: Vec::new(),
         queues: vec![parse(
             json!({"apiVersion": "ebb.dev/v1alpha1", "kind": "TrainingQueue",
                                    "metadata": {"name": "default"}, "spec": {"weight": 1}}),

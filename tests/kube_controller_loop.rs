@@ -29,7 +29,17 @@ fn list_for(path: &str) -> Option<Value> {
         "/apis/ebb.dev/v1alpha1/trainingqueues" => "trainingqueues.json",
         _ => return None,
     };
-    Some(recorded_list(file))
+    let mut list = recorded_list(file);
+    if file == "trainingjobs.json" {
+        // Written under an older, looser CRD: no longer parses. It must not stall the
+        // watch of every other job.
+        let mut old = list["items"][1].clone();
+        old["metadata"]["name"] = "unparseable".into();
+        old["metadata"]["uid"] = "uid-unparseable".into();
+        old["spec"]["trainers"]["min"] = "two".into();
+        list["items"].as_array_mut().unwrap().push(old);
+    }
+    Some(list)
 }
 
 async fn http_get(port: u16, path: &str) -> String {
@@ -78,7 +88,13 @@ async fn the_controller_lists_waits_ticks_applies_and_serves_metrics() {
                 }
                 continue;
             }
+            let condition = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null)["status"]
+                ["conditions"][0]["message"]
+                .clone();
             log.lock().unwrap().push(format!("{method} {path}"));
+            if path.ends_with("/unparseable/status") {
+                log.lock().unwrap().push(format!("message {condition}"));
+            }
             let echo = if path.ends_with("/status") {
                 let mut tj = kube_common::training_job("bert", 1, 8, None);
                 let patch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -141,6 +157,14 @@ async fn the_controller_lists_waits_ticks_applies_and_serves_metrics() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let message = writes
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|w| w.starts_with("message "))
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("spec.trainers.min"), "{message}");
     // Ticks keep coming every 300 ms, but none re-creates what the watch has not shown yet.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let binds = writes

@@ -328,6 +328,7 @@ fn a_finished_jobs_running_pods_still_hold_their_room() {
         ],
         hpas: vec![],
         jobs: vec![parse(training_job("done", 1, 1, Some(admitted_status(1))))],
+        unreadable_jobs: Vec::new(),
         queues: vec![],
     };
     let build = build_snapshot(&objects, &at("2026-11-23T10:00:00Z"));

@@ -30,6 +30,7 @@ pub fn recorded_world() -> ClusterObjects {
         pods: recorded("pods.json"),
         hpas: recorded("hpas.json"),
         jobs: recorded("trainingjobs.json"),
+        unreadable_jobs: Vec::new(),
         queues: recorded("trainingqueues.json"),
     }
 }

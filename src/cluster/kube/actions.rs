@@ -133,6 +133,26 @@ pub fn decide(
         };
         status_actions(tj, &outcome, now, &mut actions);
     }
+    // Objects that do not even parse: the condition says where.
+    for bad in &objects.unreadable_jobs {
+        let previous: Option<TrainingJobStatus> = bad
+            .status
+            .clone()
+            .and_then(|s| serde_json::from_value(s).ok());
+        let (field, message) = bad.error.split_once(": ").unwrap_or(("spec", &bad.error));
+        let outcome = JobOutcome::InvalidSpec {
+            field,
+            message: message.to_string(),
+        };
+        status_change(
+            bad.key.clone(),
+            previous.as_ref(),
+            None,
+            &outcome,
+            now,
+            &mut actions,
+        );
+    }
     for (key, phase, why) in &build.finished {
         let Some(tj) = jobs.get(key) else { continue };
         let outcome = JobOutcome::Finished {
@@ -157,12 +177,29 @@ pub fn job_key(tj: &TrainingJob) -> JobKey {
 }
 
 fn status_actions(tj: &TrainingJob, outcome: &JobOutcome, now: &Time, actions: &mut Vec<Action>) {
-    let previous = tj.status.as_ref();
-    let next = next_status(previous, outcome, tj.metadata.generation, now);
+    let key = job_key(tj);
+    status_change(
+        key,
+        tj.status.as_ref(),
+        tj.metadata.generation,
+        outcome,
+        now,
+        actions,
+    );
+}
+
+fn status_change(
+    key: JobKey,
+    previous: Option<&TrainingJobStatus>,
+    generation: Option<i64>,
+    outcome: &JobOutcome,
+    now: &Time,
+    actions: &mut Vec<Action>,
+) {
+    let next = next_status(previous, outcome, generation, now);
     if previous == Some(&next) {
         return;
     }
-    let key = job_key(tj);
     actions.extend(events(&key, previous, &next));
     actions.push(Action::PatchStatus {
         namespace: key.namespace,

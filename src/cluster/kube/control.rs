@@ -1,6 +1,7 @@
 //! The control API on Kubernetes: jobs and queues are the TrainingJob and TrainingQueue
 //! objects themselves, so `kubectl` and `ebbctl` see the same thing.
 
+use super::job_store::JobStore;
 use crate::api::ControlBackend;
 use crate::api::cluster_state::from_snapshot;
 use crate::api::convert::{job_spec, job_status};
@@ -21,7 +22,7 @@ use super::progress::{ProgressBook, in_cluster, lookup, poll};
 #[derive(Clone)]
 pub struct KubeBackend {
     client: kube::Client,
-    jobs: Store<TrainingJob>,
+    jobs: JobStore,
     queues: Store<TrainingQueue>,
     last_snapshot: Arc<Mutex<Option<Arc<SnapshotFile>>>>,
     events: broadcast::Sender<JobEvent>,
@@ -59,7 +60,7 @@ pub fn status_of(e: kube::Error) -> Status {
 impl KubeBackend {
     pub fn new(
         client: kube::Client,
-        jobs: Store<TrainingJob>,
+        jobs: JobStore,
         queues: Store<TrainingQueue>,
         last_snapshot: Arc<Mutex<Option<Arc<SnapshotFile>>>>,
     ) -> Self {

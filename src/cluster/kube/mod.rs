@@ -5,6 +5,7 @@ pub mod actions;
 pub mod control;
 pub mod execute;
 pub mod job_spec;
+pub mod job_store;
 pub mod names;
 pub mod objects;
 pub mod pod_requests;

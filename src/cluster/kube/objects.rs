@@ -11,5 +11,7 @@ pub struct ClusterObjects {
     pub pods: Vec<Arc<Pod>>,
     pub hpas: Vec<Arc<HorizontalPodAutoscaler>>,
     pub jobs: Vec<Arc<TrainingJob>>,
+    /// TrainingJobs that do not parse (see `job_store`).
+    pub unreadable_jobs: Vec<super::job_store::UnreadableJob>,
     pub queues: Vec<Arc<TrainingQueue>>,
 }

@@ -1,13 +1,12 @@
 //! Each running job's progress for ebbctl, asked of its master through the master's
 //! Service (the controller runs inside the cluster network).
 
+use super::job_store::JobStore;
 use super::names::master_address;
 use crate::api::convert::progress;
 use crate::api::proto::Progress;
 use crate::coord::client;
 use crate::coord::proto::StatusRequest;
-use crate::crd::TrainingJob;
-use kube::runtime::reflector::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,12 +31,7 @@ pub fn in_cluster(name: &str, namespace: &str) -> String {
 
 /// Asks every admitted, unfinished job's master every `every`; a master that does not
 /// answer keeps its job's last progress.
-pub async fn poll(
-    book: ProgressBook,
-    jobs: Store<TrainingJob>,
-    every: Duration,
-    address: MasterAddress,
-) {
+pub async fn poll(book: ProgressBook, jobs: JobStore, every: Duration, address: MasterAddress) {
     loop {
         for tj in jobs.state() {
             let status = tj.status.as_ref();
