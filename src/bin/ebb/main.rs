@@ -156,18 +156,25 @@ fn main() -> Result<()> {
     }
 }
 
-fn bench_controller(a: PlanArgs) -> Result<()> {
+/// The generated cluster the planner and controller benchmarks share, checked.
+fn cluster_spec(a: &PlanArgs) -> Result<ClusterSpec> {
+    anyhow::ensure!(a.nodes > 0, "--nodes must be at least 1");
+    anyhow::ensure!(a.queues > 0, "--queues must be at least 1");
     anyhow::ensure!(
-        a.nodes > 0 && a.queues > 0,
-        "--nodes and --queues must be at least 1"
+        (0..=64).contains(&a.gpus_per_node),
+        "--gpus-per-node must be between 0 and 64"
     );
-    let spec = ClusterSpec {
+    Ok(ClusterSpec {
         nodes: a.nodes,
         jobs: a.jobs,
         queues: a.queues,
         gpus_per_node: a.gpus_per_node,
         seed: a.seed,
-    };
+    })
+}
+
+fn bench_controller(a: PlanArgs) -> Result<()> {
+    let spec = cluster_spec(&a)?;
     let r = ebb::bench::controller_bench::run(&spec, a.runs);
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
@@ -187,19 +194,7 @@ fn bench_controller(a: PlanArgs) -> Result<()> {
 }
 
 fn bench_plan(a: PlanArgs) -> Result<()> {
-    anyhow::ensure!(a.nodes > 0, "--nodes must be at least 1");
-    anyhow::ensure!(a.queues > 0, "--queues must be at least 1");
-    anyhow::ensure!(
-        (0..=64).contains(&a.gpus_per_node),
-        "--gpus-per-node must be between 0 and 64"
-    );
-    let spec = ClusterSpec {
-        nodes: a.nodes,
-        jobs: a.jobs,
-        queues: a.queues,
-        gpus_per_node: a.gpus_per_node,
-        seed: a.seed,
-    };
+    let spec = cluster_spec(&a)?;
     if let Some(path) = &a.write_snapshot {
         let (snapshot, policy) = plan_bench::steady_snapshot(&spec);
         let file = ebb::plan::file::SnapshotFile::new(snapshot, policy);
