@@ -511,3 +511,36 @@ fn killing_ebb_up_takes_its_pods_with_it() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_trainingjob_file_is_what_ebbctl_submits_too() {
+    let up = Up::start("file", TWO_NODES, &[]);
+    let file = up.dir.join("job.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: ebb.dev/v1alpha1\nkind: TrainingJob\nmetadata:\n  name: from-file\n  namespace: research\nspec:\n  image: ignored-locally\n  dataset: {}\n  passes: 3\n  master:\n    resources: {{cpu: 500m, memory: 256Mi}}\n  pservers:\n    replicas: 2\n    resources: {{cpu: 250m, memory: 128Mi}}\n  trainers:\n    min: 1\n    max: 3\n    resources: {{cpu: '1', memory: 256Mi}}\n",
+            digits()
+        ),
+    );
+    let out = up.ctl(&["submit", "-f", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    up.wait(
+        "the job from the file to finish",
+        Duration::from_secs(120),
+        || up.json(&["get", "from-file", "-n", "research"])["phase"] == "Succeeded",
+    );
+    let job = up.json(&["get", "from-file", "-n", "research"]);
+    assert_trained(&job);
+    let listed = up.json(&["list", "-n", "research"]);
+    assert_eq!(listed[0]["name"], "from-file");
+    // A file that is not a TrainingJob names what is wrong.
+    std::fs::write(&file, "apiVersion: ebb.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: x}\nspec: {trainers: {min: one}}\n").unwrap();
+    let out = up.ctl(&["submit", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a TrainingJob"));
+}
