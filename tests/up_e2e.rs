@@ -522,7 +522,8 @@ fn a_trainingjob_file_is_what_ebbctl_submits_too() {
             "apiVersion: ebb.dev/v1alpha1\nkind: TrainingJob\nmetadata:\n  name: from-file\n  namespace: research\nspec:\n  image: ignored-locally\n  dataset: {}\n  passes: 3\n  master:\n    resources: {{cpu: 500m, memory: 256Mi}}\n  pservers:\n    replicas: 2\n    resources: {{cpu: 250m, memory: 128Mi}}\n  trainers:\n    min: 1\n    max: 3\n    resources: {{cpu: '1', memory: 256Mi}}\n",
             digits()
         ),
-    );
+    )
+    .unwrap();
     let out = up.ctl(&["submit", "-f", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
