@@ -32,7 +32,7 @@ pub struct AuthConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         path: String,
         source: std::io::Error,

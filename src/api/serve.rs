@@ -12,7 +12,7 @@ pub struct TlsFiles {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         path: String,
         source: std::io::Error,

@@ -14,7 +14,7 @@ use tonic::{Request, Status};
 pub enum ConnectError {
     #[error("endpoint {endpoint:?}: {message}")]
     Endpoint { endpoint: String, message: String },
-    #[error("reading CA {path}: {source}")]
+    #[error("reading CA {path}")]
     Ca {
         path: String,
         source: std::io::Error,

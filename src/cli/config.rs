@@ -26,12 +26,12 @@ pub struct Context {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("reading {path}: {source} (run `ebb up`, or write a config: see `ebbctl --help`)")]
+    #[error("reading {path} (run `ebb up`, or write a config: see `ebbctl --help`)")]
     Read {
         path: String,
         source: std::io::Error,
     },
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Write {
         path: String,
         source: std::io::Error,

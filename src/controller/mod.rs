@@ -50,7 +50,7 @@ pub struct ControlConfig {
 pub enum ControllerError {
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
-    #[error("serving {addr}: {source}")]
+    #[error("serving {addr}")]
     Http {
         addr: SocketAddr,
         source: std::io::Error,
@@ -187,7 +187,7 @@ async fn serve_control(
     tokio::spawn(async move {
         let never = std::future::pending::<()>();
         if let Err(e) = crate::api::serve::serve(api, listener, control.tls, never).await {
-            tracing::error!(error = %e, "control API stopped");
+            tracing::error!(error = ?e, "control API stopped");
         }
     });
     tracing::info!(addr = %control.addr, "control API listening");

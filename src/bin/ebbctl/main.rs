@@ -47,6 +47,7 @@ enum Command {
     Get(jobs::JobArgs),
     /// Change a job's trainer range.
     Scale(jobs::ScaleArgs),
+    /// Delete a job; its pods stop (trainers get their grace period).
     Delete(jobs::JobArgs),
     /// Progress bars per pass until the job ends.
     Watch(jobs::JobArgs),
