@@ -238,25 +238,3 @@ pub fn queue_proto(tq: &TrainingQueue) -> proto::Queue {
         parent: tq.spec.parent.clone().unwrap_or_default(),
     }
 }
-
-/// A master's Status answer as the progress ebbctl shows.
-pub fn progress(s: &crate::coord::proto::StatusReply) -> proto::Progress {
-    let current = s
-        .pass_status
-        .iter()
-        .find(|p| p.pass == s.current_pass)
-        .or(s.pass_status.last());
-    proto::Progress {
-        current_pass: s.current_pass,
-        passes: s.passes,
-        chunks_per_pass: current.map_or(0, |p| p.chunks),
-        chunks_done: current.map_or(0, |p| p.done),
-        last_accuracy: s.last_accuracy,
-        finished: s.finished,
-        duplicate_completions: s
-            .pass_status
-            .iter()
-            .map(|p| u64::from(p.completions.saturating_sub(p.done)))
-            .sum(),
-    }
-}

@@ -7,6 +7,7 @@ use super::proto::cluster_service_server::{ClusterService, ClusterServiceServer}
 use super::proto::job_service_server::{JobService, JobServiceServer};
 use super::proto::queue_service_server::{QueueService, QueueServiceServer};
 use super::proto::*;
+use crate::cluster::kube::job_spec::check_trainer_range;
 use futures::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -112,17 +113,8 @@ impl JobService for Control {
         let r = request.into_inner();
         let (namespace, name) = job_ref(r.job.as_ref())?;
         who.check_namespace(&namespace)?;
-        if r.min_trainers == 0 {
-            return Err(Status::invalid_argument(
-                "spec.trainers.min: must be at least 1",
-            ));
-        }
-        if r.min_trainers > r.max_trainers {
-            return Err(Status::invalid_argument(format!(
-                "spec.trainers.min: min ({}) is greater than max ({})",
-                r.min_trainers, r.max_trainers
-            )));
-        }
+        check_trainer_range(r.min_trainers, r.max_trainers)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if r.max_trainers > 10_000 {
             return Err(Status::invalid_argument("spec.trainers.max: at most 10000"));
         }

@@ -99,6 +99,7 @@ pub async fn run(client: Client, config: ControllerConfig) -> Result<(), Control
 
     let executor = Executor::new(client, config.instance, config.retry);
     let mut expectations = expectations::Expectations::default();
+    let mut bad_queues_said = String::new();
     loop {
         tokio::select! {
             _ = changed.notified() => tokio::time::sleep(config.debounce).await,
@@ -121,19 +122,22 @@ pub async fn run(client: Client, config: ControllerConfig) -> Result<(), Control
             continue;
         }
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let tick = decide(&objects, &config.policy, &config.render, &now);
+        let mut tick = decide(&objects, &config.policy, &config.render, &now);
         for w in &tick.build.warnings {
             tracing::debug!(warning = %w, "snapshot");
         }
-        let file = Arc::new(SnapshotFile::new(
-            tick.build.snapshot.clone(),
-            config.policy.clone(),
-        ));
-        if let (Some(dir), false) = (&config.dump_snapshots, tick.actions.is_empty()) {
-            dump(dir, &file);
-        }
-        if let Ok(mut last) = last_snapshot.lock() {
-            *last = Some(file);
+        // A queue the planner cannot use is said once per change, not every tick.
+        let bad_queues: Vec<String> = tick
+            .build
+            .invalid_queues
+            .iter()
+            .map(|(q, e)| format!("{q}: {e}"))
+            .collect();
+        if bad_queues.join("; ") != bad_queues_said {
+            bad_queues_said = bad_queues.join("; ");
+            for q in &bad_queues {
+                tracing::warn!(queue = %q, "TrainingQueue ignored");
+            }
         }
         let report = executor.execute(&tick.actions).await;
         let not_done = report.not_done.iter().copied().collect();
@@ -147,6 +151,18 @@ pub async fn run(client: Client, config: ControllerConfig) -> Result<(), Control
                 ms = seconds * 1e3,
                 "tick applied"
             );
+        }
+        // The tick is done with its snapshot: it moves, it is not copied.
+        let file = Arc::new(SnapshotFile::new(
+            std::mem::take(&mut tick.build.snapshot),
+            config.policy.clone(),
+        ));
+        if let (Some(dir), false) = (&config.dump_snapshots, tick.actions.is_empty()) {
+            let (dir, file) = (dir.clone(), file.clone());
+            tokio::task::spawn_blocking(move || dump(&dir, &file));
+        }
+        if let Ok(mut last) = last_snapshot.lock() {
+            *last = Some(file);
         }
     }
 }

@@ -310,8 +310,18 @@ fn garbage(
             }
         }
     }
-    out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    // Stable order for the same world (pods_of is a HashMap).
+    out.sort_by(|a, b| deleted_pod(a).cmp(&deleted_pod(b)));
     out
+}
+
+fn deleted_pod(action: &Action) -> Option<(&str, &str)> {
+    match action {
+        Action::DeletePod {
+            namespace, name, ..
+        } => Some((namespace, name)),
+        _ => None,
+    }
 }
 
 fn role_of(pod: &Pod) -> Option<Role> {

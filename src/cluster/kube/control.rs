@@ -1,7 +1,7 @@
 //! The control API on Kubernetes: jobs and queues are the TrainingJob and TrainingQueue
 //! objects themselves, so `kubectl` and `ebbctl` see the same thing.
 
-use super::job_store::JobStore;
+use super::job_store::{JobStore, read};
 use crate::api::ControlBackend;
 use crate::api::cluster_state::from_snapshot;
 use crate::api::convert::{job_spec, job_status};
@@ -17,7 +17,8 @@ use tokio::sync::broadcast;
 use tonic::Status;
 
 use super::names::CONTROLLER_NAME;
-use super::progress::{ProgressBook, in_cluster, lookup, poll};
+use super::names::master_address;
+use super::progress::{ProgressBook, lookup, poll};
 
 #[derive(Clone)]
 pub struct KubeBackend {
@@ -81,7 +82,7 @@ impl KubeBackend {
             self.progress.clone(),
             self.jobs.clone(),
             every,
-            in_cluster,
+            master_address,
         ))
     }
 
@@ -97,16 +98,17 @@ impl KubeBackend {
             let mut seen: HashMap<(String, String), String> = HashMap::new();
             loop {
                 let mut now = HashMap::new();
-                for tj in store.state() {
+                // Versions are compared on the raw objects: a job is parsed and
+                // converted only when it changed.
+                for raw in store.0.state() {
                     let key = (
-                        tj.metadata.namespace.clone().unwrap_or_default(),
-                        tj.metadata.name.clone().unwrap_or_default(),
+                        raw.metadata.namespace.clone().unwrap_or_default(),
+                        raw.metadata.name.clone().unwrap_or_default(),
                     );
-                    let message = job_message(&tj, &book);
-                    let progress = message.status.as_ref().and_then(|s| s.progress);
+                    let progress = lookup(&book, &key.0, &key.1);
                     let version = format!(
                         "{}/{:?}",
-                        tj.metadata.resource_version.as_deref().unwrap_or_default(),
+                        raw.metadata.resource_version.as_deref().unwrap_or_default(),
                         progress.map(|p| (p.current_pass, p.chunks_done, p.finished))
                     );
                     let kind = match seen.get(&key) {
@@ -114,13 +116,14 @@ impl KubeBackend {
                         Some(v) if *v != version => Some("MODIFIED"),
                         Some(_) => None,
                     };
-                    if let Some(kind) = kind {
+                    now.insert(key, version);
+                    let Some(kind) = kind else { continue };
+                    for tj in read(std::slice::from_ref(&raw)).0 {
                         let _ = events.send(JobEvent {
                             r#type: kind.into(),
-                            job: Some(message),
+                            job: Some(job_message(&tj, &book)),
                         });
                     }
-                    now.insert(key, version);
                 }
                 for (namespace, name) in seen.keys().filter(|k| !now.contains_key(*k)) {
                     let gone = crate::api::proto::JobSpec {

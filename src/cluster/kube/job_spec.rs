@@ -44,26 +44,29 @@ pub fn resources(
     Ok(r)
 }
 
-/// The planner's view of a TrainingJob (without pods: the snapshot adds them).
-pub fn job_model(tj: &TrainingJob, submit_time_s: f64) -> Result<model::Job, SpecError> {
-    let spec = &tj.spec;
-    let namespace = tj.metadata.namespace.clone().unwrap_or_default();
-    let name = tj.metadata.name.clone().unwrap_or_default();
-    if spec.trainers.min > spec.trainers.max {
+/// `1 <= min <= max`, for a spec and for a scale request alike.
+pub fn check_trainer_range(min: u32, max: u32) -> Result<(), SpecError> {
+    if min > max {
         return Err(SpecError::Invalid {
             field: "spec.trainers.min".into(),
-            message: format!(
-                "min ({}) is greater than max ({}); lower min or raise max",
-                spec.trainers.min, spec.trainers.max
-            ),
+            message: format!("min ({min}) is greater than max ({max}); lower min or raise max"),
         });
     }
-    if spec.trainers.min == 0 {
+    if min == 0 {
         return Err(SpecError::Invalid {
             field: "spec.trainers.min".into(),
             message: "must be at least 1".into(),
         });
     }
+    Ok(())
+}
+
+/// The planner's view of a TrainingJob (without pods: the snapshot adds them).
+pub fn job_model(tj: &TrainingJob, submit_time_s: f64) -> Result<model::Job, SpecError> {
+    let spec = &tj.spec;
+    let namespace = tj.metadata.namespace.clone().unwrap_or_default();
+    let name = tj.metadata.name.clone().unwrap_or_default();
+    check_trainer_range(spec.trainers.min, spec.trainers.max)?;
     if spec.pservers.replicas == 0 {
         return Err(SpecError::Invalid {
             field: "spec.pservers.replicas".into(),

@@ -2,11 +2,8 @@
 //! Service (the controller runs inside the cluster network).
 
 use super::job_store::JobStore;
-use super::names::master_address;
-use crate::api::convert::progress;
+use crate::api::progress::MasterPoller;
 use crate::api::proto::Progress;
-use crate::coord::client;
-use crate::coord::proto::StatusRequest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,15 +21,12 @@ pub fn lookup(book: &ProgressBook, namespace: &str, name: &str) -> Option<Progre
 /// How to reach job `name` in `namespace`'s master (`host:port`).
 pub type MasterAddress = fn(&str, &str) -> String;
 
-/// The master's Service in the cluster DNS.
-pub fn in_cluster(name: &str, namespace: &str) -> String {
-    master_address(name, namespace)
-}
-
 /// Asks every admitted, unfinished job's master every `every`; a master that does not
 /// answer keeps its job's last progress.
 pub async fn poll(book: ProgressBook, jobs: JobStore, every: Duration, address: MasterAddress) {
+    let mut masters = MasterPoller::default();
     loop {
+        let mut asked = Vec::new();
         for tj in jobs.state() {
             let status = tj.status.as_ref();
             let running = status.is_some_and(|s| !s.phase.is_finished() && s.start_time.is_some());
@@ -42,17 +36,15 @@ pub async fn poll(book: ProgressBook, jobs: JobStore, every: Duration, address: 
             if !running {
                 continue;
             }
-            let Ok(mut master) = client::master(&address(name, ns)) else {
-                continue;
-            };
-            let asked =
-                tokio::time::timeout(Duration::from_secs(1), master.status(StatusRequest {}));
-            if let Ok(Ok(reply)) = asked.await
+            let addr = address(name, ns);
+            if let Some(p) = masters.ask(&addr).await
                 && let Ok(mut b) = book.lock()
             {
-                b.insert((ns.clone(), name.clone()), progress(reply.get_ref()));
+                b.insert((ns.clone(), name.clone()), p);
             }
+            asked.push(addr);
         }
+        masters.keep_only(asked.iter().map(String::as_str));
         tokio::time::sleep(every).await;
     }
 }

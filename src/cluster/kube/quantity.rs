@@ -1,7 +1,5 @@
 //! Kubernetes quantities ("500m", "4Gi", "1e9") to ebb's integer units.
 
-use std::fmt;
-
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(
     "{field}: {value:?} is not a Kubernetes quantity ({why}); write e.g. \"500m\", \"2\" or \"4Gi\""
@@ -19,15 +17,6 @@ pub enum Unit {
     Milli,
     /// Memory or counts, returned in whole units (rounded up).
     Whole,
-}
-
-impl fmt::Display for Unit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Unit::Milli => "millicores",
-            Unit::Whole => "units",
-        })
-    }
 }
 
 /// Parses `value` into `unit`, saturating at `i64::MAX` (the caller bounds it).

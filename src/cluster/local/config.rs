@@ -1,7 +1,8 @@
 //! The declared virtual cluster of `ebb up`: nodes and online services, from flags or a
 //! YAML file.
 
-use crate::cluster::kube::quantity::{Unit, parse_quantity};
+use crate::cluster::kube::job_spec;
+use crate::crd::ResourceSpec;
 use crate::model::{self, Resources};
 use serde::{Deserialize, Serialize};
 
@@ -64,20 +65,19 @@ fn err(field: String, message: impl Into<String>) -> ClusterSpecError {
     }
 }
 
+/// The same parsing and bounds as a TrainingJob's resources.
 pub fn resources(
     field: &str,
     cpu: &str,
     memory: &str,
     gpus: u32,
 ) -> Result<Resources, ClusterSpecError> {
-    let cpu = parse_quantity(&format!("{field}.cpu"), cpu, Unit::Milli)
-        .map_err(|e| err(format!("{field}.cpu"), e.why))?;
-    let memory = parse_quantity(&format!("{field}.memory"), memory, Unit::Whole)
-        .map_err(|e| err(format!("{field}.memory"), e.why))?;
-    let r = Resources::new(cpu, memory, i64::from(gpus));
-    r.validate(field, true)
-        .map_err(|e| err(field.to_string(), e.to_string()))?;
-    Ok(r)
+    let spec = ResourceSpec {
+        cpu: Some(cpu.to_string()),
+        memory: Some(memory.to_string()),
+        gpus: Some(gpus),
+    };
+    job_spec::resources(field, &spec, true).map_err(|e| err(e.field().to_string(), e.to_string()))
 }
 
 impl LocalClusterSpec {

@@ -2,9 +2,7 @@
 
 use super::backend::lock;
 use super::world::World;
-use crate::api::convert::progress;
-use crate::coord::client;
-use crate::coord::proto::StatusRequest;
+use crate::api::progress::MasterPoller;
 use crate::model::JobKey;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,8 +13,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let mut masters = MasterPoller::default();
     loop {
-        poll_masters(&world).await;
+        poll_masters(&world, &mut masters).await;
         let started = Instant::now();
         let plan = lock(&world).tick(started, &World::now());
         if !plan.create.is_empty() || !plan.delete.is_empty() {
@@ -36,8 +35,8 @@ pub async fn run(
 }
 
 /// Progress for `ebbctl watch`; a master that does not answer keeps its last progress.
-async fn poll_masters(world: &Arc<Mutex<World>>) {
-    let masters: Vec<(JobKey, String)> = lock(world)
+async fn poll_masters(world: &Arc<Mutex<World>>, masters: &mut MasterPoller) {
+    let running: Vec<(JobKey, String)> = lock(world)
         .jobs
         .iter()
         .filter_map(|(k, r)| {
@@ -45,23 +44,19 @@ async fn poll_masters(world: &Arc<Mutex<World>>) {
             Some((k.clone(), pod.addr.clone()?))
         })
         .collect();
-    for (key, addr) in masters {
-        let Ok(mut master) = client::master(&addr) else {
+    masters.keep_only(running.iter().map(|(_, a)| a.as_str()));
+    for (key, addr) in running {
+        let Some(p) = masters.ask(&addr).await else {
             continue;
         };
-        let asked =
-            tokio::time::timeout(Duration::from_millis(500), master.status(StatusRequest {}));
-        if let Ok(Ok(reply)) = asked.await {
-            let p = progress(reply.get_ref());
-            let mut w = lock(world);
-            let changed = w.jobs.get_mut(&key).is_some_and(|r| {
-                let changed = r.progress != Some(p);
-                r.progress = Some(p);
-                changed
-            });
-            if changed && let Some(r) = w.jobs.get(&key) {
-                w.emit("MODIFIED", r);
-            }
+        let mut w = lock(world);
+        let changed = w.jobs.get_mut(&key).is_some_and(|r| {
+            let changed = r.progress != Some(p);
+            r.progress = Some(p);
+            changed
+        });
+        if changed && let Some(r) = w.jobs.get(&key) {
+            w.emit("MODIFIED", r);
         }
     }
 }
