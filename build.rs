@@ -6,6 +6,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Ordered maps: ebbctl prints them, and tables must not reshuffle between rows.
     tonic_prost_build::configure()
         .btree_map(".")
+        // Parameter blocks are sliced out of the received buffer instead of copied.
+        .bytes(".ebb.v1.Block.values")
         .compile_fds(files)?;
     Ok(())
 }

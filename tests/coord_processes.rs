@@ -5,7 +5,10 @@
 mod procs;
 
 use ebb::coord::client;
+use ebb::coord::floats::to_le_bytes;
+use ebb::coord::params::{pull_shard, push_shard};
 use ebb::coord::proto::*;
+use ebb::coord::pserver::MAX_PSERVER_MESSAGE;
 use procs::*;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -201,7 +204,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
         );
 
         let mut p = client::pserver(&ps_addr).unwrap();
-        let e = p.pull(PullRequest {}).await.expect_err("pull before init");
+        let e = pull_shard(&mut p).await.expect_err("pull before init");
         assert_eq!(e.code(), Code::FailedPrecondition);
         let init = InitRequest {
             layout: Some(Layout {
@@ -227,29 +230,69 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             ..init
         };
         p.init(init).await.expect("init");
-        let bad = PushRequest {
-            gradients: vec![Block {
-                index: 0,
-                values: vec![1, 2, 3],
-            }],
+        let before = pull_shard(&mut p).await.expect("pull");
+        let ragged = Block {
+            index: 0,
+            values: vec![1, 2, 3].into(),
         };
-        let e = p.push(bad).await.expect_err("ragged bytes");
+        let e = push_shard(&mut p, vec![ragged])
+            .await
+            .expect_err("ragged bytes");
         assert!(
-            e.message().contains("gradients[0].values"),
+            e.message().contains("gradients[0]: block 0 has 3 bytes"),
             "{}",
             e.message()
         );
-        let bad = PushRequest {
-            gradients: vec![Block {
-                index: 99,
-                values: vec![0; 40],
-            }],
+        let foreign = Block {
+            index: 99,
+            values: vec![0; 40].into(),
         };
         assert_eq!(
-            p.push(bad).await.expect_err("foreign block").code(),
+            push_shard(&mut p, vec![foreign])
+                .await
+                .expect_err("foreign block")
+                .code(),
             Code::InvalidArgument
         );
-        assert!(p.pull(PullRequest {}).await.is_ok(), "still serving");
+        // A good block then a bad one: the push is refused whole, nothing applied.
+        let good = Block {
+            index: 0,
+            values: to_le_bytes(&[1.0; 10]),
+        };
+        let e = push_shard(&mut p, vec![good.clone(), good.clone()])
+            .await
+            .expect_err("duplicate block");
+        assert!(e.message().contains("already sent"), "{}", e.message());
+        let nan = Block {
+            index: 1,
+            values: to_le_bytes(&[f32::NAN; 10]),
+        };
+        let e = push_shard(&mut p, vec![good, nan])
+            .await
+            .expect_err("NaN block");
+        assert!(
+            e.message().contains("gradients[1]: block 1 holds a NaN"),
+            "{}",
+            e.message()
+        );
+        let after = pull_shard(&mut p).await.expect("pull");
+        assert_eq!(after.version, before.version, "nothing applied");
+        assert_eq!(after.blocks, before.blocks);
+        // A message bigger than any block is refused before it is read.
+        let huge = PushRequest {
+            gradients: vec![Block {
+                index: 0,
+                values: vec![0u8; MAX_PSERVER_MESSAGE + 1].into(),
+            }],
+        };
+        let e = p
+            .clone()
+            .max_encoding_message_size(usize::MAX)
+            .push(futures::stream::iter([huge]))
+            .await
+            .expect_err("oversized message");
+        assert_eq!(e.code(), Code::OutOfRange, "{e}");
+        assert!(pull_shard(&mut p).await.is_ok(), "still serving");
     });
 }
 

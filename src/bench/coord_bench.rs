@@ -8,8 +8,9 @@
 use crate::coord::book::BookConfig;
 use crate::coord::client;
 use crate::coord::master::{self, MasterConfig, MasterService};
+use crate::coord::params::{Assembler, pull_shard, push_shard, split_blocks};
 use crate::coord::proto::*;
-use crate::coord::pserver::{self, PserverConfig, PserverService, f32s_to_bytes};
+use crate::coord::pserver::{self, PserverConfig, PserverService};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -174,24 +175,25 @@ pub async fn pserver_bandwidth(dir: &Path, params: u64, rounds: usize) -> Result
     })
     .await
     .map_err(rpc("init"))?;
-    let grad = vec![0.001f32; block_size as usize];
-    let blocks: Vec<Block> = (0..params.div_ceil(u64::from(block_size)))
-        .map(|b| {
-            let len = (params - b * u64::from(block_size)).min(u64::from(block_size)) as usize;
-            Block {
-                index: b,
-                values: f32s_to_bytes(&grad[..len]),
-            }
-        })
-        .collect();
-    let start = Instant::now();
-    for _ in 0..rounds {
-        p.push(PushRequest {
-            gradients: blocks.clone(),
-        })
-        .await
-        .map_err(rpc("push"))?;
-        p.pull(PullRequest {}).await.map_err(rpc("pull"))?;
+    // As a trainer does it: the gradient cut into blocks and pushed, then the model
+    // pulled and put back together as floats, into the buffer the last pull filled (as
+    // a trainer keeps its parameter tensor). Round 0 warms the connection up, untimed.
+    let grad = vec![0.001f32; params as usize];
+    let mut model = vec![0.0f32; params as usize];
+    let mut start = Instant::now();
+    for round in 0..=rounds {
+        if round == 1 {
+            start = Instant::now();
+        }
+        let blocks = split_blocks(&grad, block_size as usize, 1)
+            .pop()
+            .unwrap_or_default();
+        push_shard(&mut p, blocks).await.map_err(rpc("push"))?;
+        let mut assembler = Assembler::reusing(model, block_size as usize);
+        for b in &pull_shard(&mut p).await.map_err(rpc("pull"))?.blocks {
+            assembler.add(b).map_err(BenchError::Setup)?;
+        }
+        model = assembler.finish().map_err(BenchError::Setup)?;
     }
     let secs = start.elapsed().as_secs_f64();
     let _ = stop.send(());
@@ -285,7 +287,7 @@ pub async fn run(
         Duration::from_secs_f64(seconds),
     )
     .await?;
-    let push_pull_gb_per_s = pserver_bandwidth(&dir.join("bandwidth"), params, 5).await?;
+    let push_pull_gb_per_s = pserver_bandwidth(&dir.join("bandwidth"), params, 10).await?;
     let (join_to_first_task_ms, sigterm_to_exit_ms) =
         trainer_lifecycle(exe, data, &dir.join("lifecycle")).await?;
     let _ = std::fs::remove_dir_all(&dir);

@@ -196,10 +196,15 @@ mod tests {
             0.5,
         )
         .unwrap();
-        let grads: Vec<(u64, Vec<f32>)> = s
+        let grads: Vec<(u64, bytes::Bytes)> = s
             .blocks
             .iter()
-            .map(|b| (b.index, vec![0.25; b.values.len()]))
+            .map(|b| {
+                (
+                    b.index,
+                    crate::coord::floats::to_le_bytes(&vec![0.25; b.values.len()]),
+                )
+            })
             .collect();
         s.apply(&grads).unwrap();
         s

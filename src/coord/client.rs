@@ -4,7 +4,7 @@
 use super::master::MAX_MASTER_MESSAGE;
 use super::proto::master_client::MasterClient;
 use super::proto::pserver_client::PserverClient;
-use super::pserver::{MAX_PSERVER_MESSAGE, WINDOW};
+use super::pserver::{FRAME, MAX_PSERVER_MESSAGE, WINDOW};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
@@ -31,7 +31,8 @@ pub fn master(addr: &str) -> Result<MasterClient<Channel>, Status> {
 pub fn pserver(addr: &str) -> Result<PserverClient<Channel>, Status> {
     let e = endpoint(addr)?
         .initial_stream_window_size(Some(WINDOW))
-        .initial_connection_window_size(Some(2 * WINDOW));
+        .initial_connection_window_size(Some(2 * WINDOW))
+        .max_frame_size(FRAME);
     Ok(PserverClient::new(e.connect_lazy())
         .max_decoding_message_size(MAX_PSERVER_MESSAGE)
         .max_encoding_message_size(MAX_PSERVER_MESSAGE))

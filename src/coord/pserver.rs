@@ -3,18 +3,23 @@
 
 use super::checkpoint;
 use super::error::CoordError;
+use super::floats;
 use super::proto::pserver_server::{Pserver, PserverServer};
 use super::proto::*;
 use super::store::{LayoutSpec, OptimizerKind, OptimizerSpec, Store, StoreError};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
-/// A 10M-float model is 40 MB a message; leave room, refuse anything beyond.
-pub const MAX_PSERVER_MESSAGE: usize = 256 << 20;
+/// One message holds one block (at most `MAX_BLOCK_SIZE` floats, 16 MiB) plus framing;
+/// refuse anything beyond.
+pub const MAX_PSERVER_MESSAGE: usize = 17 << 20;
 /// HTTP/2 flow-control window for parameter traffic (both ends).
 pub const WINDOW: u32 = 16 << 20;
+/// Largest HTTP/2 frame either end accepts: a 256 KiB block in one frame, not sixteen.
+pub const FRAME: u32 = 1 << 20;
 
 #[derive(Clone, Debug)]
 pub struct PserverConfig {
@@ -35,27 +40,12 @@ pub struct PserverService {
     config: Arc<PserverConfig>,
 }
 
+fn not_initialised() -> Status {
+    Status::failed_precondition("parameters not initialised: call Init first")
+}
+
 fn store_status(e: StoreError) -> Status {
     Status::invalid_argument(e.to_string())
-}
-
-pub fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * 4);
-    for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
-
-pub fn bytes_to_f32s(b: &[u8]) -> Option<Vec<f32>> {
-    if !b.len().is_multiple_of(4) {
-        return None;
-    }
-    Some(
-        b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
 }
 
 impl PserverService {
@@ -193,42 +183,59 @@ impl Pserver for PserverService {
         Ok(Response::new(InitReply { already: false }))
     }
 
-    async fn pull(&self, _req: Request<PullRequest>) -> Result<Response<PullReply>, Status> {
-        let shard = self.read();
-        let store = shard.store.as_ref().ok_or_else(|| {
-            Status::failed_precondition("parameters not initialised: call Init first")
-        })?;
-        let blocks = store
-            .blocks
-            .iter()
-            .map(|b| Block {
-                index: b.index,
-                values: f32s_to_bytes(&b.values),
-            })
-            .collect();
-        Ok(Response::new(PullReply {
-            blocks,
-            version: store.version,
-        }))
+    type PullStream = futures::stream::Iter<std::vec::IntoIter<Result<PullReply, Status>>>;
+
+    async fn pull(&self, _req: Request<PullRequest>) -> Result<Response<Self::PullStream>, Status> {
+        // Copied out under the lock so every block is of the same version, then streamed
+        // without holding it.
+        let replies: Vec<Result<PullReply, Status>> = {
+            let shard = self.read();
+            let store = shard.store.as_ref().ok_or_else(not_initialised)?;
+            store
+                .blocks
+                .iter()
+                .map(|b| {
+                    Ok(PullReply {
+                        blocks: vec![Block {
+                            index: b.index,
+                            values: floats::to_le_bytes(&b.values),
+                        }],
+                        version: store.version,
+                    })
+                })
+                .collect()
+        };
+        Ok(Response::new(futures::stream::iter(replies)))
     }
 
-    async fn push(&self, req: Request<PushRequest>) -> Result<Response<PushReply>, Status> {
-        let r = req.into_inner();
-        let mut grads = Vec::with_capacity(r.gradients.len());
-        for (i, b) in r.gradients.iter().enumerate() {
-            let values = bytes_to_f32s(&b.values).ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "gradients[{i}].values: {} bytes is not a whole number of f32",
-                    b.values.len()
-                ))
-            })?;
-            grads.push((b.index, values));
+    async fn push(
+        &self,
+        req: Request<Streaming<PushRequest>>,
+    ) -> Result<Response<PushReply>, Status> {
+        let mut stream = req.into_inner();
+        let mut received: Vec<(usize, bytes::Bytes)> = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(message) = stream.message().await? {
+            let shard = self.read();
+            let store = shard.store.as_ref().ok_or_else(not_initialised)?;
+            for block in message.gradients {
+                let position = received.len();
+                if !seen.insert(block.index) {
+                    return Err(store_status(StoreError::Duplicate {
+                        position,
+                        block: block.index,
+                    }));
+                }
+                let slot = store
+                    .check_gradient(position, block.index, &block.values)
+                    .map_err(store_status)?;
+                received.push((slot, block.values));
+            }
         }
+        let checked: Vec<(usize, &[u8])> = received.iter().map(|(s, b)| (*s, &b[..])).collect();
         let mut shard = self.write();
-        let store = shard.store.as_mut().ok_or_else(|| {
-            Status::failed_precondition("parameters not initialised: call Init first")
-        })?;
-        let version = store.apply(&grads).map_err(store_status)?;
+        let store = shard.store.as_mut().ok_or_else(not_initialised)?;
+        let version = store.apply_checked(&checked);
         Ok(Response::new(PushReply { version }))
     }
 
@@ -272,6 +279,7 @@ pub async fn serve(
     let result = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(WINDOW))
         .initial_connection_window_size(Some(2 * WINDOW))
+        .max_frame_size(FRAME)
         .add_service(service.clone().server())
         .serve_with_incoming_shutdown(super::master::incoming(listener), shutdown)
         .await;

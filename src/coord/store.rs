@@ -14,6 +14,8 @@ pub struct LayoutSpec {
 
 /// Above this a layout is a mistake, not a model (16 G parameters).
 pub const MAX_PARAMS: u64 = 1 << 34;
+/// A block travels as one message: 4 M floats (16 MiB) keeps every message bounded.
+pub const MAX_BLOCK_SIZE: u32 = 1 << 22;
 
 impl LayoutSpec {
     pub fn validate(&self) -> Result<(), String> {
@@ -23,8 +25,11 @@ impl LayoutSpec {
                 self.params
             ));
         }
-        if self.block_size == 0 {
-            return Err("layout.block_size must be > 0".into());
+        if self.block_size == 0 || self.block_size > MAX_BLOCK_SIZE {
+            return Err(format!(
+                "layout.block_size must be in 1..={MAX_BLOCK_SIZE}, got {}",
+                self.block_size
+            ));
         }
         if self.pservers == 0 || self.pservers > 4096 {
             return Err(format!(
@@ -97,13 +102,15 @@ pub enum StoreError {
     Layout(String),
     #[error("gradients[{position}]: block {block} is not held by this pserver")]
     NotMine { position: usize, block: u64 },
-    #[error("gradients[{position}]: block {block} has {got} values, expected {want}")]
+    #[error("gradients[{position}]: block {block} has {got} bytes, expected {want} ({} floats)", want / 4)]
     WrongLength {
         position: usize,
         block: u64,
         got: usize,
         want: usize,
     },
+    #[error("gradients[{position}]: block {block} was already sent in this push")]
+    Duplicate { position: usize, block: u64 },
     #[error("gradients[{position}]: block {block} holds a NaN or infinite value")]
     NotFinite { position: usize, block: u64 },
 }
@@ -165,36 +172,62 @@ impl Store {
         Some(((b - u64::from(self.index)) / u64::from(self.layout.pservers)) as usize)
     }
 
-    /// Applies one gradient per listed block; checks all of them first, so a bad push
-    /// changes nothing.
-    pub fn apply(&mut self, gradients: &[(u64, Vec<f32>)]) -> Result<u64, StoreError> {
-        let mut slots = Vec::with_capacity(gradients.len());
-        for (position, (block, g)) in gradients.iter().enumerate() {
-            let slot = self.slot(*block).ok_or(StoreError::NotMine {
+    /// Where the gradient for `block` goes, once it is known to be whole, finite and
+    /// this pserver's: checked as each block arrives, so garbage is refused before the
+    /// rest of the push is read and the write lock is only held for the arithmetic.
+    pub fn check_gradient(
+        &self,
+        position: usize,
+        block: u64,
+        le_bytes: &[u8],
+    ) -> Result<usize, StoreError> {
+        let slot = self
+            .slot(block)
+            .ok_or(StoreError::NotMine { position, block })?;
+        let want = self.blocks[slot].values.len() * 4;
+        let floats = super::floats::le_floats(le_bytes)
+            .filter(|f| f.len() * 4 == want)
+            .ok_or(StoreError::WrongLength {
                 position,
-                block: *block,
+                block,
+                got: le_bytes.len(),
+                want,
             })?;
-            let want = self.blocks[slot].values.len();
-            if g.len() != want {
-                return Err(StoreError::WrongLength {
-                    position,
-                    block: *block,
-                    got: g.len(),
-                    want,
-                });
-            }
-            if g.iter().any(|x| !x.is_finite()) {
-                return Err(StoreError::NotFinite {
-                    position,
-                    block: *block,
-                });
-            }
-            slots.push(slot);
+        if floats.into_iter().any(|x| !x.is_finite()) {
+            return Err(StoreError::NotFinite { position, block });
         }
+        Ok(slot)
+    }
+
+    /// Applies one gradient (little-endian f32 bytes) per listed block; checks all of
+    /// them first, so a bad push changes nothing.
+    pub fn apply<G: AsRef<[u8]>>(&mut self, gradients: &[(u64, G)]) -> Result<u64, StoreError> {
+        let mut checked = Vec::with_capacity(gradients.len());
+        let mut seen = std::collections::HashSet::with_capacity(gradients.len());
+        for (position, (block, g)) in gradients.iter().enumerate() {
+            if !seen.insert(*block) {
+                return Err(StoreError::Duplicate {
+                    position,
+                    block: *block,
+                });
+            }
+            checked.push((
+                self.check_gradient(position, *block, g.as_ref())?,
+                g.as_ref(),
+            ));
+        }
+        Ok(self.apply_checked(&checked))
+    }
+
+    /// Applies gradients already passed through `check_gradient`, as one version.
+    pub fn apply_checked(&mut self, gradients: &[(usize, &[u8])]) -> u64 {
         let opt = self.optimizer;
-        for ((_, g), slot) in gradients.iter().zip(slots) {
+        for &(slot, g) in gradients {
             let b = &mut self.blocks[slot];
             b.steps += 1;
+            let g = g
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
             match opt.kind {
                 OptimizerKind::SgdMomentum => {
                     for ((w, m), g) in b.values.iter_mut().zip(&mut b.m).zip(g) {
@@ -215,13 +248,14 @@ impl Store {
             }
         }
         self.version += 1;
-        Ok(self.version)
+        self.version
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coord::floats::to_le_bytes as le;
 
     fn layout() -> LayoutSpec {
         LayoutSpec {
@@ -262,23 +296,38 @@ mod tests {
     #[test]
     fn sgd_and_adam_step_downhill_and_bad_pushes_change_nothing() {
         let mut s = Store::init(layout(), 0, sgd(), 1, 0.0).unwrap();
-        s.apply(&[(0, vec![1.0, -1.0, 0.0])]).unwrap();
+        s.apply(&[(0, le(&[1.0, -1.0, 0.0]))]).unwrap();
         assert_eq!(s.blocks[0].values, vec![-0.5, 0.5, 0.0]);
         let before = s.clone();
         assert_eq!(
-            s.apply(&[(0, vec![1.0; 3]), (1, vec![1.0; 3])]),
+            s.apply(&[(0, le(&[1.0; 3])), (1, le(&[1.0; 3]))]),
             Err(StoreError::NotMine {
                 position: 1,
                 block: 1
             })
         );
         assert!(matches!(
-            s.apply(&[(2, vec![1.0; 2])]),
+            s.apply(&[(2, le(&[1.0; 2]))]),
             Err(StoreError::WrongLength { .. })
         ));
         assert!(matches!(
-            s.apply(&[(2, vec![f32::NAN; 3])]),
+            s.apply(&[(2, le(&[f32::NAN; 3]))]),
             Err(StoreError::NotFinite { .. })
+        ));
+        assert_eq!(
+            s.apply(&[(0, le(&[1.0; 3])), (0, le(&[1.0; 3]))]),
+            Err(StoreError::Duplicate {
+                position: 1,
+                block: 0
+            })
+        );
+        assert!(matches!(
+            s.apply(&[(0, [0u8; 11])]),
+            Err(StoreError::WrongLength {
+                got: 11,
+                want: 12,
+                ..
+            })
         ));
         assert_eq!(s, before);
         let adam = OptimizerSpec {
@@ -287,7 +336,7 @@ mod tests {
             momentum: 0.9,
         };
         let mut a = Store::init(layout(), 0, adam, 1, 0.0).unwrap();
-        a.apply(&[(0, vec![2.0, -2.0, 0.0])]).unwrap();
+        a.apply(&[(0, le(&[2.0, -2.0, 0.0]))]).unwrap();
         // Adam's first step moves each parameter by about the learning rate.
         assert!(
             (a.blocks[0].values[0] + 0.1).abs() < 1e-4,
@@ -311,6 +360,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("block_size"));
+        let e = Store::init(
+            LayoutSpec {
+                block_size: MAX_BLOCK_SIZE + 1,
+                ..layout()
+            },
+            0,
+            sgd(),
+            1,
+            0.1,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("layout.block_size must be in 1..=4194304"),
+            "{e}"
+        );
         let e = Store::init(layout(), 5, sgd(), 1, 0.1).unwrap_err();
         assert!(e.to_string().contains("pserver_index"));
         let e = Store::init(

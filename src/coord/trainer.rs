@@ -8,11 +8,11 @@ use super::client::{self, retry};
 use super::data::{Dataset, Split};
 use super::error::CoordError;
 use super::model::ModelKind;
+use super::params::{self, Assembler};
 use super::proto::lease_task_reply::Outcome;
 use super::proto::master_client::MasterClient;
 use super::proto::pserver_client::PserverClient;
 use super::proto::*;
-use super::pserver::{bytes_to_f32s, f32s_to_bytes};
 use super::store::OptimizerKind;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -192,9 +192,6 @@ impl Trainer {
     }
 
     async fn pull(&self) -> Result<Vec<f32>, TrainerError> {
-        let params = self.config.model.params();
-        let bs = self.config.block_size as usize;
-        let mut out = vec![0.0f32; params];
         let mut tasks = tokio::task::JoinSet::new();
         for (i, ps) in self.pservers.iter().enumerate() {
             let ps = ps.clone();
@@ -202,42 +199,32 @@ impl Trainer {
             tasks.spawn(async move {
                 let r = retry("pull", patience, || {
                     let mut p = ps.clone();
-                    async move { p.pull(PullRequest {}).await }
+                    async move { params::pull_shard(&mut p).await }
                 })
                 .await;
                 (i, r)
             });
         }
+        let mut model = Assembler::new(self.config.model.params(), self.config.block_size as usize);
         while let Some(joined) = tasks.join_next().await {
             let (i, r) = joined.map_err(|e| TrainerError::Params {
                 index: 0,
                 message: e.to_string(),
             })?;
-            let reply = r.map_err(rpc("pull"))?.into_inner();
-            for b in reply.blocks {
-                let start = b.index as usize * bs;
-                let values = bytes_to_f32s(&b.values)
-                    .filter(|v| start + v.len() <= params)
-                    .ok_or_else(|| TrainerError::Params {
-                        index: i,
-                        message: format!("block {} that does not fit the model", b.index),
-                    })?;
-                out[start..start + values.len()].copy_from_slice(&values);
+            for b in &r.map_err(rpc("pull"))?.blocks {
+                model
+                    .add(b)
+                    .map_err(|message| TrainerError::Params { index: i, message })?;
             }
         }
-        Ok(out)
+        model.finish().map_err(|message| TrainerError::Params {
+            index: 0,
+            message: format!("a model with {message}"),
+        })
     }
 
     async fn push(&self, grad: &[f32]) -> Result<(), TrainerError> {
-        let bs = self.config.block_size as usize;
-        let n = self.pservers.len();
-        let mut per: Vec<Vec<Block>> = vec![Vec::new(); n];
-        for (b, chunk) in grad.chunks(bs).enumerate() {
-            per[b % n].push(Block {
-                index: b as u64,
-                values: f32s_to_bytes(chunk),
-            });
-        }
+        let per = params::split_blocks(grad, self.config.block_size as usize, self.pservers.len());
         let mut tasks = tokio::task::JoinSet::new();
         for (ps, blocks) in self.pservers.iter().zip(per) {
             let ps = ps.clone();
@@ -245,10 +232,9 @@ impl Trainer {
             tasks.spawn(async move {
                 retry("push", patience, || {
                     let mut p = ps.clone();
-                    let req = PushRequest {
-                        gradients: blocks.clone(),
-                    };
-                    async move { p.push(req).await }
+                    // Cheap: blocks share their bytes.
+                    let blocks = blocks.clone();
+                    async move { params::push_shard(&mut p, blocks).await }
                 })
                 .await
             });

@@ -4,6 +4,12 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ebb::bench::{generate::ClusterSpec, plan_bench};
 
+// glibc hands large freed buffers back to the kernel at once, so every 256 KiB parameter
+// block (and every planning pass's vectors) paid fresh page faults: a third of pserver
+// time went to the kernel zeroing pages. mimalloc keeps and reuses them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod agent_cmd;
 mod controller_cmd;
 mod coord_cmd;
