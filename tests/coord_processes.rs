@@ -173,6 +173,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             lease_id,
             loss,
             samples: 32,
+            lease_next: true,
         };
         let e = m
             .complete_task(done(task.lease_id, f64::NAN))
@@ -184,9 +185,15 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             .await
             .expect_err("stale lease");
         assert_eq!(e.code(), Code::FailedPrecondition);
-        m.complete_task(done(task.lease_id, 1.0))
+        let next = m
+            .complete_task(done(task.lease_id, 1.0))
             .await
-            .expect("complete");
+            .expect("complete")
+            .into_inner()
+            .next
+            .expect("lease_next answers with the next lease");
+        let next_task = next.task.expect("a next task");
+        assert_ne!(next_task.chunk, task.chunk);
         let e = m
             .complete_task(done(task.lease_id, 1.0))
             .await
@@ -201,6 +208,10 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
         assert_eq!(
             s.pass_status[0].completions, 1,
             "the duplicate did not count"
+        );
+        assert_eq!(
+            s.pass_status[0].pending, 1,
+            "only the accepted completion leased a next task"
         );
 
         let mut p = client::pserver(&ps_addr).unwrap();

@@ -121,26 +121,36 @@ pub async fn master_throughput(
             })
             .await
             .map_err(rpc("register"))?;
+            // As the trainer does it: each completion leases the next task in the same
+            // call, so a chunk costs one round trip.
             let mut done = 0u64;
+            let mut next: Option<LeaseTaskReply> = None;
             while start.elapsed() < run {
-                let lease = m
-                    .lease_task(LeaseTaskRequest {
+                let lease = match next.take() {
+                    Some(lease) => lease,
+                    None => m
+                        .lease_task(LeaseTaskRequest {
+                            trainer_id: id.clone(),
+                        })
+                        .await
+                        .map_err(rpc("lease"))?
+                        .into_inner(),
+                };
+                let Some(task) = lease.task else { continue };
+                let reply = m
+                    .complete_task(CompleteTaskRequest {
                         trainer_id: id.clone(),
+                        pass: task.pass,
+                        chunk: task.chunk,
+                        lease_id: task.lease_id,
+                        loss: 0.0,
+                        samples: 1,
+                        lease_next: true,
                     })
                     .await
-                    .map_err(rpc("lease"))?
+                    .map_err(rpc("complete"))?
                     .into_inner();
-                let Some(task) = lease.task else { continue };
-                m.complete_task(CompleteTaskRequest {
-                    trainer_id: id.clone(),
-                    pass: task.pass,
-                    chunk: task.chunk,
-                    lease_id: task.lease_id,
-                    loss: 0.0,
-                    samples: 1,
-                })
-                .await
-                .map_err(rpc("complete"))?;
+                next = reply.next;
                 done += 1;
             }
             Ok::<u64, BenchError>(done)

@@ -140,6 +140,30 @@ impl MasterService {
     }
 }
 
+fn lease_reply(outcome: LeaseOutcome) -> LeaseTaskReply {
+    match outcome {
+        LeaseOutcome::Leased(l) => LeaseTaskReply {
+            outcome: Outcome::Leased as i32,
+            task: Some(Task {
+                pass: l.pass,
+                chunk: l.chunk,
+                begin: l.begin,
+                end: l.end,
+                lease_id: l.lease_id,
+                deadline_ms: l.deadline_ms,
+            }),
+        },
+        LeaseOutcome::Wait => LeaseTaskReply {
+            outcome: Outcome::Wait as i32,
+            task: None,
+        },
+        LeaseOutcome::Finished => LeaseTaskReply {
+            outcome: Outcome::Finished as i32,
+            task: None,
+        },
+    }
+}
+
 #[tonic::async_trait]
 impl Master for MasterService {
     async fn register(
@@ -174,28 +198,7 @@ impl Master for MasterService {
         let id = req.into_inner().trainer_id;
         let now = self.now();
         let outcome = self.lock().book.lease(&id, now).map_err(book_status)?;
-        let reply = match outcome {
-            LeaseOutcome::Leased(l) => LeaseTaskReply {
-                outcome: Outcome::Leased as i32,
-                task: Some(Task {
-                    pass: l.pass,
-                    chunk: l.chunk,
-                    begin: l.begin,
-                    end: l.end,
-                    lease_id: l.lease_id,
-                    deadline_ms: l.deadline_ms,
-                }),
-            },
-            LeaseOutcome::Wait => LeaseTaskReply {
-                outcome: Outcome::Wait as i32,
-                task: None,
-            },
-            LeaseOutcome::Finished => LeaseTaskReply {
-                outcome: Outcome::Finished as i32,
-                task: None,
-            },
-        };
-        Ok(Response::new(reply))
+        Ok(Response::new(lease_reply(outcome)))
     }
 
     async fn complete_task(
@@ -225,6 +228,12 @@ impl Master for MasterService {
             .book
             .request_save(&r.trainer_id, false, now)
             .unwrap_or(false);
+        let next = if r.lease_next {
+            let outcome = inner.book.lease(&r.trainer_id, now).map_err(book_status)?;
+            Some(lease_reply(outcome))
+        } else {
+            None
+        };
         if events
             .iter()
             .any(|e| matches!(e, Event::PassAdvanced { .. }))
@@ -236,7 +245,7 @@ impl Master for MasterService {
                 "pass done"
             );
         }
-        Ok(Response::new(CompleteTaskReply { save_granted }))
+        Ok(Response::new(CompleteTaskReply { save_granted, next }))
     }
 
     async fn fail_task(

@@ -69,6 +69,8 @@ struct Trainer {
     master: MasterClient<Channel>,
     pservers: Vec<PserverClient<Channel>>,
     report: TrainerReport,
+    /// The lease that came back with the last completion, to work on next.
+    next_lease: Option<LeaseTaskReply>,
 }
 
 /// Runs until every pass is done (then the final save) or `stop` is set.
@@ -100,6 +102,7 @@ pub async fn run(
         master,
         pservers,
         report: TrainerReport::default(),
+        next_lease: None,
     };
     let joined = Instant::now();
     let heartbeat_every = t.register().await?;
@@ -280,11 +283,15 @@ impl Trainer {
                 self.report.stopped_early = true;
                 return self.leave().await;
             }
-            let reply = self.lease().await?;
+            let reply = match self.next_lease.take() {
+                Some(reply) => reply,
+                None => self.lease().await?,
+            };
             match Outcome::try_from(reply.outcome) {
                 Ok(Outcome::Leased) => {
                     let Some(task) = reply.task else { continue };
-                    if self.do_chunk(task).await? {
+                    let lease_next = !stop.load(Ordering::SeqCst);
+                    if self.do_chunk(task, lease_next).await? {
                         self.save_and_report(false).await?;
                     }
                 }
@@ -297,9 +304,9 @@ impl Trainer {
         }
     }
 
-    /// Trains on the chunk and reports it; true when the master asks this trainer to
-    /// save the model now.
-    async fn do_chunk(&mut self, task: Task) -> Result<bool, TrainerError> {
+    /// Trains on the chunk and reports it, leasing the next one in the same call when
+    /// `lease_next`; true when the master asks this trainer to save the model now.
+    async fn do_chunk(&mut self, task: Task, lease_next: bool) -> Result<bool, TrainerError> {
         let (begin, end) = (task.begin as usize, task.end as usize);
         let Some(rows) = self.split.train.get(begin..end) else {
             // The master and this trainer disagree about the data: give the chunk back
@@ -331,6 +338,7 @@ impl Trainer {
             lease_id: task.lease_id,
             loss,
             samples: rows.len() as u64,
+            lease_next,
         };
         let r = retry("complete", self.config.patience, || {
             let mut m = self.master.clone();
@@ -341,7 +349,9 @@ impl Trainer {
         match r {
             Ok(reply) => {
                 self.report.chunks_done += 1;
-                return Ok(reply.into_inner().save_granted);
+                let reply = reply.into_inner();
+                self.next_lease = reply.next;
+                return Ok(reply.save_granted);
             }
             // The lease lapsed (or the master restarted): someone else does the chunk.
             Err(s)
