@@ -234,6 +234,43 @@ fn queue_cycles_overcommitted_and_duplicate_nodes_are_reported_not_fatal() {
 }
 
 #[test]
+fn a_queue_below_the_third_level_is_reported_and_the_tree_above_it_planned() {
+    let mut s = snapshot(vec![cpu_node("n0", 16)], vec![]);
+    let chain = ["org", "team", "project", "user"];
+    s.queues = chain
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut q = Queue::new(*name);
+            q.parent = (i > 0).then(|| chain[i - 1].to_string());
+            q
+        })
+        .collect();
+    let mut deep = job("deep", 1, 2, one_cpu());
+    deep.queue = "user".into();
+    let mut third = job("third", 1, 2, one_cpu());
+    third.queue = "project".into();
+    s.jobs = vec![deep, third];
+    let p = plan(&s, &Policy::default());
+    assert!(
+        p.problems
+            .iter()
+            .any(|x| matches!(x, Problem::QueueTooDeep { queue, depth: 4 } if queue == "user"))
+    );
+    let deep = p.job(&key("deep")).expect("listed");
+    assert!(!deep.admitted);
+    assert!(
+        deep.reason
+            .as_ref()
+            .is_some_and(|r| r.to_string().contains("at most 3")),
+        "{:?}",
+        deep.reason
+    );
+    let third = p.job(&key("third")).expect("planned");
+    assert!(third.admitted && third.target_trainers == 2);
+}
+
+#[test]
 fn gpu_pods_fill_partly_used_nodes_and_cpu_pods_stay_off_gpu_nodes() {
     let nodes = vec![
         gpu_node("g-empty", 64, 8),

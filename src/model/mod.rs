@@ -12,7 +12,8 @@ pub use job::{Job, JobKey, JobPod, PodGroup, Role, TrainerSpec, default_queue};
 pub use node::{Node, Topology};
 pub use other_pod::OtherPod;
 pub use plan::{
-    DeleteReason, JobPlan, Plan, PodDeletion, PodPlacement, Problem, Reason, ServiceReservation,
+    DeleteReason, JobPlan, MAX_QUEUE_DEPTH, Plan, PodDeletion, PodPlacement, Problem, Reason,
+    ServiceReservation,
 };
 pub use queue::Queue;
 pub use resources::{MAX_CPU_MILLI, MAX_GPUS, MAX_MEMORY_BYTES, ResourceError, Resources};

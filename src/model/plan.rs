@@ -54,6 +54,11 @@ pub struct ServiceReservation {
     pub node: String,
 }
 
+/// Levels a queue tree may have (a top-level queue is level 1). The continuous fair
+/// share nests one bisection per level, so each level multiplies its cost by 64; at
+/// four levels a tick would take seconds.
+pub const MAX_QUEUE_DEPTH: usize = 3;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
@@ -66,6 +71,11 @@ pub enum Reason {
     },
     QueueCycle {
         queue: String,
+    },
+    /// The queue sits more than `MAX_QUEUE_DEPTH` levels down its tree.
+    QueueTooDeep {
+        queue: String,
+        depth: usize,
     },
     /// The gang (master + pservers + min trainers) exceeds what is free in aggregate.
     InsufficientCapacity {
@@ -99,6 +109,10 @@ impl fmt::Display for Reason {
             Reason::QueueCycle { queue } => {
                 write!(f, "queue {queue:?} is part of a parent cycle")
             }
+            Reason::QueueTooDeep { queue, depth } => write!(
+                f,
+                "queue {queue:?} is {depth} levels down its tree; at most {MAX_QUEUE_DEPTH} are supported"
+            ),
             Reason::InsufficientCapacity { needed, free } => write!(
                 f,
                 "master + pservers + min trainers need {needed}, only {free} is free"
@@ -153,6 +167,10 @@ pub enum Problem {
     QueueCycle {
         queue: String,
     },
+    QueueTooDeep {
+        queue: String,
+        depth: usize,
+    },
     /// Pods bound to the node request more than it has; it gets no new pods.
     NodeOvercommitted {
         node: String,
@@ -177,6 +195,10 @@ impl fmt::Display for Problem {
             Problem::DuplicateJob { job } => write!(f, "job {job} is listed twice"),
             Problem::InvalidQueue { queue, message } => write!(f, "queue {queue}: {message}"),
             Problem::QueueCycle { queue } => write!(f, "queue {queue} is part of a parent cycle"),
+            Problem::QueueTooDeep { queue, depth } => write!(
+                f,
+                "queue {queue} is {depth} levels down its tree; at most {MAX_QUEUE_DEPTH} are supported, its jobs wait"
+            ),
             Problem::NodeOvercommitted { node, over } => {
                 write!(f, "node {node} is over-committed by {over}")
             }

@@ -1,8 +1,8 @@
 //! A perfect world: the snapshot that results when every action of a plan succeeds at
 //! once. The simulator, the benchmarks and the fixed-point tests advance with it.
 
+use super::FastMap;
 use crate::model::{JobPod, Plan, Snapshot};
-use std::collections::HashMap;
 
 pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
     apply_with(snapshot, plan, Deleted::Gone)
@@ -24,7 +24,7 @@ enum Deleted {
 fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
     let mut next = snapshot.clone();
     // Indexed from the input, which `next` copies job for job: no key is copied.
-    let job_index: HashMap<(&str, &str), usize> = snapshot
+    let job_index: FastMap<(&str, &str), usize> = snapshot
         .jobs
         .iter()
         .enumerate()
@@ -82,7 +82,7 @@ fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
             job.last_scale_time_s = Some(snapshot.time_s);
         }
     }
-    let reserved: HashMap<&str, &str> = plan
+    let reserved: FastMap<&str, &str> = plan
         .service_reservations
         .iter()
         .map(|r| (r.pod.as_str(), r.node.as_str()))

@@ -624,72 +624,111 @@ fn round(p: &FairProblem, start: &[f64]) -> Vec<u32> {
     round_keyed(p, start, shallow)
 }
 
-/// `inline`: keys in fixed slots (every path must fit them) or in vectors.
-fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
-    let continuous = start;
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
+/// Discrete filling in progress: trainers handed out so far and what they use.
+struct Filling<'p> {
+    p: &'p FairProblem,
+    paths: Vec<Vec<usize>>,
+    extra: Vec<u32>,
+    queue_usage: Vec<Res3>,
+    total: Res3,
+    /// Each queue's share of the capacity now, refreshed on the path of a served job.
+    shares_now: Vec<f64>,
+    /// Keys in fixed slots (every path must fit them) or in vectors.
+    inline: bool,
+}
 
-    let mut extra: Vec<u32> = continuous
-        .iter()
-        .zip(&p.jobs)
-        .map(|(&x, job)| ((x + 1e-6).floor().max(0.0) as u32).min(job.max_extra))
-        .collect();
-    // Rounding 2.9999999 up to 3 must not push the total past the room: take back from
-    // the jobs rounded up the most until it fits. (A resource the bases alone over-fill
-    // has no extra trainer on it to take back, and is left as it is.)
-    loop {
+impl<'p> Filling<'p> {
+    fn start(p: &'p FairProblem, continuous: &[f64], inline: bool) -> Self {
+        let mut extra: Vec<u32> = continuous
+            .iter()
+            .zip(&p.jobs)
+            .map(|(&x, job)| ((x + 1e-6).floor().max(0.0) as u32).min(job.max_extra))
+            .collect();
+        // Rounding 2.9999999 up to 3 must not push the total past the room: take back
+        // from the jobs rounded up the most until it fits. (A resource the bases alone
+        // over-fill has no extra trainer on it to take back, and is left as it is.)
+        loop {
+            let mut total = [0.0; 3];
+            for (j, job) in p.jobs.iter().enumerate() {
+                add_scaled(&mut total, &job.base, 1.0);
+                add_scaled(&mut total, &job.per_trainer, f64::from(extra[j]));
+            }
+            let culprit = (0..3)
+                .filter(|&k| total[k] > p.room[k] + 1e-9 * p.room[k].abs().max(1.0))
+                .find_map(|k| {
+                    (0..p.jobs.len())
+                        .filter(|&j| extra[j] > 0 && p.jobs[j].per_trainer[k] > 0.0)
+                        .max_by(|&a, &b| {
+                            (f64::from(extra[a]) - continuous[a])
+                                .total_cmp(&(f64::from(extra[b]) - continuous[b]))
+                        })
+                });
+            match culprit {
+                Some(j) => extra[j] -= 1,
+                None => break,
+            }
+        }
+        let paths: Vec<Vec<usize>> = p.jobs.iter().map(|j| ancestors(p, j.queue)).collect();
+        let mut queue_usage = vec![[0.0; 3]; p.queues.len()];
         let mut total = [0.0; 3];
         for (j, job) in p.jobs.iter().enumerate() {
-            add_scaled(&mut total, &job.base, 1.0);
-            add_scaled(&mut total, &job.per_trainer, f64::from(extra[j]));
+            let mut u = job.base;
+            add_scaled(&mut u, &job.per_trainer, f64::from(extra[j]));
+            add_scaled(&mut total, &u, 1.0);
+            for &q in &paths[j] {
+                add_scaled(&mut queue_usage[q], &u, 1.0);
+            }
         }
-        let culprit = (0..3)
-            .filter(|&k| total[k] > p.room[k] + 1e-9 * p.room[k].abs().max(1.0))
-            .find_map(|k| {
-                (0..p.jobs.len())
-                    .filter(|&j| extra[j] > 0 && p.jobs[j].per_trainer[k] > 0.0)
-                    .max_by(|&a, &b| {
-                        (f64::from(extra[a]) - continuous[a])
-                            .total_cmp(&(f64::from(extra[b]) - continuous[b]))
-                    })
-            });
-        match culprit {
-            Some(j) => extra[j] -= 1,
-            None => break,
-        }
-    }
-    let paths: Vec<Vec<usize>> = p.jobs.iter().map(|j| ancestors(p, j.queue)).collect();
-    let mut queue_usage = vec![[0.0; 3]; p.queues.len()];
-    let mut total = [0.0; 3];
-    for (j, job) in p.jobs.iter().enumerate() {
-        let mut u = job.base;
-        add_scaled(&mut u, &job.per_trainer, f64::from(extra[j]));
-        add_scaled(&mut total, &u, 1.0);
-        for &q in &paths[j] {
-            add_scaled(&mut queue_usage[q], &u, 1.0);
+        let shares_now = p
+            .queues
+            .iter()
+            .zip(&queue_usage)
+            .map(|(q, u)| queue_share(q, u, &p.capacity))
+            .collect();
+        Filling {
+            p,
+            paths,
+            extra,
+            queue_usage,
+            total,
+            shares_now,
+            inline,
         }
     }
 
-    // Key of giving job j one more trainer, lower served first: the discrete form of
-    // progressive filling. From the top of the tree down, the current share of each queue
-    // on the job's path (the poorest queue is served first), then the job's share with
-    // the trainer. Current, not "after", for queues: in one queue every job would
-    // otherwise be ranked by how much its trainer moves the queue's dominant resource
-    // rather than by its own share.
-    // Queue shares are cached and refreshed only on the path of the job served; keys
-    // live inline (no allocation per push) whenever the tree is shallow enough.
-    let mut shares_now: Vec<f64> = p
-        .queues
-        .iter()
-        .zip(&queue_usage)
-        .map(|(q, u)| queue_share(q, u, &p.capacity))
-        .collect();
-    let key = |j: usize, extra: &[u32], shares_now: &[f64]| {
-        let job = &p.jobs[j];
-        let own = OrdF(job_share(job, &p.capacity, f64::from(extra[j]) + 1.0));
-        let queue_shares = paths[j].iter().rev().map(|&q| OrdF(shares_now[q]));
-        let shares = if inline {
+    /// Whether job `j` takes part at all: below its max, and its trainer uses something.
+    fn candidate(&self, j: usize) -> bool {
+        let job = &self.p.jobs[j];
+        self.extra[j] < job.max_extra
+            && dominant_resource(&job.per_trainer, &self.p.capacity).is_some()
+    }
+
+    /// What orders jobs within one queue: the job's share with one more trainer, then
+    /// whether it already holds that trainer, then its index. Changes only when the job
+    /// itself is served.
+    fn own_key(&self, j: usize) -> (OrdF, u8, usize) {
+        let job = &self.p.jobs[j];
+        let own = OrdF(job_share(
+            job,
+            &self.p.capacity,
+            f64::from(self.extra[j]) + 1.0,
+        ));
+        (own, u8::from(job.current_extra <= self.extra[j]), j)
+    }
+
+    /// Key of giving job j one more trainer, lower served first: the discrete form of
+    /// progressive filling. From the top of the tree down, the current share of each
+    /// queue on the job's path (the poorest queue is served first), then the job's own
+    /// key. Current, not "after", for queues: in one queue every job would otherwise be
+    /// ranked by how much its trainer moves the queue's dominant resource rather than by
+    /// its own share.
+    fn key(&self, j: usize) -> (PathShares, u8, usize) {
+        let (own, holder, _) = self.own_key(j);
+        let queue_shares = self.paths[j]
+            .iter()
+            .rev()
+            .map(|&q| OrdF(self.shares_now[q]));
+        let shares = if self.inline {
             let mut a = [PAST_THE_PATH; INLINE_SHARES];
             for (slot, s) in a.iter_mut().zip(queue_shares.chain([own])) {
                 *slot = s;
@@ -698,47 +737,78 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
         } else {
             PathShares::Spilled(queue_shares.chain([own]).collect())
         };
-        let holder = u8::from(job.current_extra <= extra[j]);
         (shares, holder, j)
-    };
-    let mut heap = BinaryHeap::new();
-    for j in 0..p.jobs.len() {
-        if extra[j] < p.jobs[j].max_extra
-            && dominant_resource(&p.jobs[j].per_trainer, &p.capacity).is_some()
-        {
-            heap.push(Reverse(key(j, &extra, &shares_now)));
-        }
     }
-    while let Some(Reverse(k)) = heap.pop() {
-        let j = k.2;
-        let fresh = key(j, &extra, &shares_now);
-        if fresh > k {
-            heap.push(Reverse(fresh)); // a sibling grew since: re-queue with the true key
-            continue;
-        }
+
+    /// Gives job `j` one more trainer if it fits the room and every limit on its path;
+    /// false (and nothing changed) otherwise.
+    fn serve(&mut self, j: usize) -> bool {
+        let p = self.p;
         let r = p.jobs[j].per_trainer;
-        let mut t = total;
+        let mut t = self.total;
         add_scaled(&mut t, &r, 1.0);
-        let within_limits = paths[j]
+        let within_limits = self.paths[j]
             .iter()
-            .all(|&q| (0..3).all(|k| queue_usage[q][k] + r[k] <= p.queues[q].limit[k] + EPS));
+            .all(|&q| (0..3).all(|k| self.queue_usage[q][k] + r[k] <= p.queues[q].limit[k] + EPS));
         // Only what the trainer uses: bases may over-fill a resource it does not touch.
         let fits_room =
             (0..3).all(|k| r[k] <= 0.0 || t[k] <= p.room[k] + 1e-12 * p.room[k].abs().max(1.0));
         if !fits_room || !within_limits {
-            continue; // room only shrinks: this job is done
+            return false;
         }
-        total = t;
-        for &q in &paths[j] {
-            add_scaled(&mut queue_usage[q], &r, 1.0);
-            shares_now[q] = queue_share(&p.queues[q], &queue_usage[q], &p.capacity);
+        self.total = t;
+        for &q in &self.paths[j] {
+            add_scaled(&mut self.queue_usage[q], &r, 1.0);
+            self.shares_now[q] = queue_share(&p.queues[q], &self.queue_usage[q], &p.capacity);
         }
-        extra[j] += 1;
-        if extra[j] < p.jobs[j].max_extra {
-            heap.push(Reverse(key(j, &extra, &shares_now)));
+        self.extra[j] += 1;
+        true
+    }
+}
+
+/// Serves the job with the least `key` until none can take a trainer. Jobs of one
+/// queue share every share on their path, so their order never changes but by serving
+/// one of them: each queue keeps its own heap by `own_key` (exact, never stale), and
+/// only the queues' front jobs meet in a heap of full keys. A full key only grows (the
+/// shares on its path grow), so a front entry is checked when popped and re-queued if
+/// it grew meanwhile; with flat queues that never happens. A job whose next trainer
+/// does not fit drops out for good, since room only shrinks.
+fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    let mut f = Filling::start(p, start, inline);
+    let mut per_queue: Vec<BinaryHeap<Reverse<(OrdF, u8, usize)>>> =
+        (0..p.queues.len()).map(|_| BinaryHeap::new()).collect();
+    for j in 0..p.jobs.len() {
+        if f.candidate(j) {
+            per_queue[p.jobs[j].queue].push(Reverse(f.own_key(j)));
         }
     }
-    extra
+    let mut fronts = BinaryHeap::new();
+    for heap in &per_queue {
+        if let Some(Reverse((_, _, j))) = heap.peek() {
+            fronts.push(Reverse(f.key(*j)));
+        }
+    }
+    while let Some(Reverse(k)) = fronts.pop() {
+        let q = p.jobs[k.2].queue;
+        let fresh = f.key(k.2);
+        if fresh > k {
+            fronts.push(Reverse(fresh)); // a queue on its path grew since
+            continue;
+        }
+        let Some(Reverse((_, _, j))) = per_queue[q].pop() else {
+            continue;
+        };
+        if f.serve(j) && f.extra[j] < p.jobs[j].max_extra {
+            per_queue[q].push(Reverse(f.own_key(j)));
+        }
+        if let Some(Reverse((_, _, next))) = per_queue[q].peek() {
+            fronts.push(Reverse(f.key(*next)));
+        }
+    }
+    f.extra
 }
 
 /// Shares on a job's path, root first, then the job's own: compared lexicographically,
@@ -774,6 +844,32 @@ impl Ord for OrdF {
 #[cfg(test)]
 mod key_tests {
     use super::*;
+
+    /// The plain form of `round_keyed`: every candidate job in one heap of full keys,
+    /// re-queued whenever a sibling's growth made its key stale. Slower (a queue of n
+    /// jobs re-queues up to n keys per trainer), and the reference the fast one must
+    /// match trainer for trainer.
+    pub(super) fn round_one_heap(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut f = Filling::start(p, start, inline);
+        let mut heap: BinaryHeap<_> = (0..p.jobs.len())
+            .filter(|&j| f.candidate(j))
+            .map(|j| Reverse(f.key(j)))
+            .collect();
+        while let Some(Reverse(k)) = heap.pop() {
+            let j = k.2;
+            let fresh = f.key(j);
+            if fresh > k {
+                heap.push(Reverse(fresh));
+                continue;
+            }
+            if f.serve(j) && f.extra[j] < p.jobs[j].max_extra {
+                heap.push(Reverse(f.key(j)));
+            }
+        }
+        f.extra
+    }
 
     /// A three-level tree: both key forms must hand out the same trainers.
     #[test]
@@ -811,11 +907,88 @@ mod key_tests {
                 jobs,
             };
             let start = vec![0.0; p.jobs.len()];
-            assert_eq!(
-                round_keyed(&p, &start, true),
-                round_keyed(&p, &start, false),
-                "seed {seed}"
-            );
+            let fast = round_keyed(&p, &start, true);
+            assert_eq!(fast, round_keyed(&p, &start, false), "seed {seed}");
+            assert_eq!(fast, round_one_heap(&p, &start, true), "seed {seed}");
+            assert_eq!(fast, round_one_heap(&p, &start, false), "seed {seed}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod rounding_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    prop_compose! {
+        /// Small integer shapes so that ties between jobs and between queues are common.
+        fn problem()(
+            parents in proptest::collection::vec(0usize..4, 1..7),
+            queue_weights in proptest::collection::vec(1u8..4, 7),
+            limits in proptest::collection::vec(proptest::option::of(5u8..60), 7),
+            jobs in proptest::collection::vec(
+                (0usize..7, 1u8..4, 0u8..4, 0u8..3, 0u8..2, 0u32..12, 0u32..5),
+                1..14,
+            ),
+            room_cpu in 20u8..120,
+        ) -> FairProblem {
+            let nq = parents.len();
+            // Queue i's parent is an earlier queue (or none): trees as deep as the
+            // planner takes them (`MAX_QUEUE_DEPTH`).
+            let mut depth = vec![1usize; nq];
+            let mut parent = vec![None; nq];
+            for i in 1..nq {
+                let p = parents[i] % i;
+                if parents[i] > 0 && depth[p] < crate::model::MAX_QUEUE_DEPTH {
+                    parent[i] = Some(p);
+                    depth[i] = depth[p] + 1;
+                }
+            }
+            let queues = (0..nq)
+                .map(|i| FairQueue {
+                    parent: parent[i],
+                    weight: f64::from(queue_weights[i]),
+                    guaranteed: [0.0; 3],
+                    limit: match limits[i] {
+                        Some(l) => [f64::from(l), f64::INFINITY, f64::INFINITY],
+                        None => [f64::INFINITY; 3],
+                    },
+                })
+                .collect();
+            let jobs = jobs
+                .into_iter()
+                .map(|(q, w, cpu, mem, gpu, max_extra, current)| FairJob {
+                    queue: q % nq,
+                    weight: f64::from(w),
+                    base: [1.0, 1.0, 0.0],
+                    per_trainer: [f64::from(cpu), f64::from(mem), f64::from(gpu)],
+                    max_extra,
+                    current_extra: current,
+                })
+                .collect();
+            FairProblem {
+                capacity: [128.0, 256.0, 16.0],
+                room: [f64::from(room_cpu), 256.0, 16.0],
+                queues,
+                jobs,
+            }
+        }
+    }
+
+    proptest! {
+        // 500: each case runs the continuous solver, whose nested bisections make a
+        // three-level tree cost ~40 ms in a debug build.
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// Per-queue heaps hand out exactly the trainers one heap of full keys does,
+        /// from zero and from the continuous first stage the planner starts from.
+        #[test]
+        fn per_queue_heaps_round_like_one_heap(p in problem()) {
+            let (_, first_stage) = Solver::new(&p).solve();
+            for start in [vec![0.0; p.jobs.len()], first_stage] {
+                let fast = round_keyed(&p, &start, false);
+                prop_assert_eq!(&fast, &key_tests::round_one_heap(&p, &start, false));
+                prop_assert_eq!(&fast, &round_keyed(&p, &start, true));
+            }
         }
     }
 }

@@ -33,6 +33,12 @@ use stability::StabilityJob;
 use topology::TopologyIndex;
 use view::View;
 
+/// Hash maps keyed by names and indices inside one plan: foldhash instead of SipHash
+/// (a tenth of a tick went to hashing), with a fixed seed so that nothing about a plan
+/// can vary from run to run. Keys come from the snapshot, not from an adversary.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
+
 /// Planning rounds at most per call. Packing is greedy and a round's own changes can
 /// flip a condition (a gang fits once another job's growth is placed, a repair after a
 /// lost node, a queue drops below its guarantee): one more round on the resulting world
@@ -44,13 +50,16 @@ const MAX_ROUNDS: usize = 4;
 const MAX_PASSES: usize = 4;
 
 pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
-    let mut composed = plan_round(snapshot, policy);
+    // Rounds plan worlds that differ only in pods (applying a plan never touches a
+    // node), so the topology is indexed once.
+    let mut topo = None;
+    let mut composed = plan_round(snapshot, policy, &mut topo);
     if compose::is_quiet(&composed) {
         return composed;
     }
     let mut world = apply::apply_keeping_names(snapshot, &composed);
     for _ in 1..MAX_ROUNDS {
-        let round = plan_round(&world, policy);
+        let round = plan_round(&world, policy, &mut topo);
         if compose::is_quiet(&round) {
             break;
         }
@@ -60,10 +69,16 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
     composed
 }
 
-fn plan_round(snapshot: &Snapshot, policy: &Policy) -> Plan {
+fn plan_round(snapshot: &Snapshot, policy: &Policy, topo: &mut Option<TopologyIndex>) -> Plan {
     let view = View::build(snapshot);
     let mut admission = admission::admit(&view, policy);
-    let topo = TopologyIndex::build(&view.node_refs);
+    if topo
+        .as_ref()
+        .is_some_and(|t| t.group_of.len() != view.node_refs.len())
+    {
+        *topo = None;
+    }
+    let topo: &TopologyIndex = topo.get_or_insert_with(|| TopologyIndex::build(&view.node_refs));
     // Packing can fall short of the sizes asked for: a gang admitted on aggregate room
     // does not pack, a repair or growth finds no node. When that room was taken from
     // others (a gang, a shrink), it was taken in vain, and the next tick would take it
@@ -79,7 +94,7 @@ fn plan_round(snapshot: &Snapshot, policy: &Policy) -> Plan {
         let sized = size_and_pack(
             snapshot,
             &view,
-            &topo,
+            topo,
             &mut admission,
             &fair,
             &placeable,

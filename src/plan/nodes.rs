@@ -15,10 +15,21 @@ pub struct NodeState {
     /// Schedulable GPU nodes by (free GPUs, free CPU): where CPU-only pods go when no
     /// CPU node fits, fewest free GPUs first so they strand the fewest GPUs.
     gpu_nodes_for_cpu_pods: BTreeSet<(i64, i64, usize)>,
+    /// NVLink group of each node, and each group's free GPUs on schedulable nodes: a
+    /// GPU gang looking for a group need not look at full ones (most, in a busy cluster).
+    group_of: Vec<usize>,
+    group_free_gpus: Vec<i64>,
+    groups_by_free_gpus: BTreeSet<(i64, usize)>,
 }
 
 impl NodeState {
-    pub fn new(allocatable: Vec<Resources>, used: &[Resources], schedulable: Vec<bool>) -> Self {
+    /// `group_of[n]` is node n's NVLink group (dense ids).
+    pub fn new(
+        allocatable: Vec<Resources>,
+        used: &[Resources],
+        schedulable: Vec<bool>,
+        group_of: Vec<usize>,
+    ) -> Self {
         let free: Vec<Resources> = allocatable
             .iter()
             .zip(used)
@@ -33,11 +44,20 @@ impl NodeState {
             by_free_gpus: BTreeSet::new(),
             cpu_nodes_by_free_cpu: BTreeSet::new(),
             gpu_nodes_for_cpu_pods: BTreeSet::new(),
+            group_free_gpus: vec![0; group_of.iter().max().map_or(0, |g| g + 1)],
+            group_of,
+            groups_by_free_gpus: BTreeSet::new(),
         };
         for n in 0..s.free.len() {
             s.index(n);
         }
         s
+    }
+
+    /// NVLink groups whose schedulable nodes have at least `gpus` free GPUs between
+    /// them, fewest free first.
+    pub fn groups_with_free_gpus(&self, gpus: i64) -> impl Iterator<Item = usize> + '_ {
+        self.groups_by_free_gpus.range((gpus, 0)..).map(|&(_, g)| g)
     }
 
     fn index(&mut self, n: usize) {
@@ -48,13 +68,34 @@ impl NodeState {
         if self.has_gpus[n] {
             self.by_free_gpus.insert((f.gpus, n));
             self.gpu_nodes_for_cpu_pods.insert((f.gpus, f.cpu_milli, n));
+            // An over-committed node (negative free) must not hide a sibling's room.
+            self.move_group_gpus(n, f.gpus.max(0));
         } else {
             self.cpu_nodes_by_free_cpu.insert((f.cpu_milli, n));
         }
     }
 
+    /// Adds `delta` free GPUs to node n's group and re-files the group.
+    fn move_group_gpus(&mut self, n: usize, delta: i64) {
+        let Some(&g) = self.group_of.get(n) else {
+            return;
+        };
+        let before = self.group_free_gpus[g];
+        if before > 0 {
+            self.groups_by_free_gpus.remove(&(before, g));
+        }
+        let after = before + delta;
+        self.group_free_gpus[g] = after;
+        if after > 0 {
+            self.groups_by_free_gpus.insert((after, g));
+        }
+    }
+
     fn unindex(&mut self, n: usize) {
         let f = self.free[n];
+        if self.schedulable[n] && self.has_gpus[n] {
+            self.move_group_gpus(n, -f.gpus.max(0));
+        }
         self.by_free_gpus.remove(&(f.gpus, n));
         self.gpu_nodes_for_cpu_pods
             .remove(&(f.gpus, f.cpu_milli, n));
@@ -115,5 +156,39 @@ impl NodeState {
             scan(&self.cpu_nodes_by_free_cpu, need.cpu_milli)
                 .or_else(|| self.gpu_node_for_cpu_pods(&need))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_filed_by_the_free_gpus_of_their_schedulable_nodes() {
+        let gpu_node = Resources::new(64_000, 1 << 40, 8);
+        let cpu_node = Resources::new(64_000, 1 << 40, 0);
+        // Group 0: nodes 0 and 1; group 1: node 2 (cordoned); group 2: node 3 (CPU only).
+        let mut s = NodeState::new(
+            vec![gpu_node, gpu_node, gpu_node, cpu_node],
+            // Node 1 is over-committed by one GPU: it must not hide node 0's room.
+            &[
+                Resources::new(0, 0, 6),
+                Resources::new(0, 0, 9),
+                Resources::ZERO,
+                Resources::ZERO,
+            ],
+            vec![true, true, false, true],
+            vec![0, 0, 1, 2],
+        );
+        let groups = |s: &NodeState, g| s.groups_with_free_gpus(g).collect::<Vec<_>>();
+        assert_eq!(groups(&s, 1), vec![0]);
+        assert_eq!(groups(&s, 3), Vec::<usize>::new());
+        s.give(1, &Resources::new(0, 0, 5));
+        assert_eq!(groups(&s, 6), vec![0], "2 free on node 0 + 4 on node 1");
+        s.take(0, &Resources::new(0, 0, 2));
+        assert_eq!(groups(&s, 4), vec![0]);
+        assert_eq!(groups(&s, 5), Vec::<usize>::new());
+        s.take(1, &Resources::new(0, 0, 4));
+        assert_eq!(groups(&s, 1), Vec::<usize>::new(), "group full");
     }
 }

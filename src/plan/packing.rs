@@ -20,11 +20,12 @@ use super::fairshare::OrdF;
 use super::nodes::NodeState;
 use super::topology::TopologyIndex;
 use super::view::View;
+use super::{FastMap, FastSet};
 use crate::model::{
     DeleteReason, JobKey, PodDeletion, PodPlacement, Reason, Resources, Role, ServiceReservation,
 };
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap};
 
 pub struct Packed {
     pub create: Vec<PodPlacement>,
@@ -119,6 +120,7 @@ pub fn pack(
         view.nodes.iter().map(|n| n.allocatable).collect(),
         &view.used,
         view.nodes.iter().map(|n| n.schedulable).collect(),
+        topo.group_of.clone(),
     );
     let mut node_trainers = vec![Vec::new(); view.nodes.len()];
     let mut jobs = Vec::with_capacity(view.jobs.len());
@@ -222,23 +224,34 @@ impl Packer<'_, '_> {
             return (self.view.jobs[j].job.pods[p].name.clone(), Some(p));
         }
         let job = self.view.jobs[j].job;
-        let prefix = format!("{}-trainer-", job.name);
+        const INFIX: &str = "-trainer-";
         // Ordinals only grow, so a new name can never collide with an existing pod.
         let next = *self.jobs[j].next_ordinal.get_or_insert_with(|| {
             job.pods
                 .iter()
-                .filter_map(|p| p.name.strip_prefix(&prefix)?.parse::<u32>().ok())
+                .filter_map(|p| {
+                    p.name
+                        .strip_prefix(job.name.as_str())?
+                        .strip_prefix(INFIX)?
+                        .parse::<u32>()
+                        .ok()
+                })
                 .max()
                 .map_or(0, |m| m + 1)
         });
         self.jobs[j].next_ordinal = Some(next + 1);
-        (format!("{prefix}{next}"), None)
+        // One allocation, no formatting machinery: this runs for every new trainer.
+        let mut name = String::with_capacity(job.name.len() + INFIX.len() + 10);
+        name.push_str(&job.name);
+        name.push_str(INFIX);
+        push_decimal(&mut name, next);
+        (name, None)
     }
 
     /// Name for the next missing master or pserver: the fixed names `JOB-ROLE-i`,
     /// reusing an unbound pod of that name. None when the name is still taken by a pod
     /// that is going away (retry next tick).
-    fn support_name(&mut self, j: usize, role: Role, live: &HashSet<String>) -> Option<String> {
+    fn support_name(&mut self, j: usize, role: Role, live: &FastSet<String>) -> Option<String> {
         let job = self.view.jobs[j].job;
         for i in 0..job.replicas_of(role) {
             let name = job.support_pod_name(role, i);
@@ -263,22 +276,33 @@ impl Packer<'_, '_> {
     // ---- placing and evicting ---------------------------------------------------
 
     fn place_trainer(&mut self, j: usize, node: usize) {
-        let res = self.trainer_res(j);
+        self.place_trainers_on(j, node, 1);
+    }
+
+    /// `count` trainers of job `j` on `node`, which has room for them: the node's free
+    /// room (and its index entries) change once, not once per trainer.
+    fn place_trainers_on(&mut self, j: usize, node: usize, count: u32) {
+        if count == 0 {
+            return;
+        }
+        let res = self.trainer_res(j).times(i64::from(count));
         self.take(node, res);
-        let (pod, reused) = self.new_trainer_name(j);
-        self.jobs[j].created += 1;
         self.jobs[j].anchors.insert(node);
-        self.create.push(PodPlacement {
-            job: self.key(j),
-            pod,
-            role: Role::Trainer,
-            node: self.view.node_names[node].to_string(),
-        });
-        self.record(Undo::Create {
-            job: j,
-            role: Role::Trainer,
-            reused,
-        });
+        for _ in 0..count {
+            let (pod, reused) = self.new_trainer_name(j);
+            self.jobs[j].created += 1;
+            self.create.push(PodPlacement {
+                job: self.key(j),
+                pod,
+                role: Role::Trainer,
+                node: self.view.node_names[node].to_string(),
+            });
+            self.record(Undo::Create {
+                job: j,
+                role: Role::Trainer,
+                reused,
+            });
+        }
     }
 
     fn place_support(&mut self, j: usize, role: Role, name: String, node: usize) {
@@ -356,9 +380,29 @@ impl Packer<'_, '_> {
         let mut best: Option<(EvictionCost, Vec<Victim>)> = None;
         let mut cands: Vec<Victim> = Vec::new();
         let mut taken: Vec<(usize, u32)> = Vec::new();
-        for n in 0..self.nodes.free.len() {
+        // Only nodes holding trainers of shrinking jobs can offer scale-down victims;
+        // on any other node every victim is above its job's minimum, so its cost is at
+        // least (1, CPU-on-GPU, 1, n) unless the pod fits as it is. Such a node is only
+        // looked into when that bound beats the best found so far: in a full cluster
+        // the first node freed by one eviction ends the scan of all the rest.
+        let mut has_quota = vec![false; self.nodes.free.len()];
+        for (j, jp) in self.jobs.iter().enumerate() {
+            if jp.admitted && jp.quota > 0 {
+                for b in &self.view.jobs[j].live_trainers {
+                    has_quota[b.node] = true;
+                }
+            }
+        }
+        for (n, &quota_here) in has_quota.iter().enumerate() {
             if !self.nodes.schedulable[n] || !res.fits_in(&self.nodes.allocatable[n]) {
                 continue;
+            }
+            if !quota_here && let Some((best_cost, _)) = &best {
+                let cpu_on_gpu = u8::from(res.gpus == 0 && self.nodes.has_gpus[n]);
+                let evictions = usize::from(!res.fits_in(&self.nodes.free[n]));
+                if (evictions, cpu_on_gpu, evictions, n) >= *best_cost {
+                    continue;
+                }
             }
             cands.clear();
             taken.clear();
@@ -441,12 +485,39 @@ impl Packer<'_, '_> {
         }
     }
 
-    fn live_support_names(&self, j: usize) -> HashSet<String> {
+    fn live_support_names(&self, j: usize) -> FastSet<String> {
         let jv = &self.view.jobs[j];
         jv.live_support
             .iter()
             .map(|b| jv.job.pods[b.pod].name.clone())
             .collect()
+    }
+
+    /// Whether every master and pserver of job `j` is live under its fixed name: the
+    /// usual case, told apart without formatting a single name.
+    fn support_complete(&self, j: usize) -> bool {
+        let jv = &self.view.jobs[j];
+        let job = jv.job;
+        let want = [Role::Master, Role::Pserver].map(|r| job.replicas_of(r));
+        let mut have = [0u32; 2];
+        for b in &jv.live_support {
+            let pod = &job.pods[b.pod];
+            let slot = match pod.role {
+                Role::Master => 0,
+                Role::Pserver => 1,
+                Role::Trainer => continue,
+            };
+            // Pod names are unique within a job, so counting the fixed names is enough.
+            let fixed = pod
+                .name
+                .strip_prefix(job.name.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|rest| rest.strip_prefix(if slot == 0 { "master-" } else { "pserver-" }))
+                .and_then(|i| i.parse::<u32>().ok())
+                .is_some_and(|i| i < want[slot]);
+            have[slot] += u32::from(fixed);
+        }
+        have == want
     }
 
     /// Missing masters/pservers (e.g. lost with a node) and trainers below min.
@@ -455,8 +526,17 @@ impl Packer<'_, '_> {
             if !self.jobs[j].admitted || !self.view.jobs[j].running {
                 continue;
             }
-            let live = self.live_support_names(j);
-            for role in [Role::Master, Role::Pserver] {
+            let support_roles: &[Role] = if self.support_complete(j) {
+                &[]
+            } else {
+                &[Role::Master, Role::Pserver]
+            };
+            let live = if support_roles.is_empty() {
+                FastSet::default()
+            } else {
+                self.live_support_names(j)
+            };
+            for &role in support_roles {
                 while let Some(name) = self.support_name(j, role, &live) {
                     let res = self.view.jobs[j].job.resources_of(role);
                     let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
@@ -483,7 +563,7 @@ impl Packer<'_, '_> {
     /// A lost master or pserver whose name is still held by the pod being deleted is
     /// created next tick; hold its room now, or this plan would hand that room to
     /// trainers and the next would have to evict one of them (no fixed point).
-    fn hold_room_for_renamed_support(&mut self, j: usize, role: Role, live: &HashSet<String>) {
+    fn hold_room_for_renamed_support(&mut self, j: usize, role: Role, live: &FastSet<String>) {
         let job = self.view.jobs[j].job;
         let res = job.resources_of(role);
         for i in 0..job.replicas_of(role) {
@@ -533,7 +613,7 @@ impl Packer<'_, '_> {
     /// Trainers first: they are the big (often GPU) pods, and a master placed first on
     /// the tightest node can take the CPU a GPU trainer needed there.
     fn place_gang(&mut self, j: usize) -> bool {
-        let live = HashSet::new();
+        let live = FastSet::default();
         let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
         let min = self.jobs[j].min;
         let placed = self.place_trainers(j, min);
@@ -615,7 +695,7 @@ impl Packer<'_, '_> {
                 .filter(|b| self.node_trainers[b.node].contains(&(j, b.pod)))
                 .map(|b| (b.pod, b.node))
                 .collect();
-            let mut per_node: HashMap<usize, u32> = HashMap::new();
+            let mut per_node: FastMap<usize, u32> = FastMap::default();
             for &(_, n) in &mine {
                 *per_node.entry(n).or_insert(0) += 1;
             }
@@ -660,11 +740,7 @@ impl Packer<'_, '_> {
         let mut order: Vec<usize> = (0..self.jobs.len())
             .filter(|&j| self.jobs[j].admitted)
             .collect();
-        order.sort_by(|&a, &b| {
-            OrdF(self.share(a, self.jobs[a].kept))
-                .cmp(&OrdF(self.share(b, self.jobs[b].kept)))
-                .then(a.cmp(&b))
-        });
+        order.sort_by_cached_key(|&j| (OrdF(self.share(j, self.jobs[j].kept)), j));
         for j in order {
             let have = self.jobs[j].kept + self.jobs[j].created;
             let asked = self.jobs[j].target.saturating_sub(have);
@@ -693,9 +769,7 @@ impl Packer<'_, '_> {
                 return;
             }
             let c = p.nodes.copies(n, &res).min(u64::from(*left)) as u32;
-            for _ in 0..c {
-                p.place_trainer(j, n);
-            }
+            p.place_trainers_on(j, n, c);
             *left -= c;
         };
         // 1. Next to the job's own pods, then their NVLink groups and racks. Anchors
@@ -749,36 +823,33 @@ impl Packer<'_, '_> {
         if left > 0
             && let Some(n) = self.nodes.best_fit(&res, u64::from(left))
         {
-            for _ in 0..left {
-                self.place_trainer(j, n);
-            }
+            self.place_trainers_on(j, n, left);
             left = 0;
         }
         while left > 0 {
             let Some(n) = self.nodes.best_fit(&res, 1) else {
                 break;
             };
-            let c = self.nodes.copies(n, &res).min(u64::from(left)) as u32;
-            for _ in 0..c.max(1) {
-                self.place_trainer(j, n);
-            }
-            left -= c.max(1);
+            let c = self.nodes.copies(n, &res).min(u64::from(left)).max(1) as u32;
+            self.place_trainers_on(j, n, c);
+            left -= c;
         }
         count - left
     }
 
+    /// For GPU pods only: a group with fewer free GPUs than one pod holds none of them.
     fn choose_groups(&self, res: &Resources, want: u32) -> Vec<usize> {
-        let counts: Vec<(u64, usize)> = self
-            .topo
-            .group_nodes
-            .iter()
-            .enumerate()
-            .map(|(g, members)| {
+        let mut counts: Vec<(u64, usize)> = self
+            .nodes
+            .groups_with_free_gpus(res.gpus.max(1))
+            .map(|g| {
+                let members = &self.topo.group_nodes[g];
                 let c: u64 = members.iter().map(|&n| self.nodes.copies(n, res)).sum();
                 (c, g)
             })
             .filter(|&(c, _)| c > 0)
             .collect();
+        counts.sort_by_key(|&(_, g)| g);
         if let Some(&(_, g)) = counts.iter().filter(|&&(c, _)| c >= u64::from(want)).min() {
             return vec![g];
         }
@@ -849,7 +920,7 @@ impl Packer<'_, '_> {
 
     /// Unbound pods nobody reused, and pods left on nodes that are gone.
     fn clean_up_unneeded(&mut self) {
-        let reused: HashSet<(&str, &str, &str)> = self
+        let reused: FastSet<(&str, &str, &str)> = self
             .create
             .iter()
             .map(|c| {
@@ -891,6 +962,22 @@ impl Packer<'_, '_> {
                 }
             }
         }
+    }
+}
+
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
     }
 }
 
@@ -942,6 +1029,18 @@ impl QueueLimits {
         let res = p.trainer_res(j).times(i64::from(count));
         for &q in &self.paths[j] {
             self.used[q] = self.used[q].add(&res);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimals_print_like_display() {
+        for n in [0u32, 7, 10, 99, 100, 4_294_967_295] {
+            let mut s = String::from("x-");
+            super::push_decimal(&mut s, n);
+            assert_eq!(s, format!("x-{n}"));
         }
     }
 }

@@ -1,10 +1,10 @@
 //! The snapshot checked and indexed: every later step works on indices, and every defect
 //! is either a per-job reason (that job stays pending) or a plan-level problem.
 
+use super::{FastMap, FastSet};
 use crate::model::{
     Job, JobKey, Node, OtherPod, Problem, Queue, Reason, Resources, Role, Snapshot, default_queue,
 };
-use std::collections::{HashMap, HashSet};
 
 pub const MAX_TRAINERS: u32 = 100_000;
 pub const MAX_POD_REPLICAS: u32 = 1_024;
@@ -23,6 +23,8 @@ pub struct QueueView {
     pub limit: Option<Resources>,
     /// Part of (or below) a parent cycle: its jobs cannot be planned.
     pub broken: bool,
+    /// Deeper than `MAX_QUEUE_DEPTH` (its level): its jobs cannot be planned.
+    pub too_deep: Option<usize>,
 }
 
 /// A bound pod of a job, by index into `job.pods` and into `View::nodes`.
@@ -55,7 +57,7 @@ pub struct View<'a> {
     pub nodes: Vec<NodeView>,
     pub node_names: Vec<&'a str>,
     pub node_refs: Vec<&'a Node>,
-    pub node_index: HashMap<&'a str, usize>,
+    pub node_index: FastMap<&'a str, usize>,
     pub queues: Vec<QueueView>,
     pub jobs: Vec<JobView<'a>>,
     /// Per node: everything bound there (other pods and ebb pods, terminating too).
@@ -97,12 +99,12 @@ impl<'a> View<'a> {
                 },
             }
         }
-        let queue_index: HashMap<&str, usize> = queues
+        let queue_index: FastMap<&str, usize> = queues
             .iter()
             .enumerate()
             .map(|(i, q)| (q.name.as_str(), i))
             .collect();
-        let mut seen = HashSet::new();
+        let mut seen = FastSet::default();
         let mut jobs = Vec::with_capacity(snapshot.jobs.len());
         for job in &snapshot.jobs {
             let key = job.key();
@@ -119,6 +121,12 @@ impl<'a> View<'a> {
                     if queues[q].broken {
                         invalid.get_or_insert(Reason::QueueCycle {
                             queue: job.queue.clone(),
+                        });
+                    }
+                    if let Some(depth) = queues[q].too_deep {
+                        invalid.get_or_insert(Reason::QueueTooDeep {
+                            queue: job.queue.clone(),
+                            depth,
                         });
                     }
                     q
@@ -231,10 +239,10 @@ impl<'a> View<'a> {
 fn index_nodes<'a>(
     nodes: &'a [Node],
     problems: &mut Vec<Problem>,
-) -> (Vec<NodeView>, Vec<&'a Node>, HashMap<&'a str, usize>) {
+) -> (Vec<NodeView>, Vec<&'a Node>, FastMap<&'a str, usize>) {
     let mut out = Vec::with_capacity(nodes.len());
     let mut names = Vec::with_capacity(nodes.len());
-    let mut index = HashMap::with_capacity(nodes.len());
+    let mut index = FastMap::with_capacity_and_hasher(nodes.len(), Default::default());
     for node in nodes {
         if index.contains_key(node.name.as_str()) {
             problems.push(Problem::DuplicateNode {
@@ -265,7 +273,7 @@ fn index_nodes<'a>(
 
 fn index_queues(queues: &[Queue], problems: &mut Vec<Problem>) -> Vec<QueueView> {
     let mut out: Vec<QueueView> = Vec::with_capacity(queues.len() + 1);
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: FastMap<String, usize> = FastMap::default();
     for q in queues {
         if index.contains_key(&q.name) {
             problems.push(Problem::InvalidQueue {
@@ -308,6 +316,7 @@ fn index_queues(queues: &[Queue], problems: &mut Vec<Problem>) -> Vec<QueueView>
             guaranteed,
             limit,
             broken: false,
+            too_deep: None,
         });
     }
     if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(default_queue()) {
@@ -319,6 +328,7 @@ fn index_queues(queues: &[Queue], problems: &mut Vec<Problem>) -> Vec<QueueView>
             guaranteed: Resources::ZERO,
             limit: None,
             broken: false,
+            too_deep: None,
         });
     }
     for q in queues {
@@ -377,6 +387,21 @@ fn index_queues(queues: &[Queue], problems: &mut Vec<Problem>) -> Vec<QueueView>
     for q in &mut out {
         if q.broken {
             q.parent = None; // keep later tree walks finite
+        }
+    }
+    for i in 0..n {
+        let mut depth = 1;
+        let mut cur = i;
+        while let Some(p) = out[cur].parent {
+            depth += 1;
+            cur = p;
+        }
+        if depth > crate::model::MAX_QUEUE_DEPTH {
+            out[i].too_deep = Some(depth);
+            problems.push(Problem::QueueTooDeep {
+                queue: out[i].name.clone(),
+                depth,
+            });
         }
     }
     out

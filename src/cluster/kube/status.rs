@@ -148,6 +148,7 @@ fn pending_reason(reason: Option<&Reason>) -> (&'static str, String) {
         Reason::InvalidSpec { .. } => "InvalidSpec",
         Reason::UnknownQueue { .. } => "UnknownQueue",
         Reason::QueueCycle { .. } => "QueueCycle",
+        Reason::QueueTooDeep { .. } => "QueueTooDeep",
         Reason::InsufficientCapacity { .. } => "InsufficientCapacity",
         Reason::QueueLimit { .. } => "QueueLimit",
         Reason::NotPackable => "NotPackable",
