@@ -28,7 +28,8 @@ pub struct TrainingQueueSpec {
     /// Most this queue may use, borrowing included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<ResourceSpec>,
-    /// Parent queue; a root queue when absent.
+    /// Parent queue; a root queue when absent. Trees are at most 3 levels deep: jobs of
+    /// a deeper queue wait with reason QueueTooDeep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub parent: Option<String>,
