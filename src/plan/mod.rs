@@ -16,6 +16,7 @@ mod compose;
 pub mod explain;
 pub mod fairshare;
 pub mod file;
+mod group_counts;
 pub mod lp;
 mod nodes;
 pub mod packing;

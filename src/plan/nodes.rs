@@ -20,6 +20,8 @@ pub struct NodeState {
     group_of: Vec<usize>,
     group_free_gpus: Vec<i64>,
     groups_by_free_gpus: BTreeSet<(i64, usize)>,
+    /// Every group whose room changed, in order: per-shape group counts catch up from it.
+    pub changed_groups: Vec<usize>,
 }
 
 impl NodeState {
@@ -47,6 +49,7 @@ impl NodeState {
             group_free_gpus: vec![0; group_of.iter().max().map_or(0, |g| g + 1)],
             group_of,
             groups_by_free_gpus: BTreeSet::new(),
+            changed_groups: Vec::new(),
         };
         for n in 0..s.free.len() {
             s.index(n);
@@ -115,12 +118,20 @@ impl NodeState {
         self.unindex(n);
         self.free[n] = self.free[n].sub(r);
         self.index(n);
+        self.note_change(n);
     }
 
     pub fn give(&mut self, n: usize, r: &Resources) {
         self.unindex(n);
         self.free[n] = self.free[n].add(r);
         self.index(n);
+        self.note_change(n);
+    }
+
+    fn note_change(&mut self, n: usize) {
+        if let Some(&g) = self.group_of.get(n) {
+            self.changed_groups.push(g);
+        }
     }
 
     /// Fewest free GPUs first; within a GPU level, only nodes with the CPU asked for are

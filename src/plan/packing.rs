@@ -17,6 +17,7 @@
 
 use super::admission::{Admission, queue_path};
 use super::fairshare::OrdF;
+use super::group_counts::GroupCounts;
 use super::nodes::NodeState;
 use super::topology::TopologyIndex;
 use super::view::View;
@@ -107,6 +108,7 @@ struct Packer<'v, 'a> {
     reservations: Vec<ServiceReservation>,
     journal: Option<Vec<Undo>>,
     capacity: Resources,
+    group_counts: GroupCounts,
 }
 
 pub fn pack(
@@ -174,6 +176,7 @@ pub fn pack(
         reservations: Vec::new(),
         journal: None,
         capacity,
+        group_counts: GroupCounts::default(),
     };
     p.reserve_services();
     p.repair_running_gangs();
@@ -810,7 +813,7 @@ impl Packer<'_, '_> {
         // 2. A GPU job with no home yet: the smallest NVLink group that holds it all,
         //    else the fewest groups.
         if left > 1 && !cpu_pod && topo.shared && !had_anchors {
-            for g in self.choose_groups(&res, left) {
+            for g in self.group_counts.choose(&self.nodes, self.topo, &res, left) {
                 let mut members = self.topo.group_nodes[g].clone();
                 members.sort_by_key(|&n| (self.nodes.copies(n, &res), n));
                 for n in members {
@@ -835,36 +838,6 @@ impl Packer<'_, '_> {
             left -= c;
         }
         count - left
-    }
-
-    /// For GPU pods only: a group with fewer free GPUs than one pod holds none of them.
-    fn choose_groups(&self, res: &Resources, want: u32) -> Vec<usize> {
-        let mut counts: Vec<(u64, usize)> = self
-            .nodes
-            .groups_with_free_gpus(res.gpus.max(1))
-            .map(|g| {
-                let members = &self.topo.group_nodes[g];
-                let c: u64 = members.iter().map(|&n| self.nodes.copies(n, res)).sum();
-                (c, g)
-            })
-            .filter(|&(c, _)| c > 0)
-            .collect();
-        counts.sort_by_key(|&(_, g)| g);
-        if let Some(&(_, g)) = counts.iter().filter(|&&(c, _)| c >= u64::from(want)).min() {
-            return vec![g];
-        }
-        let mut by_size = counts;
-        by_size.sort_by_key(|&(c, g)| (Reverse(c), g));
-        let mut chosen = Vec::new();
-        let mut covered = 0;
-        for (c, g) in by_size {
-            if covered >= u64::from(want) {
-                break;
-            }
-            chosen.push(g);
-            covered += c;
-        }
-        chosen
     }
 
     /// Scale-down victims whose room nobody took stay: removing them would only idle it.

@@ -1,0 +1,195 @@
+//! How many pods of one shape each NVLink group holds, kept up to date as packing takes
+//! and gives room: a new GPU gang asks for the smallest group that holds it all, and
+//! summing every group for every gang made that jobs × groups (a quarter of a
+//! 50,000-node tick). Counts are computed once per shape and then only for the groups
+//! whose room changed since (`NodeState::changed_groups`).
+
+use super::FastMap;
+use super::nodes::NodeState;
+use super::topology::TopologyIndex;
+use crate::model::Resources;
+use std::collections::BTreeSet;
+
+#[derive(Default)]
+pub struct GroupCounts {
+    shapes: FastMap<Resources, ShapeCounts>,
+}
+
+struct ShapeCounts {
+    /// How far into `NodeState::changed_groups` these counts are.
+    seen: usize,
+    count: Vec<u64>,
+    /// (count, group) of the groups that hold at least one pod.
+    by_count: BTreeSet<(u64, usize)>,
+}
+
+fn group_copies(nodes: &NodeState, topo: &TopologyIndex, g: usize, res: &Resources) -> u64 {
+    topo.group_nodes[g]
+        .iter()
+        .map(|&n| nodes.copies(n, res))
+        .sum()
+}
+
+impl GroupCounts {
+    /// Groups that hold pods of shape `res` (GPU pods), by (count, group), current.
+    fn current(
+        &mut self,
+        nodes: &NodeState,
+        topo: &TopologyIndex,
+        res: &Resources,
+    ) -> &BTreeSet<(u64, usize)> {
+        let shape = self.shapes.entry(*res).or_insert_with(|| {
+            let mut count = vec![0; topo.group_nodes.len()];
+            let mut by_count = BTreeSet::new();
+            // A group with fewer free GPUs than one pod holds none.
+            for g in nodes.groups_with_free_gpus(res.gpus.max(1)) {
+                let c = group_copies(nodes, topo, g, res);
+                count[g] = c;
+                if c > 0 {
+                    by_count.insert((c, g));
+                }
+            }
+            ShapeCounts {
+                seen: nodes.changed_groups.len(),
+                count,
+                by_count,
+            }
+        });
+        for &g in &nodes.changed_groups[shape.seen..] {
+            let c = group_copies(nodes, topo, g, res);
+            let old = std::mem::replace(&mut shape.count[g], c);
+            if old != c {
+                shape.by_count.remove(&(old, g));
+                if c > 0 {
+                    shape.by_count.insert((c, g));
+                }
+            }
+        }
+        shape.seen = nodes.changed_groups.len();
+        &shape.by_count
+    }
+
+    /// Where a gang of `want` pods of shape `res` goes: the group holding the fewest
+    /// pods that still holds them all (lowest id on a tie); else the groups holding the
+    /// most (lowest id first on a tie), until they hold them all or none is left.
+    pub fn choose(
+        &mut self,
+        nodes: &NodeState,
+        topo: &TopologyIndex,
+        res: &Resources,
+        want: u32,
+    ) -> Vec<usize> {
+        let want = u64::from(want);
+        let by_count = self.current(nodes, topo, res);
+        if let Some(&(_, g)) = by_count.range((want, 0)..).next() {
+            return vec![g];
+        }
+        let mut chosen = Vec::new();
+        let mut covered = 0;
+        let mut below = u64::MAX;
+        while covered < want {
+            let Some(&(c, _)) = by_count.range(..(below, 0)).next_back() else {
+                break;
+            };
+            for &(_, g) in by_count.range((c, 0)..=(c, usize::MAX)) {
+                if covered >= want {
+                    break;
+                }
+                chosen.push(g);
+                covered += c;
+            }
+            below = c;
+        }
+        chosen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Node, Topology};
+    use rand::rngs::SmallRng;
+    use rand::{RngExt, SeedableRng};
+
+    /// The direct form: every group summed for every gang.
+    fn choose_directly(
+        nodes: &NodeState,
+        topo: &TopologyIndex,
+        res: &Resources,
+        want: u32,
+    ) -> Vec<usize> {
+        let counts: Vec<(u64, usize)> = (0..topo.group_nodes.len())
+            .map(|g| (group_copies(nodes, topo, g, res), g))
+            .filter(|&(c, _)| c > 0)
+            .collect();
+        if let Some(&(_, g)) = counts.iter().filter(|&&(c, _)| c >= u64::from(want)).min() {
+            return vec![g];
+        }
+        let mut by_size = counts;
+        by_size.sort_by_key(|&(c, g)| (std::cmp::Reverse(c), g));
+        let mut chosen = Vec::new();
+        let mut covered = 0;
+        for (c, g) in by_size {
+            if covered >= u64::from(want) {
+                break;
+            }
+            chosen.push(g);
+            covered += c;
+        }
+        chosen
+    }
+
+    #[test]
+    fn kept_counts_choose_what_summing_every_group_chooses() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let gpu_node = Resources::new(64_000, 512 << 30, 8);
+        let nodes: Vec<Node> = (0..40)
+            .map(|i| Node {
+                name: format!("n{i}"),
+                allocatable: gpu_node,
+                labels: Default::default(),
+                gpu_model: None,
+                topology: Topology {
+                    nvlink_group: Some(format!("g{}", i % 9)),
+                    rack: Some(format!("r{}", i % 3)),
+                },
+                unschedulable: i % 13 == 0,
+            })
+            .collect();
+        let refs: Vec<&Node> = nodes.iter().collect();
+        let topo = TopologyIndex::build(&refs);
+        let mut state = NodeState::new(
+            vec![gpu_node; nodes.len()],
+            &vec![Resources::ZERO; nodes.len()],
+            nodes.iter().map(|n| !n.unschedulable).collect(),
+            topo.group_of.clone(),
+        );
+        let shapes = [
+            Resources::new(4_000, 32 << 30, 1),
+            Resources::new(8_000, 64 << 30, 2),
+            Resources::new(60_000, 64 << 30, 4),
+        ];
+        let mut counts = GroupCounts::default();
+        let mut held: Vec<(usize, Resources)> = Vec::new();
+        for step in 0..3_000 {
+            let res = shapes[rng.random_range(0..shapes.len())];
+            let want = rng.random_range(2..40);
+            assert_eq!(
+                counts.choose(&state, &topo, &res, want),
+                choose_directly(&state, &topo, &res, want),
+                "step {step}"
+            );
+            // Take room on a random node that has it, or give some back.
+            if rng.random_range(0..3) > 0 || held.is_empty() {
+                let n = rng.random_range(0..nodes.len());
+                if state.copies(n, &res) > 0 {
+                    state.take(n, &res);
+                    held.push((n, res));
+                }
+            } else {
+                let (n, r) = held.swap_remove(rng.random_range(0..held.len()));
+                state.give(n, &r);
+            }
+        }
+    }
+}
