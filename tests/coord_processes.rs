@@ -295,6 +295,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
                 index: 0,
                 values: vec![0u8; MAX_PSERVER_MESSAGE + 1].into(),
             }],
+            last: true,
         };
         let e = p
             .clone()
@@ -303,7 +304,45 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             .await
             .expect_err("oversized message");
         assert_eq!(e.code(), Code::OutOfRange, "{e}");
-        assert!(pull_shard(&mut p).await.is_ok(), "still serving");
+        // A trainer that gives up mid-push: one good block arrives, then the call is
+        // dropped before the last message. hyper ends such a stream cleanly on the
+        // server, which applied the block before `PushRequest.last` existed.
+        let one_good_block = PushRequest {
+            gradients: vec![Block {
+                index: 0,
+                values: to_le_bytes(&[1.0; 10]),
+            }],
+            last: false,
+        };
+        let e = p
+            .push(futures::stream::iter([one_good_block.clone()]))
+            .await
+            .expect_err("a push without its last message");
+        assert_eq!(e.code(), Code::Aborted, "{e}");
+        assert!(e.message().contains("nothing applied"), "{}", e.message());
+        let after_last = PushRequest {
+            last: true,
+            ..one_good_block.clone()
+        };
+        let e = p
+            .push(futures::stream::iter([after_last.clone(), after_last]))
+            .await
+            .expect_err("a message after the last");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+        let cut = futures::StreamExt::chain(
+            futures::stream::iter([one_good_block]),
+            futures::stream::pending(),
+        );
+        let mut cutter = p.clone();
+        let abandoned = tokio::time::timeout(Duration::from_millis(300), cutter.push(cut)).await;
+        assert!(abandoned.is_err(), "the push cannot finish without its end");
+        drop(cutter);
+        let after_cut = pull_shard(&mut p).await.expect("still serving");
+        assert_eq!(
+            after_cut.version, before.version,
+            "a cut push applies nothing"
+        );
+        assert_eq!(after_cut.blocks, before.blocks);
     });
 }
 

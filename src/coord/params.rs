@@ -35,13 +35,30 @@ pub async fn pull_shard(p: &mut PserverClient<Channel>) -> Result<PulledShard, S
 
 /// Streams `blocks` a block a message; the pserver applies them together at the end.
 pub async fn push_shard(p: &mut PserverClient<Channel>, blocks: Vec<Block>) -> Result<u64, Status> {
-    let messages = blocks
-        .into_iter()
-        .map(|b| PushRequest { gradients: vec![b] });
-    Ok(p.push(futures::stream::iter(messages))
+    Ok(p.push(futures::stream::iter(push_messages(blocks)))
         .await?
         .into_inner()
         .version)
+}
+
+/// One block a message, the final one marked `last` (an empty push is one empty, last
+/// message) so the pserver can tell a finished push from one cut off.
+pub fn push_messages(blocks: Vec<Block>) -> Vec<PushRequest> {
+    let mut messages: Vec<PushRequest> = blocks
+        .into_iter()
+        .map(|b| PushRequest {
+            gradients: vec![b],
+            last: false,
+        })
+        .collect();
+    match messages.last_mut() {
+        Some(final_message) => final_message.last = true,
+        None => messages.push(PushRequest {
+            gradients: Vec::new(),
+            last: true,
+        }),
+    }
+    messages
 }
 
 /// `values` cut into blocks of `block_size`, dealt to `pservers` (block b to b % pservers).
@@ -112,6 +129,20 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_final_push_message_is_marked_last() {
+        let blocks = split_blocks(&[1.0; 10], 3, 1).remove(0);
+        let messages = push_messages(blocks);
+        assert_eq!(
+            messages.iter().map(|m| m.last).collect::<Vec<_>>(),
+            vec![false, false, false, true]
+        );
+        assert!(messages.iter().all(|m| m.gradients.len() == 1));
+        let empty = push_messages(Vec::new());
+        assert_eq!(empty.len(), 1, "an empty push still says it is finished");
+        assert!(empty[0].last && empty[0].gradients.is_empty());
+    }
 
     #[test]
     fn split_then_assemble_round_trips_and_refuses_bad_blocks() {

@@ -215,7 +215,14 @@ impl Pserver for PserverService {
         let mut stream = req.into_inner();
         let mut received: Vec<(usize, bytes::Bytes)> = Vec::new();
         let mut seen = HashSet::new();
+        let mut finished = false;
         while let Some(message) = stream.message().await? {
+            if finished {
+                return Err(Status::invalid_argument(
+                    "push: a message came after the one marked last; nothing applied",
+                ));
+            }
+            finished = message.last;
             let shard = self.read();
             let store = shard.store.as_ref().ok_or_else(not_initialised)?;
             for block in message.gradients {
@@ -231,6 +238,11 @@ impl Pserver for PserverService {
                     .map_err(store_status)?;
                 received.push((slot, block.values));
             }
+        }
+        if !finished {
+            return Err(Status::aborted(
+                "push: the stream ended before its last message (the trainer gave up or died); nothing applied",
+            ));
         }
         let checked: Vec<(usize, &[u8])> = received.iter().map(|(s, b)| (*s, &b[..])).collect();
         let mut shard = self.write();
