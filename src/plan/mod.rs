@@ -89,38 +89,48 @@ fn plan_round(snapshot: &Snapshot, policy: &Policy, topo: &mut Option<TopologyIn
     let mut placeable = vec![None; view.jobs.len()];
     let mut pass = 0;
     let mut fair = fair_shares(&view, &admission);
+    let mut sizes = size(snapshot, &view, &admission, &fair, &placeable, policy);
     let (fair_of, packed) = loop {
         pass += 1;
         let before = admission.clone();
-        let sized = size_and_pack(
-            snapshot,
-            &view,
-            topo,
-            &mut admission,
-            &fair,
-            &placeable,
-            policy,
-        );
+        let packed = packing::pack(&view, topo, &mut admission, &sizes.targets, view.capacity());
         let gang_failed = admission != before;
         if gang_failed {
             fair = fair_shares(&view, &admission);
         }
         let mut short = false;
         let mut shrinks = false;
-        for (j, (&asked, &got)) in sized.targets.iter().zip(&sized.packed.trainers).enumerate() {
+        let mut capped_now = vec![false; view.jobs.len()];
+        for (j, (&asked, &got)) in sizes.targets.iter().zip(&packed.trainers).enumerate() {
             if !admission[j].admitted() {
                 continue;
             }
             if got < asked {
                 placeable[j] = Some(got);
+                capped_now[j] = true;
                 short = true;
             }
             shrinks |= (got as usize) < view.jobs[j].live_trainers.len();
         }
         let again = gang_failed || short && shrinks;
         if !again || pass == MAX_PASSES {
-            break (sized.fair, sized.packed);
+            break (sizes.fair, packed);
         }
+        let next = size(snapshot, &view, &admission, &fair, &placeable, policy);
+        // When capping the short jobs at what they got changes no other job's size, the
+        // room the others gave up was not taken in vain: nobody would get it back, and
+        // this pass's pods already hold every size the next pass would ask for.
+        let only_caps_moved = !gang_failed
+            && (0..view.jobs.len())
+                .filter(|&j| admission[j].admitted())
+                .all(|j| {
+                    next.targets[j] == sizes.targets[j]
+                        || capped_now[j] && next.targets[j] == packed.trainers[j]
+                });
+        if only_caps_moved {
+            break (next.fair, packed);
+        }
+        sizes = next;
     };
     let jobs: Vec<JobPlan> = view
         .jobs
@@ -162,18 +172,16 @@ fn plan_round(snapshot: &Snapshot, policy: &Policy, topo: &mut Option<TopologyIn
     }
 }
 
-/// Fair share, stability and packing for the admission as it stands; packing may send a
-/// gang back to pending in `admission`.
-fn size_and_pack(
+/// Fair share and stability for the admission as it stands: the size each job asks of
+/// packing.
+fn size(
     snapshot: &Snapshot,
     view: &View,
-    topo: &TopologyIndex,
-    admission: &mut [Admission],
+    admission: &[Admission],
     fair: &FairShares,
     placeable: &[Option<u32>],
     policy: &Policy,
-) -> Sized {
-    let capacity = view.capacity();
+) -> Sizes {
     let room = view.room_for_jobs();
     let (admitted, fair_trainers) = (fair.admitted.as_slice(), fair.trainers.as_slice());
 
@@ -225,11 +233,9 @@ fn size_and_pack(
         fair_of[j] = fair_trainers[i];
     }
 
-    let packed = packing::pack(view, topo, admission, &targets, capacity);
-    Sized {
+    Sizes {
         fair: fair_of,
         targets,
-        packed,
     }
 }
 
@@ -254,11 +260,10 @@ fn fair_shares(view: &View, admission: &[Admission]) -> FairShares {
     FairShares { admitted, trainers }
 }
 
-/// One sizing pass, per job of the view: fair share, size asked of packing, packing.
-struct Sized {
+/// One sizing, per job of the view: fair share, and the size asked of packing.
+struct Sizes {
     fair: Vec<u32>,
     targets: Vec<u32>,
-    packed: packing::Packed,
 }
 
 fn fair_problem(
