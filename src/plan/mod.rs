@@ -164,7 +164,7 @@ fn plan_round(snapshot: &Snapshot, policy: &Policy, topo: &mut Option<TopologyIn
         .collect();
     Plan {
         jobs,
-        create: packed.create,
+        create: packed.placements(&view),
         delete: packed.delete,
         recreate_after_delete: packed.recreate_after_delete,
         service_reservations: packed.reservations,

@@ -29,12 +29,66 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
 pub struct Packed {
-    pub create: Vec<PodPlacement>,
+    /// By index: a sizing pass that is not kept never builds the strings.
+    pub create: Vec<NewPod>,
     pub delete: Vec<PodDeletion>,
     pub recreate_after_delete: Vec<PodPlacement>,
     pub reservations: Vec<ServiceReservation>,
     /// Trainers each job will hold after the plan.
     pub trainers: Vec<u32>,
+}
+
+/// A pod this plan creates, with its job and node as indices into the view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewPod {
+    pub job: usize,
+    pub role: Role,
+    pub node: usize,
+    pub name: NewName,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum NewName {
+    /// An unbound pod of the job (index into its pods) whose name is reused.
+    Unbound(usize),
+    /// `JOB-trainer-N`.
+    TrainerOrdinal(u32),
+    /// A master's or pserver's fixed name.
+    Support(String),
+}
+
+impl NewPod {
+    pub fn placement(&self, view: &View) -> PodPlacement {
+        let jv = &view.jobs[self.job];
+        let pod = match &self.name {
+            NewName::Unbound(p) => jv.job.pods[*p].name.clone(),
+            NewName::TrainerOrdinal(n) => trainer_name(&jv.job.name, *n),
+            NewName::Support(name) => name.clone(),
+        };
+        PodPlacement {
+            job: jv.key.clone(),
+            pod,
+            role: self.role,
+            node: view.node_names[self.node].to_string(),
+        }
+    }
+}
+
+impl Packed {
+    pub fn placements(&self, view: &View) -> Vec<PodPlacement> {
+        self.create.iter().map(|c| c.placement(view)).collect()
+    }
+}
+
+const TRAINER_INFIX: &str = "-trainer-";
+
+/// One allocation, no formatting machinery: this runs for every new trainer kept.
+fn trainer_name(job: &str, ordinal: u32) -> String {
+    let mut name = String::with_capacity(job.len() + TRAINER_INFIX.len() + 10);
+    name.push_str(job);
+    name.push_str(TRAINER_INFIX);
+    push_decimal(&mut name, ordinal);
+    name
 }
 
 struct JobPack {
@@ -100,7 +154,7 @@ struct Packer<'v, 'a> {
     nodes: NodeState,
     node_trainers: Vec<Vec<(usize, usize)>>,
     jobs: Vec<JobPack>,
-    create: Vec<PodPlacement>,
+    create: Vec<NewPod>,
     delete: Vec<Deletion>,
     recreate_after_delete: Vec<PodPlacement>,
     /// Deletions that need no undo (unbound or lost pods).
@@ -221,13 +275,12 @@ impl Packer<'_, '_> {
 
     // ---- pod naming -------------------------------------------------------------
 
-    /// A name for a new trainer of job `j`, and the unbound pod it reuses, if any.
-    fn new_trainer_name(&mut self, j: usize) -> (String, Option<usize>) {
+    /// A name for a new trainer of job `j`: an unbound pod's, else the next ordinal.
+    fn new_trainer_name(&mut self, j: usize) -> NewName {
         if let Some(p) = self.jobs[j].reusable.pop() {
-            return (self.view.jobs[j].job.pods[p].name.clone(), Some(p));
+            return NewName::Unbound(p);
         }
         let job = self.view.jobs[j].job;
-        const INFIX: &str = "-trainer-";
         // Ordinals only grow, so a new name can never collide with an existing pod.
         let next = *self.jobs[j].next_ordinal.get_or_insert_with(|| {
             job.pods
@@ -235,7 +288,7 @@ impl Packer<'_, '_> {
                 .filter_map(|p| {
                     p.name
                         .strip_prefix(job.name.as_str())?
-                        .strip_prefix(INFIX)?
+                        .strip_prefix(TRAINER_INFIX)?
                         .parse::<u32>()
                         .ok()
                 })
@@ -243,12 +296,7 @@ impl Packer<'_, '_> {
                 .map_or(0, |m| m + 1)
         });
         self.jobs[j].next_ordinal = Some(next + 1);
-        // One allocation, no formatting machinery: this runs for every new trainer.
-        let mut name = String::with_capacity(job.name.len() + INFIX.len() + 10);
-        name.push_str(&job.name);
-        name.push_str(INFIX);
-        push_decimal(&mut name, next);
-        (name, None)
+        NewName::TrainerOrdinal(next)
     }
 
     /// Name for the next missing master or pserver: the fixed names `JOB-ROLE-i`,
@@ -292,13 +340,17 @@ impl Packer<'_, '_> {
         self.take(node, res);
         self.jobs[j].anchors.insert(node);
         for _ in 0..count {
-            let (pod, reused) = self.new_trainer_name(j);
+            let name = self.new_trainer_name(j);
+            let reused = match name {
+                NewName::Unbound(p) => Some(p),
+                _ => None,
+            };
             self.jobs[j].created += 1;
-            self.create.push(PodPlacement {
-                job: self.key(j),
-                pod,
+            self.create.push(NewPod {
+                job: j,
                 role: Role::Trainer,
-                node: self.view.node_names[node].to_string(),
+                node,
+                name,
             });
             self.record(Undo::Create {
                 job: j,
@@ -312,11 +364,11 @@ impl Packer<'_, '_> {
         let res = self.view.jobs[j].job.resources_of(role);
         self.take(node, res);
         self.jobs[j].support_created.push(name.clone());
-        self.create.push(PodPlacement {
-            job: self.key(j),
-            pod: name,
+        self.create.push(NewPod {
+            job: j,
             role,
-            node: self.view.node_names[node].to_string(),
+            node,
+            name: NewName::Support(name),
         });
         self.record(Undo::Create {
             job: j,
@@ -893,30 +945,25 @@ impl Packer<'_, '_> {
 
     /// Unbound pods nobody reused, and pods left on nodes that are gone.
     fn clean_up_unneeded(&mut self) {
-        let reused: FastSet<(&str, &str, &str)> = self
+        // Only trainers are cleaned up here, and a trainer reuses an unbound pod's name
+        // only by its index.
+        let reused: FastSet<(usize, usize)> = self
             .create
             .iter()
-            .map(|c| {
-                (
-                    c.job.namespace.as_str(),
-                    c.job.name.as_str(),
-                    c.pod.as_str(),
-                )
+            .filter_map(|c| match c.name {
+                NewName::Unbound(p) => Some((c.job, p)),
+                _ => None,
             })
             .collect();
-        for jv in &self.view.jobs {
-            for pod in &jv.job.pods {
+        for (j, jv) in self.view.jobs.iter().enumerate() {
+            for (p, pod) in jv.job.pods.iter().enumerate() {
                 let gone = pod
                     .node
                     .as_deref()
                     .is_some_and(|n| !self.view.node_index.contains_key(n));
                 let unbound_unused = pod.node.is_none()
                     && !pod.terminating
-                    && !reused.contains(&(
-                        jv.key.namespace.as_str(),
-                        jv.key.name.as_str(),
-                        pod.name.as_str(),
-                    ))
+                    && !reused.contains(&(j, p))
                     && jv.invalid.is_none();
                 if gone && !pod.terminating {
                     self.cleanup.push(PodDeletion {
