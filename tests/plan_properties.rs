@@ -5,8 +5,9 @@
 mod common;
 use common::*;
 use ebb::model::*;
+use ebb::plan::apply::{apply, apply_in_place};
 use ebb::plan::fairshare::{self, FairJob, FairProblem, FairQueue, job_share};
-use ebb::plan::{Policy, apply::apply, lp, plan};
+use ebb::plan::{Policy, lp, plan};
 use proptest::prelude::*;
 
 fn arb_node(i: usize) -> impl Strategy<Value = Node> {
@@ -264,6 +265,10 @@ proptest! {
         let policy = Policy::default();
         let p1 = plan(&s, &policy);
         let after = apply(&s, &p1);
+        // The simulator applies plans in place: the same world either way.
+        let mut in_place = s.clone();
+        apply_in_place(&mut in_place, &p1);
+        prop_assert_eq!(&in_place, &after);
         let again = plan(&after, &policy);
         prop_assert!(again.create.is_empty(), "replan creates: {:?}", again.create);
         prop_assert!(again.delete.is_empty(), "replan deletes: {:?}", again.delete);

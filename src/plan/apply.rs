@@ -21,14 +21,29 @@ enum Deleted {
     NameHeld,
 }
 
+/// [`apply`] on a snapshot the caller owns, without copying it (the simulator advances
+/// its world this way every tick).
+pub fn apply_in_place(snapshot: &mut Snapshot, plan: &Plan) {
+    apply_into(snapshot, plan, Deleted::Gone);
+}
+
 fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
     let mut next = snapshot.clone();
-    // Indexed from the input, which `next` copies job for job: no key is copied.
-    let job_index: FastMap<(&str, &str), usize> = snapshot
+    apply_into(&mut next, plan, deleted);
+    next
+}
+
+fn apply_into(next: &mut Snapshot, plan: &Plan, deleted: Deleted) {
+    // Keys are copied once so that jobs can be changed while they are looked up.
+    let keys: Vec<(String, String)> = next
         .jobs
         .iter()
+        .map(|j| (j.namespace.clone(), j.name.clone()))
+        .collect();
+    let job_index: FastMap<(&str, &str), usize> = keys
+        .iter()
         .enumerate()
-        .map(|(i, j)| ((j.namespace.as_str(), j.name.as_str()), i))
+        .map(|(i, (ns, name))| ((ns.as_str(), name.as_str()), i))
         .collect();
     let find = |key: &crate::model::JobKey| {
         job_index
@@ -77,9 +92,10 @@ fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
             next.jobs[j].admitted = true;
         }
     }
+    let now = next.time_s;
     for (j, job) in next.jobs.iter_mut().enumerate() {
         if job.live_trainers().count() != before[j] {
-            job.last_scale_time_s = Some(snapshot.time_s);
+            job.last_scale_time_s = Some(now);
         }
     }
     let reserved: FastMap<&str, &str> = plan
@@ -94,5 +110,4 @@ fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
             pod.node = Some(node.to_string());
         }
     }
-    next
 }

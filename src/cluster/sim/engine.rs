@@ -59,7 +59,12 @@ struct Engine<'s> {
     policy: Policy,
     w: World,
     now: f64,
-    submitted: Vec<bool>,
+    /// Jobs by submit time, and how many of them are in.
+    submit_order: Vec<usize>,
+    submitted: usize,
+    /// Submitted and not finished, in job order: what an event has to look at.
+    active: Vec<usize>,
+    finished: usize,
     next_sync: Vec<f64>,
     faults: Vec<Fault>,
     next_fault: usize,
@@ -115,11 +120,16 @@ impl<'s> Engine<'s> {
                 last_step + 2.0 * (h.scale_down_stabilization_s + h.sync_period_s)
             })
             .fold(0.0, f64::max);
+        let mut submit_order: Vec<usize> = (0..w.jobs.len()).collect();
+        submit_order.sort_by(|&a, &b| w.jobs[a].spec.submit_s.total_cmp(&w.jobs[b].spec.submit_s));
         let mut engine = Engine {
             scenario,
             kind,
             policy,
-            submitted: vec![false; w.jobs.len()],
+            submit_order,
+            submitted: 0,
+            active: Vec::new(),
+            finished: 0,
             next_sync: vec![0.0; w.services.len()],
             w,
             now: 0.0,
@@ -138,24 +148,21 @@ impl<'s> Engine<'s> {
 
     /// When the next thing happens and the rates jobs train at until then, or None when
     /// the run is over.
-    fn next_event(&mut self) -> Option<(f64, Vec<f64>)> {
+    fn next_event(&mut self) -> Option<(f64, Rates)> {
         let now = self.now;
         let next_ready = self.w.next_ready_after(now);
         let w = &self.w;
         let rates = w.rates(now);
         let mut next = next_ready.unwrap_or(f64::INFINITY);
-        for (j, job) in w.jobs.iter().enumerate() {
-            if !self.submitted[j] {
-                next = next.min(job.spec.submit_s.max(now));
-                continue;
-            }
-            if job.end_s.is_some() {
-                continue;
-            }
-            let rate = rates[j];
-            if rate > 0.0 {
-                next = next.min(now + (job.spec.work - job.done_work).max(0.0) / rate);
-            }
+        if let Some(&j) = self.submit_order.get(self.submitted) {
+            next = next.min(w.jobs[j].spec.submit_s.max(now));
+        }
+        for &(j, rate) in &rates {
+            let job = &w.jobs[j];
+            next = next.min(now + (job.spec.work - job.done_work).max(0.0) / rate);
+        }
+        for &j in &self.active {
+            let job = &w.jobs[j];
             if job.paused_until > now {
                 next = next.min(job.paused_until);
             }
@@ -180,7 +187,7 @@ impl<'s> Engine<'s> {
         if self.wake.is_finite() {
             next = next.min(self.wake.max(next_tick));
         }
-        let jobs_done = w.jobs.iter().all(|j| j.end_s.is_some());
+        let jobs_done = self.finished == w.jobs.len();
         if (jobs_done || self.stuck(&rates)) && now >= self.services_settle_at {
             return None;
         }
@@ -196,10 +203,10 @@ impl<'s> Engine<'s> {
     /// Nothing left that could change: every job is in, no fault is to come, the world
     /// is settled, and the jobs left make no progress (a fixed-size job that can never
     /// fit). They are reported unfinished.
-    fn stuck(&self, rates: &[f64]) -> bool {
+    fn stuck(&self, rates: &Rates) -> bool {
         let w = &self.w;
-        (0..w.jobs.len()).all(|j| w.jobs[j].end_s.is_some() || rates[j] == 0.0)
-            && self.submitted.iter().all(|&s| s)
+        rates.is_empty()
+            && self.submitted == self.submit_order.len()
             && self.next_fault == self.faults.len()
             && !self.dirty
             && !self.wake.is_finite()
@@ -223,20 +230,36 @@ impl<'s> Engine<'s> {
             self.next_fault += 1;
             self.dirty = true;
         }
-        for (j, submitted) in self.submitted.iter_mut().enumerate() {
-            if !*submitted && self.w.jobs[j].spec.submit_s <= now {
-                *submitted = true;
-                self.w.submit(j, now);
-                self.dirty = true;
-            }
+        let mut arrivals = Vec::new();
+        while let Some(&j) = self.submit_order.get(self.submitted)
+            && self.w.jobs[j].spec.submit_s <= now
+        {
+            self.submitted += 1;
+            arrivals.push(j);
         }
-        for j in 0..self.w.jobs.len() {
-            let job = &self.w.jobs[j];
-            let done = job.done_work >= job.spec.work * (1.0 - 1e-9);
-            if self.submitted[j] && job.end_s.is_none() && done {
-                finish(&mut self.w, j, now);
-                self.dirty = true;
+        if !arrivals.is_empty() {
+            // Jobs arriving together reach the controller in scenario order.
+            arrivals.sort_unstable();
+            for &j in &arrivals {
+                self.w.submit(j, now);
             }
+            self.active.extend(arrivals);
+            self.active.sort_unstable();
+            self.dirty = true;
+        }
+        let w = &mut self.w;
+        let before = self.active.len();
+        self.active.retain(|&j| {
+            let job = &w.jobs[j];
+            let done = job.done_work >= job.spec.work * (1.0 - 1e-9);
+            if done {
+                finish(w, j, now);
+            }
+            !done
+        });
+        if self.active.len() < before {
+            self.finished += before - self.active.len();
+            self.dirty = true;
         }
         for (s, next_sync) in self.next_sync.iter_mut().enumerate() {
             if *next_sync > now {
@@ -291,12 +314,20 @@ impl<'s> Engine<'s> {
             .map_or(f64::INFINITY, |t| tick_at_or_after(t, tick));
     }
 
-    /// A sample when the state changed (the series is a step function).
+    /// A sample when the state changed (the series is a step function). Most events
+    /// change no trainer count, so those are compared in place before a sample (a map
+    /// of every job's name) is built.
     fn record(&mut self) {
-        let s = sample(&self.w, self.now);
-        if self.series.last().is_none_or(|last| !last.same_state(&s)) {
-            self.series.push(s);
+        let (cpu, gpu) = self.w.utilisation();
+        if let Some(last) = self.series.last()
+            && last.cpu_util == cpu
+            && last.gpu_util == gpu
+            && same_trainers(&last.trainers, &self.w)
+            && same_services(&last.services, &self.w)
+        {
+            return;
         }
+        self.series.push(sample(&self.w, self.now));
     }
 
     fn finish(mut self) -> PolicyResult {
@@ -308,12 +339,16 @@ impl<'s> Engine<'s> {
     }
 }
 
+/// (job, rate) of the jobs that train between two events.
+type Rates = Vec<(usize, f64)>;
+
 /// Jobs train for `dt` seconds at `rates` (constant between events).
-fn advance(w: &mut World, rates: &[f64], dt: f64) {
+fn advance(w: &mut World, rates: &Rates, dt: f64) {
     if dt <= 0.0 {
         return;
     }
-    for (job, &rate) in w.jobs.iter_mut().zip(rates) {
+    for &(j, rate) in rates {
+        let job = &mut w.jobs[j];
         job.done_work = (job.done_work + rate * dt).min(job.spec.work);
     }
 }
@@ -338,7 +373,7 @@ fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f
             before[j] = job.live_trainers().count() as u32;
         }
     }
-    w.snapshot = plan::apply::apply(&w.snapshot, p);
+    plan::apply::apply_in_place(&mut w.snapshot, p);
     // Deletions first: a recreated master or pserver reuses its name.
     for d in &p.delete {
         if let Some(&j) = w.job_by_name.get(&d.job.name) {
@@ -365,6 +400,22 @@ fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f
         }
         sim.trainers = live;
     }
+}
+
+fn same_trainers(recorded: &BTreeMap<String, u32>, w: &World) -> bool {
+    recorded.len() == w.snapshot.jobs.len()
+        && w.snapshot
+            .jobs
+            .iter()
+            .all(|job| recorded.get(&job.name) == Some(&(job.live_trainers().count() as u32)))
+}
+
+fn same_services(recorded: &BTreeMap<String, u32>, w: &World) -> bool {
+    recorded.len() == w.services.len()
+        && w.services
+            .iter()
+            .enumerate()
+            .all(|(s, svc)| recorded.get(&svc.spec.name) == Some(&w.service_pods(s).0))
 }
 
 fn sample(w: &World, now: f64) -> Sample {

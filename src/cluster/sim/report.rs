@@ -15,16 +15,6 @@ pub struct Sample {
     pub services: BTreeMap<String, u32>,
 }
 
-impl Sample {
-    /// Same state, whatever the time: a series only records changes.
-    pub fn same_state(&self, other: &Sample) -> bool {
-        self.cpu_util == other.cpu_util
-            && self.gpu_util == other.gpu_util
-            && self.trainers == other.trainers
-            && self.services == other.services
-    }
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct JobResult {
     pub name: String,

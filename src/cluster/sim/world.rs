@@ -5,6 +5,7 @@ use super::hpa::Hpa;
 use super::scenario::{JobSpec, PlacementSpeedup, Scenario};
 use super::services::SimService;
 use crate::model::{Job, Node, PodGroup, Role, Snapshot, TrainerSpec};
+use crate::plan::FastMap;
 use crate::plan::speedup::speedup;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -28,7 +29,7 @@ pub struct SimJob {
     /// Live trainers after the last plan, to see resizes.
     pub trainers: u32,
     /// When each of the job's pods becomes ready, by pod name.
-    pub pod_ready_at: HashMap<String, f64>,
+    pub pod_ready_at: FastMap<String, f64>,
     /// `spec.placement_speedup` by placement key.
     pub placement_speedup: HashMap<Vec<u32>, f64>,
 }
@@ -43,7 +44,7 @@ pub struct World {
     /// becomes ready: the events that change a job's rate.
     pub upcoming_ready: BTreeSet<u64>,
     /// Sim job index by job name (names are unique within a scenario).
-    pub job_by_name: HashMap<String, usize>,
+    pub job_by_name: FastMap<String, usize>,
     pub policy: PolicyKind,
 }
 
@@ -67,7 +68,7 @@ impl World {
                 end_s: None,
                 paused_until: 0.0,
                 trainers: 0,
-                pod_ready_at: HashMap::new(),
+                pod_ready_at: FastMap::default(),
                 placement_speedup: spec
                     .placement_speedup
                     .iter()
@@ -165,16 +166,21 @@ impl World {
         None
     }
 
-    /// Samples per second each job makes now (by sim job index): nothing while paused
-    /// for a resize or while its master or a pserver is missing or starting.
-    pub fn rates(&self, now: f64) -> Vec<f64> {
-        let up: HashSet<&str> = self
-            .snapshot
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect();
-        let mut out = vec![0.0; self.jobs.len()];
+    /// (sim job index, samples per second) of each job that trains now: none while
+    /// paused for a resize or while its master or a pserver is missing or starting.
+    /// Only jobs in the cluster are looked at, so an event costs what runs, not the
+    /// whole trace.
+    pub fn rates(&self, now: f64) -> Vec<(usize, f64)> {
+        // Nodes only go down in fault scenarios: most runs need no set of them.
+        let up: Option<HashSet<&str>> =
+            (self.snapshot.nodes.len() < self.all_nodes.len()).then(|| {
+                self.snapshot
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect()
+            });
+        let mut out = Vec::new();
         for job in &self.snapshot.jobs {
             let Some(&j) = self.job_by_name.get(&job.name) else {
                 continue;
@@ -188,7 +194,7 @@ impl World {
             let mut per_node: HashMap<&str, u32> = HashMap::new();
             for pod in &job.pods {
                 let Some(node) = &pod.node else { continue };
-                if pod.terminating || !up.contains(node.as_str()) {
+                if pod.terminating || up.as_ref().is_some_and(|up| !up.contains(node.as_str())) {
                     continue;
                 }
                 if sim.pod_ready_at.get(&pod.name).is_none_or(|&t| t > now) {
@@ -213,7 +219,10 @@ impl World {
                     .get(&PlacementSpeedup::key(&counts))
                     .copied();
                 let s = measured.unwrap_or_else(|| speedup(&sim.spec.speedup, ready_trainers));
-                out[j] = sim.spec.rate_per_trainer * s;
+                let rate = sim.spec.rate_per_trainer * s;
+                if rate > 0.0 {
+                    out.push((j, rate));
+                }
             }
         }
         out
@@ -247,11 +256,26 @@ impl World {
     pub fn utilisation(&self) -> (f64, f64) {
         let mut total = crate::model::Resources::ZERO;
         let mut used = crate::model::Resources::ZERO;
-        let usage = self.snapshot.usage_by_node();
         for n in &self.snapshot.nodes {
             total = total.add(&n.allocatable);
-            if let Some(u) = usage.get(n.name.as_str()) {
-                used = used.add(u);
+        }
+        if self.snapshot.nodes.len() == self.all_nodes.len() {
+            // Every node is up, so every bound pod counts: no per-node map (this runs
+            // at every event).
+            for job in &self.snapshot.jobs {
+                for p in job.pods.iter().filter(|p| p.node.is_some()) {
+                    used = used.add(&job.resources_of(p.role));
+                }
+            }
+            for p in self.snapshot.other_pods.iter().filter(|p| p.node.is_some()) {
+                used = used.add(&p.resources);
+            }
+        } else {
+            let usage = self.snapshot.usage_by_node();
+            for n in &self.snapshot.nodes {
+                if let Some(u) = usage.get(n.name.as_str()) {
+                    used = used.add(u);
+                }
             }
         }
         let frac = |u: i64, t: i64| if t > 0 { u as f64 / t as f64 } else { 0.0 };
