@@ -362,3 +362,35 @@ jobs:
     let e = Scenario::parse(&bad, "bad.yaml").expect_err("zero trainers on a node");
     assert!(e.to_string().contains("placement_speedup[0]"), "{e}");
 }
+
+/// A run that keeps totals only (the benchmark, a trace without `--json`) reports what a
+/// run keeping every job's trainers reports, and its samples agree with the full series.
+#[test]
+fn a_summary_only_run_reports_the_same_results() {
+    for path in ["scenarios/seed-case1.yaml", "scenarios/seed-case2.yaml"] {
+        let scenario = Scenario::load(std::path::Path::new(path)).expect("scenario loads");
+        let full = sim::run(&scenario, PolicyKind::Elastic, &mut |_| {}).expect("runs");
+        let summary =
+            sim::run(&scenario, PolicyKind::Elastic, &mut sim::SummaryOnly).expect("runs");
+        let without_series = |r: &PolicyResult| {
+            let mut v = serde_json::to_value(r).expect("serialises");
+            v.as_object_mut().expect("an object").remove("series");
+            v
+        };
+        assert_eq!(without_series(&full), without_series(&summary), "{path}");
+        assert!(summary.series.len() <= full.series.len());
+        for (i, s) in summary.series.iter().enumerate() {
+            assert!(s.trainers.is_empty(), "no per-job map kept");
+            // Samples at one instant (before and after a plan): the last one holds.
+            if summary.series.get(i + 1).is_some_and(|next| next.t == s.t) {
+                continue;
+            }
+            let at = sim::report::value_at(&full.series, s.t).expect("a sample by then");
+            assert_eq!(s.trainers_total, trainers(at), "{path} at {} s", s.t);
+            assert_eq!(s.cpu_util, at.cpu_util);
+        }
+        for s in &full.series {
+            assert_eq!(s.trainers_total, trainers(s));
+        }
+    }
+}

@@ -98,7 +98,7 @@ pub fn synthetic_trace(nodes: u32, jobs: usize, seed: u64) -> Scenario {
 pub fn run(nodes: u32, jobs: usize, seed: u64, kind: PolicyKind) -> Result<SimBench, SimError> {
     let scenario = synthetic_trace(nodes, jobs, seed);
     let started = Instant::now();
-    let r = sim::run(&scenario, kind, &mut |_| {})?;
+    let r = sim::run(&scenario, kind, &mut sim::SummaryOnly)?;
     Ok(SimBench {
         nodes,
         jobs,

@@ -78,6 +78,7 @@ pub fn sim(a: SimArgs) -> Result<()> {
             dump: a.dump_snapshots.clone(),
             kind,
             failed: None,
+            per_job_series: a.json.is_some() || a.plot.is_some(),
         };
         let started = std::time::Instant::now();
         let r = sim::run(&scenario, kind, &mut watch)
@@ -123,9 +124,15 @@ struct Watch {
     kind: PolicyKind,
     /// The first dump that could not be written (the run goes on; the command fails).
     failed: Option<anyhow::Error>,
+    /// `--json` or `--plot` will show every job's trainers over time.
+    per_job_series: bool,
 }
 
 impl sim::Observer for Watch {
+    fn per_job_series(&self) -> bool {
+        self.per_job_series
+    }
+
     fn progress(&mut self, t: f64) {
         if let Some(bar) = &self.bar {
             bar.set_position(t as u64);

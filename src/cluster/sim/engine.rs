@@ -21,6 +21,21 @@ pub trait Observer {
     fn progress(&mut self, _t: f64) {}
     /// The snapshot of the `tick`-th plan, before planning.
     fn before_plan(&mut self, _tick: u64, _snapshot: &Snapshot, _policy: &Policy) {}
+    /// Whether samples keep every job's trainer count (what `--json` and `--plot`
+    /// show). Without them a sample holds totals only: a series of a long trace holds
+    /// a sample per event, and a map of every running job in each grows as their product.
+    fn per_job_series(&self) -> bool {
+        true
+    }
+}
+
+/// Progress ignored and samples with totals only: for runs that read only the summary.
+pub struct SummaryOnly;
+
+impl Observer for SummaryOnly {
+    fn per_job_series(&self) -> bool {
+        false
+    }
 }
 
 /// A closure watches progress only.
@@ -35,7 +50,7 @@ pub fn run(
     kind: PolicyKind,
     observer: &mut dyn Observer,
 ) -> Result<PolicyResult, SimError> {
-    let mut engine = Engine::new(scenario, kind);
+    let mut engine = Engine::new(scenario, kind, observer.per_job_series());
     while let Some((next, rates)) = engine.next_event() {
         advance(&mut engine.w, &rates, next - engine.now);
         engine.now = next;
@@ -77,10 +92,11 @@ struct Engine<'s> {
     services_settle_at: f64,
     plans: u64,
     series: Vec<Sample>,
+    per_job_series: bool,
 }
 
 impl<'s> Engine<'s> {
-    fn new(scenario: &'s Scenario, kind: PolicyKind) -> Self {
+    fn new(scenario: &'s Scenario, kind: PolicyKind, per_job_series: bool) -> Self {
         let policy = match kind {
             PolicyKind::Elastic => Policy::default(),
             PolicyKind::Static => Policy {
@@ -141,6 +157,7 @@ impl<'s> Engine<'s> {
             services_settle_at,
             plans: 0,
             series: Vec::new(),
+            per_job_series,
         };
         engine.record();
         engine
@@ -322,17 +339,22 @@ impl<'s> Engine<'s> {
         if let Some(last) = self.series.last()
             && last.cpu_util == cpu
             && last.gpu_util == gpu
-            && same_trainers(&last.trainers, &self.w)
+            && if self.per_job_series {
+                same_trainers(&last.trainers, &self.w)
+            } else {
+                last.trainers_total == trainers_total(&self.w)
+            }
             && same_services(&last.services, &self.w)
         {
             return;
         }
-        self.series.push(sample(&self.w, self.now));
+        self.series
+            .push(sample(&self.w, self.now, self.per_job_series));
     }
 
     fn finish(mut self) -> PolicyResult {
         if self.series.last().is_some_and(|last| last.t < self.now) {
-            let s = sample(&self.w, self.now);
+            let s = sample(&self.w, self.now, self.per_job_series);
             self.series.push(s);
         }
         PolicyResult::build(self.kind, &self.w, self.series, self.now, self.plans)
@@ -418,11 +440,21 @@ fn same_services(recorded: &BTreeMap<String, u32>, w: &World) -> bool {
             .all(|(s, svc)| recorded.get(&svc.spec.name) == Some(&w.service_pods(s).0))
 }
 
-fn sample(w: &World, now: f64) -> Sample {
+fn trainers_total(w: &World) -> u32 {
+    w.snapshot
+        .jobs
+        .iter()
+        .map(|job| job.live_trainers().count() as u32)
+        .sum()
+}
+
+fn sample(w: &World, now: f64, per_job: bool) -> Sample {
     let (cpu, gpu) = w.utilisation();
     let mut trainers = BTreeMap::new();
-    for job in &w.snapshot.jobs {
-        trainers.insert(job.name.clone(), job.live_trainers().count() as u32);
+    if per_job {
+        for job in &w.snapshot.jobs {
+            trainers.insert(job.name.clone(), job.live_trainers().count() as u32);
+        }
     }
     let mut services = BTreeMap::new();
     for (s, svc) in w.services.iter().enumerate() {
@@ -432,6 +464,7 @@ fn sample(w: &World, now: f64) -> Sample {
         t: now,
         cpu_util: cpu,
         gpu_util: gpu,
+        trainers_total: trainers_total(w),
         trainers,
         services,
     }

@@ -13,7 +13,7 @@ pub mod trace;
 pub mod world;
 mod yaml_line;
 
-pub use engine::{Observer, run};
+pub use engine::{Observer, SummaryOnly, run};
 pub use error::SimError;
 pub use report::PolicyResult;
 pub use scenario::Scenario;

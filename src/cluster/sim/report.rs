@@ -11,7 +11,12 @@ pub struct Sample {
     pub t: f64,
     pub cpu_util: f64,
     pub gpu_util: f64,
+    /// Every job's live trainers, when the run keeps them (see
+    /// [`super::Observer::per_job_series`]); empty otherwise.
     pub trainers: BTreeMap<String, u32>,
+    /// Live trainers of all jobs together, always kept.
+    #[serde(skip)]
+    pub trainers_total: u32,
     pub services: BTreeMap<String, u32>,
 }
 
@@ -109,7 +114,7 @@ impl PolicyResult {
                             pods: at_end
                                 .and_then(|s| s.services.get(&svc.spec.name).copied())
                                 .unwrap_or(0),
-                            trainers: at_end.map_or(0, |s| s.trainers.values().sum()),
+                            trainers: at_end.map_or(0, |s| s.trainers_total),
                             cpu_util_mean: time_mean(&series, step.at_s, until, |s| s.cpu_util),
                         }
                     })
