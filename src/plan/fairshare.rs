@@ -53,7 +53,7 @@ pub type Res3 = [f64; 3];
 const BISECTION_STEPS: usize = 64;
 const EPS: f64 = 1e-9;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FairQueue {
     /// Index into the same list; None for a top-level queue.
     pub parent: Option<usize>,
@@ -587,9 +587,53 @@ pub fn continuous(p: &FairProblem) -> Vec<f64> {
 
 /// The integer fair share: continuous filling, rounded down, leftover handed out.
 pub fn solve(p: &FairProblem) -> FairShare {
-    let (continuous, first_stage) = Solver::new(p).solve();
-    let extra = round(p, &first_stage);
-    FairShare { continuous, extra }
+    solve_remembering(p, &mut None)
+}
+
+/// The continuous answer to a problem, kept for the next one: it does not depend on
+/// `current_extra` (which only breaks ties in rounding), so a problem that differs in
+/// that alone (the planner's verification round, on the world its plan leaves) needs
+/// only the rounding.
+pub struct Remembered {
+    problem: FairProblem,
+    continuous: Vec<f64>,
+    first_stage: Vec<f64>,
+}
+
+pub fn solve_remembering(p: &FairProblem, memory: &mut Option<Remembered>) -> FairShare {
+    let known = memory
+        .as_ref()
+        .is_some_and(|m| same_but_current(p, &m.problem));
+    let m = match memory {
+        Some(m) if known => m,
+        _ => {
+            let (continuous, first_stage) = Solver::new(p).solve();
+            memory.insert(Remembered {
+                problem: p.clone(),
+                continuous,
+                first_stage,
+            })
+        }
+    };
+    let extra = round(p, &m.first_stage);
+    FairShare {
+        continuous: m.continuous.clone(),
+        extra,
+    }
+}
+
+fn same_but_current(a: &FairProblem, b: &FairProblem) -> bool {
+    a.capacity == b.capacity
+        && a.room == b.room
+        && a.queues == b.queues
+        && a.jobs.len() == b.jobs.len()
+        && a.jobs.iter().zip(&b.jobs).all(|(x, y)| {
+            x.queue == y.queue
+                && x.weight == y.weight
+                && x.base == y.base
+                && x.per_trainer == y.per_trainer
+                && x.max_extra == y.max_extra
+        })
 }
 
 fn ancestors(p: &FairProblem, q: usize) -> Vec<usize> {
@@ -912,6 +956,50 @@ mod key_tests {
             assert_eq!(fast, round_one_heap(&p, &start, true), "seed {seed}");
             assert_eq!(fast, round_one_heap(&p, &start, false), "seed {seed}");
         }
+    }
+
+    #[test]
+    fn a_remembered_continuous_answer_is_reused_only_where_it_holds() {
+        let queue = |weight| FairQueue {
+            parent: None,
+            weight,
+            guaranteed: [0.0; 3],
+            limit: [f64::INFINITY; 3],
+        };
+        let job = |queue, v: f64, current_extra| FairJob {
+            queue,
+            weight: 1.0,
+            base: [1.0, 1.0, 0.0],
+            per_trainer: [v, 1.0, 0.0],
+            max_extra: 20,
+            current_extra,
+        };
+        let p = FairProblem {
+            capacity: [60.0, 200.0, 0.0],
+            room: [60.0, 200.0, 0.0],
+            queues: vec![queue(1.0), queue(2.0)],
+            jobs: vec![job(0, 1.0, 0), job(0, 2.0, 5), job(1, 3.0, 1)],
+        };
+        let mut memory = None;
+        assert_eq!(solve_remembering(&p, &mut memory), solve(&p));
+        // Only the trainers held now differ: the continuous answer is the same.
+        let mut moved = p.clone();
+        moved.jobs[1].current_extra = 0;
+        moved.jobs[2].current_extra = 7;
+        assert!(same_but_current(&moved, &p));
+        assert_eq!(solve_remembering(&moved, &mut memory), solve(&moved));
+        // Anything else differs: solved afresh.
+        let mut smaller = p.clone();
+        smaller.room[0] = 30.0;
+        assert!(!same_but_current(&smaller, &p));
+        assert_eq!(solve_remembering(&smaller, &mut memory), solve(&smaller));
+        assert_ne!(solve(&smaller), solve(&p), "the change matters");
+        let mut reweighted = p.clone();
+        reweighted.queues[1].weight = 0.5;
+        assert_eq!(
+            solve_remembering(&reweighted, &mut memory),
+            solve(&reweighted)
+        );
     }
 }
 

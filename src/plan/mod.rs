@@ -54,13 +54,14 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
     // Rounds plan worlds that differ only in pods (applying a plan never touches a
     // node), so the topology is indexed once.
     let mut topo = None;
-    let mut composed = plan_round(snapshot, policy, &mut topo);
+    let mut fair_memory = None;
+    let mut composed = plan_round(snapshot, policy, &mut topo, &mut fair_memory);
     if compose::is_quiet(&composed) {
         return composed;
     }
     let mut world = apply::apply_keeping_names(snapshot, &composed);
     for _ in 1..MAX_ROUNDS {
-        let round = plan_round(&world, policy, &mut topo);
+        let round = plan_round(&world, policy, &mut topo, &mut fair_memory);
         if compose::is_quiet(&round) {
             break;
         }
@@ -70,7 +71,12 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
     composed
 }
 
-fn plan_round(snapshot: &Snapshot, policy: &Policy, topo: &mut Option<TopologyIndex>) -> Plan {
+fn plan_round(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    topo: &mut Option<TopologyIndex>,
+    fair_memory: &mut Option<fairshare::Remembered>,
+) -> Plan {
     let view = View::build(snapshot);
     let mut admission = admission::admit(&view, policy);
     if topo
@@ -88,7 +94,7 @@ fn plan_round(snapshot: &Snapshot, policy: &Policy, topo: &mut Option<TopologyIn
     // needs no second pass: the top-up already hands its room on.
     let mut placeable = vec![None; view.jobs.len()];
     let mut pass = 0;
-    let mut fair = fair_shares(&view, &admission);
+    let mut fair = fair_shares(&view, &admission, fair_memory);
     let mut sizes = size(snapshot, &view, &admission, &fair, &placeable, policy);
     let (fair_of, packed) = loop {
         pass += 1;
@@ -96,7 +102,7 @@ fn plan_round(snapshot: &Snapshot, policy: &Policy, topo: &mut Option<TopologyIn
         let packed = packing::pack(&view, topo, &mut admission, &sizes.targets, view.capacity());
         let gang_failed = admission != before;
         if gang_failed {
-            fair = fair_shares(&view, &admission);
+            fair = fair_shares(&view, &admission, fair_memory);
         }
         let mut short = false;
         let mut shrinks = false;
@@ -246,12 +252,16 @@ struct FairShares {
 }
 
 /// Depends on the admission only, so sizing passes that only cap short jobs reuse it.
-fn fair_shares(view: &View, admission: &[Admission]) -> FairShares {
+fn fair_shares(
+    view: &View,
+    admission: &[Admission],
+    memory: &mut Option<fairshare::Remembered>,
+) -> FairShares {
     let admitted: Vec<usize> = (0..view.jobs.len())
         .filter(|&j| admission[j].admitted())
         .collect();
     let problem = fair_problem(view, &admitted, view.capacity(), view.room_for_jobs());
-    let fair = fairshare::solve(&problem);
+    let fair = fairshare::solve_remembering(&problem, memory);
     let trainers = admitted
         .iter()
         .zip(&fair.extra)

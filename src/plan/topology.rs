@@ -1,9 +1,9 @@
 //! Where nodes sit relative to each other: a tree root -> rack -> NVLink group -> node,
 //! held as a petgraph graph, flattened into the lookups packing asks for.
 
+use super::FastMap;
 use crate::model::Node;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Level {
@@ -11,6 +11,28 @@ pub enum Level {
     Rack(String),
     Group(String),
     Node(usize),
+}
+
+/// A rack or NVLink group: a real id, or the node itself when it has none (then it is
+/// alone at that level).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Domain<'a> {
+    Id(&'a str),
+    Alone(usize),
+}
+
+impl<'a> Domain<'a> {
+    fn of(id: Option<&'a str>, node: usize) -> Self {
+        id.map_or(Domain::Alone(node), Domain::Id)
+    }
+
+    /// The NUL prefix keeps a node's own domain apart from any real id.
+    fn name(self, node: &Node) -> String {
+        match self {
+            Domain::Id(id) => id.to_string(),
+            Domain::Alone(_) => format!("\0node:{}", node.name),
+        }
+    }
 }
 
 pub struct TopologyIndex {
@@ -32,28 +54,19 @@ impl TopologyIndex {
     pub fn build(nodes: &[&Node]) -> TopologyIndex {
         let mut graph = DiGraph::new();
         let root = graph.add_node(Level::Root);
-        let mut racks: BTreeMap<String, NodeIndex> = BTreeMap::new();
-        let mut groups: BTreeMap<String, NodeIndex> = BTreeMap::new();
+        // Keyed by the borrowed ids: a string is made only for each new rack or group.
+        let mut racks: FastMap<Domain, NodeIndex> = FastMap::default();
+        let mut groups: FastMap<Domain, NodeIndex> = FastMap::default();
         for (i, node) in nodes.iter().enumerate() {
-            // A node without ids is alone at that level; the NUL prefix keeps such
-            // synthetic ids apart from any real one.
-            let rack_id = node
-                .topology
-                .rack
-                .clone()
-                .unwrap_or_else(|| format!("\0node:{}", node.name));
-            let group_id = node
-                .topology
-                .nvlink_group
-                .clone()
-                .unwrap_or_else(|| format!("\0node:{}", node.name));
-            let rack = *racks.entry(rack_id.clone()).or_insert_with(|| {
-                let r = graph.add_node(Level::Rack(rack_id));
+            let rack_key = Domain::of(node.topology.rack.as_deref(), i);
+            let group_key = Domain::of(node.topology.nvlink_group.as_deref(), i);
+            let rack = *racks.entry(rack_key).or_insert_with(|| {
+                let r = graph.add_node(Level::Rack(rack_key.name(node)));
                 graph.add_edge(root, r, ());
                 r
             });
-            let group = *groups.entry(group_id.clone()).or_insert_with(|| {
-                let g = graph.add_node(Level::Group(group_id));
+            let group = *groups.entry(group_key).or_insert_with(|| {
+                let g = graph.add_node(Level::Group(group_key.name(node)));
                 graph.add_edge(rack, g, ());
                 g
             });
