@@ -1,10 +1,12 @@
 //! Free capacity per node, indexed so that best-fit lookups cost O(log n).
 
+use super::FastMap;
 use crate::model::Resources;
 use std::collections::BTreeSet;
 
 pub struct NodeState {
-    pub free: Vec<Resources>,
+    /// Changed only by `take` and `give`, which keep the indexes and `no_fit` right.
+    free: Vec<Resources>,
     pub allocatable: Vec<Resources>,
     pub schedulable: Vec<bool>,
     pub has_gpus: Vec<bool>,
@@ -22,6 +24,13 @@ pub struct NodeState {
     groups_by_free_gpus: BTreeSet<(i64, usize)>,
     /// Every group whose room changed, in order: per-shape group counts catch up from it.
     pub changed_groups: Vec<usize>,
+    /// Counts `give`s: between two gives free room only shrinks, so a need that found
+    /// no node still finds none.
+    gives: u64,
+    /// Needs that found no node, with the `gives` count they were tried at. A full
+    /// cluster is asked for the same few shapes many times per plan, and each miss
+    /// otherwise scans every node with some room.
+    no_fit: std::cell::RefCell<FastMap<Resources, u64>>,
 }
 
 impl NodeState {
@@ -38,23 +47,63 @@ impl NodeState {
             .map(|(a, u)| a.sub(u))
             .collect();
         let has_gpus: Vec<bool> = allocatable.iter().map(|a| a.gpus > 0).collect();
-        let mut s = NodeState {
+        let groups = group_of.iter().max().map_or(0, |g| g + 1);
+        let mut group_free_gpus = vec![0; groups];
+        // The indexes are built from sorted lists (a bulk build) rather than by one
+        // insert per node: every plan builds them anew for each packing.
+        let mut by_free_gpus = Vec::new();
+        let mut gpu_nodes_for_cpu_pods = Vec::new();
+        let mut cpu_nodes_by_free_cpu = Vec::new();
+        for (n, f) in free.iter().enumerate() {
+            if !schedulable[n] {
+                continue;
+            }
+            if has_gpus[n] {
+                by_free_gpus.push((f.gpus, n));
+                gpu_nodes_for_cpu_pods.push((f.gpus, f.cpu_milli, n));
+                if let Some(&g) = group_of.get(n) {
+                    // An over-committed node (negative free) must not hide a sibling's room.
+                    group_free_gpus[g] += f.gpus.max(0);
+                }
+            } else {
+                cpu_nodes_by_free_cpu.push((f.cpu_milli, n));
+            }
+        }
+        let groups_by_free_gpus = group_free_gpus
+            .iter()
+            .enumerate()
+            .filter(|&(_, &free)| free > 0)
+            .map(|(g, &free)| (free, g))
+            .collect();
+        NodeState {
             free,
             allocatable,
             schedulable,
             has_gpus,
-            by_free_gpus: BTreeSet::new(),
-            cpu_nodes_by_free_cpu: BTreeSet::new(),
-            gpu_nodes_for_cpu_pods: BTreeSet::new(),
-            group_free_gpus: vec![0; group_of.iter().max().map_or(0, |g| g + 1)],
+            by_free_gpus: by_free_gpus.into_iter().collect(),
+            cpu_nodes_by_free_cpu: cpu_nodes_by_free_cpu.into_iter().collect(),
+            gpu_nodes_for_cpu_pods: gpu_nodes_for_cpu_pods.into_iter().collect(),
+            group_free_gpus,
             group_of,
-            groups_by_free_gpus: BTreeSet::new(),
+            groups_by_free_gpus,
             changed_groups: Vec::new(),
-        };
-        for n in 0..s.free.len() {
-            s.index(n);
+            gives: 0,
+            no_fit: Default::default(),
         }
-        s
+    }
+
+    pub fn len(&self) -> usize {
+        self.free.len()
+    }
+
+    pub fn free(&self, n: usize) -> &Resources {
+        &self.free[n]
+    }
+
+    /// Free GPUs on the schedulable nodes of NVLink group `g` (none of its nodes holds
+    /// a pod asking for more).
+    pub fn group_free_gpus(&self, g: usize) -> i64 {
+        self.group_free_gpus.get(g).copied().unwrap_or(0)
     }
 
     /// NVLink groups whose schedulable nodes have at least `gpus` free GPUs between
@@ -122,6 +171,7 @@ impl NodeState {
     }
 
     pub fn give(&mut self, n: usize, r: &Resources) {
+        self.gives += 1;
         self.unindex(n);
         self.free[n] = self.free[n].add(r);
         self.index(n);
@@ -156,16 +206,27 @@ impl NodeState {
     /// GPU pods on GPU nodes by free GPUs; CPU-only pods on CPU-only nodes first.
     pub fn best_fit(&self, r: &Resources, count: u64) -> Option<usize> {
         let need = r.times(count as i64);
+        if self.no_fit.borrow().get(&need) == Some(&self.gives) {
+            return None;
+        }
+        let found = self.best_fit_scan(r.gpus > 0, &need);
+        if found.is_none() {
+            self.no_fit.borrow_mut().insert(need, self.gives);
+        }
+        found
+    }
+
+    fn best_fit_scan(&self, gpu_pod: bool, need: &Resources) -> Option<usize> {
         let scan = |set: &BTreeSet<(i64, usize)>, from: i64| {
             set.range((from, 0)..)
                 .map(|&(_, n)| n)
                 .find(|&n| need.fits_in(&self.free[n]))
         };
-        if r.gpus > 0 {
+        if gpu_pod {
             scan(&self.by_free_gpus, need.gpus)
         } else {
             scan(&self.cpu_nodes_by_free_cpu, need.cpu_milli)
-                .or_else(|| self.gpu_node_for_cpu_pods(&need))
+                .or_else(|| self.gpu_node_for_cpu_pods(need))
         }
     }
 }
@@ -201,5 +262,30 @@ mod tests {
         assert_eq!(groups(&s, 5), Vec::<usize>::new());
         s.take(1, &Resources::new(0, 0, 4));
         assert_eq!(groups(&s, 1), Vec::<usize>::new(), "group full");
+    }
+
+    #[test]
+    fn a_need_that_found_no_node_is_looked_for_again_once_room_is_given_back() {
+        let node = Resources::new(8_000, 1 << 30, 2);
+        let mut s = NodeState::new(
+            vec![node, node],
+            &[Resources::new(0, 0, 1), Resources::ZERO],
+            vec![true, true],
+            vec![0, 1],
+        );
+        let pod = Resources::new(1_000, 1 << 20, 2);
+        assert_eq!(s.best_fit(&pod, 1), Some(1));
+        s.take(1, &pod);
+        assert_eq!(s.best_fit(&pod, 1), None);
+        s.take(0, &Resources::new(1_000, 0, 0));
+        assert_eq!(s.best_fit(&pod, 1), None, "taking room never makes one fit");
+        s.give(0, &Resources::new(1_000, 0, 1));
+        assert_eq!(
+            s.best_fit(&pod, 1),
+            Some(0),
+            "the miss is forgotten after a give"
+        );
+        assert_eq!(s.group_free_gpus(0), 2);
+        assert_eq!(s.group_free_gpus(1), 0);
     }
 }

@@ -440,7 +440,7 @@ impl Packer<'_, '_> {
         // least (1, CPU-on-GPU, 1, n) unless the pod fits as it is. Such a node is only
         // looked into when that bound beats the best found so far: in a full cluster
         // the first node freed by one eviction ends the scan of all the rest.
-        let mut has_quota = vec![false; self.nodes.free.len()];
+        let mut has_quota = vec![false; self.nodes.len()];
         for (j, jp) in self.jobs.iter().enumerate() {
             if jp.admitted && jp.quota > 0 {
                 for b in &self.view.jobs[j].live_trainers {
@@ -454,14 +454,14 @@ impl Packer<'_, '_> {
             }
             if !quota_here && let Some((best_cost, _)) = &best {
                 let cpu_on_gpu = u8::from(res.gpus == 0 && self.nodes.has_gpus[n]);
-                let evictions = usize::from(!res.fits_in(&self.nodes.free[n]));
+                let evictions = usize::from(!res.fits_in(self.nodes.free(n)));
                 if (evictions, cpu_on_gpu, evictions, n) >= *best_cost {
                     continue;
                 }
             }
             cands.clear();
             taken.clear();
-            let mut free = self.nodes.free[n];
+            let mut free = *self.nodes.free(n);
             // Greedy: scale-down victims first, then trainers above their job's minimum.
             for pass in [Tier::Quota, Tier::AboveMin] {
                 for &(j, pod) in &self.node_trainers[n] {
@@ -757,7 +757,7 @@ impl Packer<'_, '_> {
             while self.jobs[j].quota > 0 && !mine.is_empty() {
                 let score = |&(pod, n): &(usize, usize)| {
                     let after = self.nodes.allocatable[n]
-                        .sub(&self.nodes.free[n])
+                        .sub(self.nodes.free(n))
                         .sub(&res)
                         .dominant_share(&self.nodes.allocatable[n]);
                     (
@@ -818,6 +818,11 @@ impl Packer<'_, '_> {
     fn place_trainers(&mut self, j: usize, count: u32) -> u32 {
         let res = self.trainer_res(j);
         let cpu_pod = res.gpus == 0;
+        // In a full cluster most calls place nothing: one indexed look-up says so before
+        // the walks over the job's nodes, groups and racks.
+        if count == 0 || self.nodes.best_fit(&res, 1).is_none() {
+            return 0;
+        }
         let mut left = count;
         let fill = |p: &mut Self, n: usize, left: &mut u32| {
             if cpu_pod && p.nodes.has_gpus[n] {
@@ -843,7 +848,12 @@ impl Packer<'_, '_> {
             let anchors = &self.jobs[j].anchors;
             let groups: BTreeSet<usize> = anchors.iter().map(|&n| topo.group_of[n]).collect();
             let racks: BTreeSet<usize> = anchors.iter().map(|&n| topo.rack_of[n]).collect();
+            // A group without a trainer's GPUs free has no node that takes one.
+            let no_room = |p: &Self, g: usize| !cpu_pod && p.nodes.group_free_gpus(g) < res.gpus;
             for g in groups {
+                if no_room(self, g) {
+                    continue;
+                }
                 for &n in &topo.group_nodes[g] {
                     if left == 0 {
                         return count;
@@ -853,6 +863,9 @@ impl Packer<'_, '_> {
             }
             for r in racks {
                 for &g in &topo.rack_groups[r] {
+                    if no_room(self, g) {
+                        continue;
+                    }
                     for &n in &topo.group_nodes[g] {
                         if left == 0 {
                             return count;
@@ -904,7 +917,7 @@ impl Packer<'_, '_> {
             }
             let (j, pod, node) = (d.job, d.pod, d.node);
             let res = self.trainer_res(j);
-            if !res.fits_in(&self.nodes.free[node]) || limits.copies_allowed(self, j) == 0 {
+            if !res.fits_in(self.nodes.free(node)) || limits.copies_allowed(self, j) == 0 {
                 continue;
             }
             limits.add(self, j, 1);
@@ -956,30 +969,30 @@ impl Packer<'_, '_> {
             })
             .collect();
         for (j, jv) in self.view.jobs.iter().enumerate() {
-            for (p, pod) in jv.job.pods.iter().enumerate() {
-                let gone = pod
-                    .node
-                    .as_deref()
-                    .is_some_and(|n| !self.view.node_index.contains_key(n));
-                let unbound_unused = pod.node.is_none()
-                    && !pod.terminating
+            if jv.unbound.is_empty() && jv.on_lost_nodes.is_empty() {
+                continue;
+            }
+            let unneeded = jv.unbound.iter().copied().filter(|&p| {
+                jv.job.pods[p].role == Role::Trainer
                     && !reused.contains(&(j, p))
-                    && jv.invalid.is_none();
-                if gone && !pod.terminating {
-                    self.cleanup.push(PodDeletion {
-                        job: jv.key.clone(),
-                        pod: pod.name.clone(),
-                        node: pod.node.clone(),
-                        reason: DeleteReason::NodeGone,
-                    });
-                } else if unbound_unused && pod.role == Role::Trainer {
-                    self.cleanup.push(PodDeletion {
-                        job: jv.key.clone(),
-                        pod: pod.name.clone(),
-                        node: None,
-                        reason: DeleteReason::Unneeded,
-                    });
-                }
+                    && jv.invalid.is_none()
+            });
+            // In pod order, as the job lists them.
+            let mut pods: Vec<(usize, DeleteReason)> = jv
+                .on_lost_nodes
+                .iter()
+                .map(|&p| (p, DeleteReason::NodeGone))
+                .chain(unneeded.map(|p| (p, DeleteReason::Unneeded)))
+                .collect();
+            pods.sort_unstable_by_key(|&(p, _)| p);
+            for (p, reason) in pods {
+                let pod = &jv.job.pods[p];
+                self.cleanup.push(PodDeletion {
+                    job: jv.key.clone(),
+                    pod: pod.name.clone(),
+                    node: pod.node.clone(),
+                    reason,
+                });
             }
         }
     }

@@ -47,6 +47,8 @@ pub struct JobView<'a> {
     pub live_support: Vec<BoundPod>,
     /// Existing pods without a node, by role (reused by name when placing).
     pub unbound: Vec<usize>,
+    /// Pods, not terminating, bound to a node the snapshot does not have.
+    pub on_lost_nodes: Vec<usize>,
     /// The most trainers worth giving: `trainers.max`, or less where the job's speedup
     /// points show throughput no longer rising (never below `min`).
     pub max_trainers: u32,
@@ -147,6 +149,7 @@ impl<'a> View<'a> {
                 live_trainers: Vec::new(),
                 live_support: Vec::new(),
                 unbound: Vec::new(),
+                on_lost_nodes: Vec::new(),
                 max_trainers: super::speedup::useful_trainers(
                     &job.speedup,
                     job.trainers.max,
@@ -172,10 +175,15 @@ impl<'a> View<'a> {
                                 }
                             }
                         }
-                        None => problems.push(Problem::PodOnUnknownNode {
-                            pod: format!("{}/{}", job.namespace, pod.name),
-                            node: n.clone(),
-                        }),
+                        None => {
+                            if !pod.terminating {
+                                view.on_lost_nodes.push(p);
+                            }
+                            problems.push(Problem::PodOnUnknownNode {
+                                pod: format!("{}/{}", job.namespace, pod.name),
+                                node: n.clone(),
+                            })
+                        }
                     },
                 }
             }
