@@ -5,8 +5,9 @@
 mod common;
 use common::*;
 use ebb::model::*;
-use ebb::plan::apply::{apply, apply_in_place};
+use ebb::plan::apply::{apply, apply_in_place, apply_keeping_names};
 use ebb::plan::fairshare::{self, FairJob, FairProblem, FairQueue, job_share};
+use ebb::plan::world::World;
 use ebb::plan::{Policy, lp, plan};
 use proptest::prelude::*;
 
@@ -269,6 +270,10 @@ proptest! {
         let mut in_place = s.clone();
         apply_in_place(&mut in_place, &p1);
         prop_assert_eq!(&in_place, &after);
+        // The planner's own rounds apply to a borrowed world, copying what changes.
+        let mut world = World::of(&s);
+        world.apply_keeping_names(&p1);
+        prop_assert_eq!(world.to_snapshot(), apply_keeping_names(&s, &p1));
         let again = plan(&after, &policy);
         prop_assert!(again.create.is_empty(), "replan creates: {:?}", again.create);
         prop_assert!(again.delete.is_empty(), "replan deletes: {:?}", again.delete);

@@ -2,7 +2,7 @@
 //! once. The simulator, the benchmarks and the fixed-point tests advance with it.
 
 use super::FastMap;
-use crate::model::{JobPod, Plan, Snapshot};
+use crate::model::{Job, JobPod, OtherPod, Plan, Snapshot};
 
 pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
     apply_with(snapshot, plan, Deleted::Gone)
@@ -16,29 +16,71 @@ pub fn apply_keeping_names(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Deleted {
+pub(crate) enum Deleted {
     Gone,
     NameHeld,
+}
+
+/// An item of a world that a plan may change: owned, or borrowed and copied on the first
+/// change (see [`super::world::World`]).
+pub(crate) trait Editable<T> {
+    fn read(&self) -> &T;
+    fn edit(&mut self) -> &mut T;
+}
+
+impl Editable<Job> for Job {
+    fn read(&self) -> &Job {
+        self
+    }
+    fn edit(&mut self) -> &mut Job {
+        self
+    }
+}
+
+impl Editable<OtherPod> for OtherPod {
+    fn read(&self) -> &OtherPod {
+        self
+    }
+    fn edit(&mut self) -> &mut OtherPod {
+        self
+    }
 }
 
 /// [`apply`] on a snapshot the caller owns, without copying it (the simulator advances
 /// its world this way every tick).
 pub fn apply_in_place(snapshot: &mut Snapshot, plan: &Plan) {
-    apply_into(snapshot, plan, Deleted::Gone);
+    let time_s = snapshot.time_s;
+    apply_into(
+        &mut snapshot.jobs,
+        &mut snapshot.other_pods,
+        time_s,
+        plan,
+        Deleted::Gone,
+    );
 }
 
 fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
     let mut next = snapshot.clone();
-    apply_into(&mut next, plan, deleted);
+    let time_s = next.time_s;
+    apply_into(&mut next.jobs, &mut next.other_pods, time_s, plan, deleted);
     next
 }
 
-fn apply_into(next: &mut Snapshot, plan: &Plan, deleted: Deleted) {
+/// Changes only the jobs and pods the plan names: a borrowed one is copied then.
+pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
+    jobs: &mut [J],
+    other_pods: &mut [P],
+    now: f64,
+    plan: &Plan,
+    deleted: Deleted,
+) {
     // Keys are copied once so that jobs can be changed while they are looked up.
-    let keys: Vec<(String, String)> = next
-        .jobs
+    let keys: Vec<(String, String)> = jobs
         .iter()
-        .map(|j| (j.namespace.clone(), j.name.clone()))
+        .map(|j| {
+            let j = j.read();
+            (j.namespace.clone(), j.name.clone())
+        })
         .collect();
     let job_index: FastMap<(&str, &str), usize> = keys
         .iter()
@@ -50,14 +92,20 @@ fn apply_into(next: &mut Snapshot, plan: &Plan, deleted: Deleted) {
             .get(&(key.namespace.as_str(), key.name.as_str()))
             .copied()
     };
-    let before: Vec<usize> = next
-        .jobs
-        .iter()
-        .map(|j| j.live_trainers().count())
-        .collect();
+    // Live trainers before, of the jobs the plan touches (scale times move with them).
+    let mut before: FastMap<usize, usize> = FastMap::default();
+    let mut note = |j: usize, jobs: &[J]| {
+        before
+            .entry(j)
+            .or_insert_with(|| jobs[j].read().live_trainers().count());
+    };
     for d in &plan.delete {
         let Some(j) = find(&d.job) else { continue };
-        let pods = &mut next.jobs[j].pods;
+        if !jobs[j].read().pods.iter().any(|p| p.name == d.pod) {
+            continue;
+        }
+        note(j, jobs);
+        let pods = &mut jobs[j].edit().pods;
         match deleted {
             Deleted::Gone => pods.retain(|p| p.name != d.pod),
             Deleted::NameHeld => {
@@ -71,7 +119,8 @@ fn apply_into(next: &mut Snapshot, plan: &Plan, deleted: Deleted) {
     // Deletions complete at once here, so pods waiting for their name follow at once.
     for c in plan.create.iter().chain(&plan.recreate_after_delete) {
         let Some(j) = find(&c.job) else { continue };
-        let pods = &mut next.jobs[j].pods;
+        note(j, jobs);
+        let pods = &mut jobs[j].edit().pods;
         match pods.iter_mut().find(|p| p.name == c.pod) {
             Some(p) => {
                 p.node = Some(c.node.clone());
@@ -88,26 +137,29 @@ fn apply_into(next: &mut Snapshot, plan: &Plan, deleted: Deleted) {
     for jp in &plan.jobs {
         if let Some(j) = find(&jp.job)
             && jp.admitted
+            && !jobs[j].read().admitted
         {
-            next.jobs[j].admitted = true;
+            jobs[j].edit().admitted = true;
         }
     }
-    let now = next.time_s;
-    for (j, job) in next.jobs.iter_mut().enumerate() {
-        if job.live_trainers().count() != before[j] {
-            job.last_scale_time_s = Some(now);
+    for (j, count) in before {
+        if jobs[j].read().live_trainers().count() != count {
+            jobs[j].edit().last_scale_time_s = Some(now);
         }
+    }
+    if plan.service_reservations.is_empty() {
+        return;
     }
     let reserved: FastMap<&str, &str> = plan
         .service_reservations
         .iter()
         .map(|r| (r.pod.as_str(), r.node.as_str()))
         .collect();
-    for pod in &mut next.other_pods {
-        if pod.node.is_none()
-            && let Some(node) = reserved.get(pod.key().as_str())
+    for pod in other_pods.iter_mut() {
+        if pod.read().node.is_none()
+            && let Some(node) = reserved.get(pod.read().key().as_str())
         {
-            pod.node = Some(node.to_string());
+            pod.edit().node = Some(node.to_string());
         }
     }
 }

@@ -48,7 +48,8 @@ fn because(kind: Kind, text: String) -> Because {
 }
 
 pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explanation> {
-    let view = View::build(snapshot);
+    let world = super::world::World::of(snapshot);
+    let view = View::build(&world);
     let index: HashMap<&JobKey, usize> = view
         .jobs
         .iter()

@@ -25,6 +25,7 @@ pub mod speedup;
 pub mod stability;
 pub mod topology;
 pub mod view;
+pub mod world;
 
 use crate::model::{JobPlan, Plan, Reason, Resources, Snapshot};
 use admission::{Admission, queue_path};
@@ -33,6 +34,7 @@ pub use policy::Policy;
 use stability::StabilityJob;
 use topology::TopologyIndex;
 use view::View;
+use world::World;
 
 /// Hash maps keyed by names and indices inside one plan: foldhash instead of SipHash
 /// (a tenth of a tick went to hashing), with a fixed seed so that nothing about a plan
@@ -55,29 +57,30 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
     // node), so the topology is indexed once.
     let mut topo = None;
     let mut fair_memory = None;
-    let mut composed = plan_round(snapshot, policy, &mut topo, &mut fair_memory);
+    let mut world = World::of(snapshot);
+    let mut composed = plan_round(&world, policy, &mut topo, &mut fair_memory);
     if compose::is_quiet(&composed) {
         return composed;
     }
-    let mut world = apply::apply_keeping_names(snapshot, &composed);
+    world.apply_keeping_names(&composed);
     for _ in 1..MAX_ROUNDS {
         let round = plan_round(&world, policy, &mut topo, &mut fair_memory);
         if compose::is_quiet(&round) {
             break;
         }
-        world = apply::apply_keeping_names(&world, &round);
+        world.apply_keeping_names(&round);
         composed = compose::compose(snapshot, composed, round);
     }
     composed
 }
 
 fn plan_round(
-    snapshot: &Snapshot,
+    world: &World,
     policy: &Policy,
     topo: &mut Option<TopologyIndex>,
     fair_memory: &mut Option<fairshare::Remembered>,
 ) -> Plan {
-    let view = View::build(snapshot);
+    let view = View::build(world);
     let mut admission = admission::admit(&view, policy);
     if topo
         .as_ref()
@@ -95,7 +98,7 @@ fn plan_round(
     let mut placeable = vec![None; view.jobs.len()];
     let mut pass = 0;
     let mut fair = fair_shares(&view, &admission, fair_memory);
-    let mut sizes = size(snapshot, &view, &admission, &fair, &placeable, policy);
+    let mut sizes = size(world.time_s, &view, &admission, &fair, &placeable, policy);
     let (fair_of, packed) = loop {
         pass += 1;
         let before = admission.clone();
@@ -122,7 +125,7 @@ fn plan_round(
         if !again || pass == MAX_PASSES {
             break (sizes.fair, packed);
         }
-        let next = size(snapshot, &view, &admission, &fair, &placeable, policy);
+        let next = size(world.time_s, &view, &admission, &fair, &placeable, policy);
         // When capping the short jobs at what they got changes no other job's size, the
         // room the others gave up was not taken in vain: nobody would get it back, and
         // this pass's pods already hold every size the next pass would ask for.
@@ -181,7 +184,7 @@ fn plan_round(
 /// Fair share and stability for the admission as it stands: the size each job asks of
 /// packing.
 fn size(
-    snapshot: &Snapshot,
+    now_s: f64,
     view: &View,
     admission: &[Admission],
     fair: &FairShares,
@@ -215,7 +218,7 @@ fn size(
                 fair,
                 in_cooldown: job
                     .last_scale_time_s
-                    .is_some_and(|t| snapshot.time_s - t < policy.scale_down_cooldown_s),
+                    .is_some_and(|t| now_s - t < policy.scale_down_cooldown_s),
                 must_yield_to_reclaim: yield_to_reclaim.get(top).copied().unwrap_or(false),
                 per_trainer: job.trainers.resources,
                 overhead: job.overhead(),

@@ -1,9 +1,10 @@
 //! The snapshot checked and indexed: every later step works on indices, and every defect
 //! is either a per-job reason (that job stays pending) or a plan-level problem.
 
+use super::world::World;
 use super::{FastMap, FastSet};
 use crate::model::{
-    Job, JobKey, Node, OtherPod, Problem, Queue, Reason, Resources, Role, Snapshot, default_queue,
+    Job, JobKey, Node, OtherPod, Problem, Queue, Reason, Resources, Role, default_queue,
 };
 
 pub const MAX_TRAINERS: u32 = 100_000;
@@ -55,7 +56,6 @@ pub struct JobView<'a> {
 }
 
 pub struct View<'a> {
-    pub snapshot: &'a Snapshot,
     pub nodes: Vec<NodeView>,
     pub node_names: Vec<&'a str>,
     pub node_refs: Vec<&'a Node>,
@@ -71,15 +71,15 @@ pub struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    pub fn build(snapshot: &'a Snapshot) -> View<'a> {
+    pub fn build(world: &'a World<'_>) -> View<'a> {
         let mut problems = Vec::new();
-        let (nodes, node_refs, node_index) = index_nodes(&snapshot.nodes, &mut problems);
+        let (nodes, node_refs, node_index) = index_nodes(world.nodes, &mut problems);
         let node_names: Vec<&str> = node_refs.iter().map(|n| n.name.as_str()).collect();
-        let queues = index_queues(&snapshot.queues, &mut problems);
+        let queues = index_queues(world.queues, &mut problems);
         let mut used = vec![Resources::ZERO; nodes.len()];
         let mut other_used = vec![Resources::ZERO; nodes.len()];
         let mut pending_services = Vec::new();
-        for pod in &snapshot.other_pods {
+        for pod in world.other_pods() {
             if let Err(e) = pod.resources.validate("resources", false) {
                 problems.push(Problem::InvalidOtherPod {
                     pod: pod.key(),
@@ -107,8 +107,8 @@ impl<'a> View<'a> {
             .map(|(i, q)| (q.name.as_str(), i))
             .collect();
         let mut seen = FastSet::default();
-        let mut jobs = Vec::with_capacity(snapshot.jobs.len());
-        for job in &snapshot.jobs {
+        let mut jobs = Vec::with_capacity(world.jobs.len());
+        for job in world.jobs() {
             let key = job.key();
             let mut invalid = validate_job(job).err();
             if !seen.insert(key.clone()) {
@@ -199,7 +199,6 @@ impl<'a> View<'a> {
             }
         }
         View {
-            snapshot,
             nodes,
             node_names,
             node_refs,
