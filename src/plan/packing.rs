@@ -100,7 +100,9 @@ struct JobPack {
     /// Trainers still to be removed for scale-down.
     quota: u32,
     created: u32,
-    anchors: BTreeSet<usize>,
+    /// Nodes holding the job's trainers, sorted (a set; a vector costs far less to build
+    /// for every job of every packing).
+    anchors: Vec<usize>,
     next_ordinal: Option<u32>,
     /// Unbound trainer pods whose names are reused before new names are minted.
     reusable: Vec<usize>,
@@ -178,17 +180,26 @@ pub fn pack(
         view.nodes.iter().map(|n| n.schedulable).collect(),
         topo.group_of.clone(),
     );
-    let mut node_trainers = vec![Vec::new(); view.nodes.len()];
+    let mut per_node = vec![0usize; view.nodes.len()];
+    for (j, jv) in view.jobs.iter().enumerate() {
+        if admission[j].admitted() {
+            for b in &jv.live_trainers {
+                per_node[b.node] += 1;
+            }
+        }
+    }
+    let mut node_trainers: Vec<Vec<(usize, usize)>> =
+        per_node.iter().map(|&c| Vec::with_capacity(c)).collect();
     let mut jobs = Vec::with_capacity(view.jobs.len());
     for (j, jv) in view.jobs.iter().enumerate() {
         let admitted = admission[j].admitted();
         let kept = jv.live_trainers.len() as u32;
-        let mut anchors = BTreeSet::new();
+        let mut anchors = Vec::new();
         if admitted {
             // Trainers talk to each other most: they, not the master, set the locality.
-            for b in &jv.live_trainers {
-                anchors.insert(b.node);
-            }
+            anchors.extend(jv.live_trainers.iter().map(|b| b.node));
+            anchors.sort_unstable();
+            anchors.dedup();
             for b in &jv.live_trainers {
                 node_trainers[b.node].push((j, b.pod));
             }
@@ -338,7 +349,10 @@ impl Packer<'_, '_> {
         }
         let res = self.trainer_res(j).times(i64::from(count));
         self.take(node, res);
-        self.jobs[j].anchors.insert(node);
+        let anchors = &mut self.jobs[j].anchors;
+        if let Err(at) = anchors.binary_search(&node) {
+            anchors.insert(at, node);
+        }
         for _ in 0..count {
             let name = self.new_trainer_name(j);
             let reused = match name {
@@ -838,7 +852,8 @@ impl Packer<'_, '_> {
         let had_anchors = !self.jobs[j].anchors.is_empty();
         let mut from = 0;
         while left > 0 {
-            let Some(&n) = self.jobs[j].anchors.range(from..).next() else {
+            let anchors = &self.jobs[j].anchors;
+            let Some(&n) = anchors.get(anchors.partition_point(|&a| a < from)) else {
                 break;
             };
             fill(self, n, &mut left);
