@@ -2,7 +2,7 @@
 //! once. The simulator, the benchmarks and the fixed-point tests advance with it.
 
 use super::FastMap;
-use crate::model::{Job, JobPod, OtherPod, Plan, Snapshot};
+use crate::model::{Job, JobPod, OtherPod, Plan, PodPlacement, Snapshot};
 
 pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
     apply_with(snapshot, plan, Deleted::Gone)
@@ -117,21 +117,29 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
         }
     }
     // Deletions complete at once here, so pods waiting for their name follow at once.
+    let mut creates: FastMap<usize, Vec<&PodPlacement>> = FastMap::default();
     for c in plan.create.iter().chain(&plan.recreate_after_delete) {
-        let Some(j) = find(&c.job) else { continue };
+        if let Some(j) = find(&c.job) {
+            creates.entry(j).or_default().push(c);
+        }
+    }
+    for (j, list) in creates {
         note(j, jobs);
+        let slots = create_slots(&jobs[j].read().pods, &list);
         let pods = &mut jobs[j].edit().pods;
-        match pods.iter_mut().find(|p| p.name == c.pod) {
-            Some(p) => {
-                p.node = Some(c.node.clone());
-                p.terminating = false;
+        for (c, slot) in list.into_iter().zip(slots) {
+            match slot {
+                Some(i) => {
+                    pods[i].node = Some(c.node.clone());
+                    pods[i].terminating = false;
+                }
+                None => pods.push(JobPod {
+                    name: c.pod.clone(),
+                    role: c.role,
+                    node: Some(c.node.clone()),
+                    terminating: false,
+                }),
             }
-            None => pods.push(JobPod {
-                name: c.pod.clone(),
-                role: c.role,
-                node: Some(c.node.clone()),
-                terminating: false,
-            }),
         }
     }
     for jp in &plan.jobs {
@@ -161,5 +169,88 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
         {
             pod.edit().node = Some(node.to_string());
         }
+    }
+}
+
+/// For each pod to create, in order: the index of the job's pod of that name, or None
+/// for a new pod. A job gains hundreds of trainers in one plan; looking each name up in
+/// a list of hundreds made that quadratic.
+fn create_slots(pods: &[JobPod], creates: &[&PodPlacement]) -> Vec<Option<usize>> {
+    // The first pod of a name, as a search from the front would find it.
+    let mut by_name: FastMap<&str, usize> = FastMap::default();
+    for (i, p) in pods.iter().enumerate() {
+        by_name.entry(p.name.as_str()).or_insert(i);
+    }
+    let mut len = pods.len();
+    creates
+        .iter()
+        .map(|c| match by_name.get(c.pod.as_str()) {
+            // Possibly a pod this very list pushed earlier: it exists by then.
+            Some(&i) => Some(i),
+            None => {
+                by_name.insert(c.pod.as_str(), len);
+                len += 1;
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{JobKey, Role};
+
+    fn pod(name: &str, node: Option<&str>) -> JobPod {
+        JobPod {
+            name: name.into(),
+            role: Role::Trainer,
+            node: node.map(Into::into),
+            terminating: node.is_none(),
+        }
+    }
+
+    fn create(name: &str, node: &str) -> PodPlacement {
+        PodPlacement {
+            job: JobKey::new("ns", "j"),
+            pod: name.into(),
+            role: Role::Trainer,
+            node: node.into(),
+        }
+    }
+
+    /// What a search from the front of the list, pod by pod, would do.
+    fn slots_by_search(pods: &[JobPod], creates: &[&PodPlacement]) -> Vec<Option<usize>> {
+        let mut names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+        creates
+            .iter()
+            .map(|c| match names.iter().position(|&n| n == c.pod) {
+                Some(i) => Some(i),
+                None => {
+                    names.push(&c.pod);
+                    None
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pod_to_create_finds_the_first_pod_of_its_name_even_one_just_created() {
+        let pods = vec![
+            pod("a", Some("n1")),
+            pod("b", None),
+            pod("a", None), // a duplicate name: the first one wins
+        ];
+        let list = [
+            create("b", "n2"),
+            create("c", "n3"),
+            create("c", "n4"), // the pod created just before
+            create("a", "n5"),
+            create("d", "n6"),
+        ];
+        let refs: Vec<&PodPlacement> = list.iter().collect();
+        let slots = create_slots(&pods, &refs);
+        assert_eq!(slots, vec![Some(1), None, Some(3), Some(0), None]);
+        assert_eq!(slots, slots_by_search(&pods, &refs));
     }
 }

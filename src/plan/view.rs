@@ -106,12 +106,13 @@ impl<'a> View<'a> {
             .enumerate()
             .map(|(i, q)| (q.name.as_str(), i))
             .collect();
-        let mut seen = FastSet::default();
+        let mut seen: FastSet<(&str, &str)> =
+            FastSet::with_capacity_and_hasher(world.jobs.len(), Default::default());
         let mut jobs = Vec::with_capacity(world.jobs.len());
         for job in world.jobs() {
             let key = job.key();
             let mut invalid = validate_job(job).err();
-            if !seen.insert(key.clone()) {
+            if !seen.insert((job.namespace.as_str(), job.name.as_str())) {
                 problems.push(Problem::DuplicateJob { job: key.clone() });
                 invalid.get_or_insert(Reason::InvalidSpec {
                     field: "name".into(),
@@ -146,7 +147,8 @@ impl<'a> View<'a> {
                 invalid,
                 queue,
                 running: job.admitted,
-                live_trainers: Vec::new(),
+                // Nearly every pod of a running job is a live trainer.
+                live_trainers: Vec::with_capacity(job.pods.len()),
                 live_support: Vec::new(),
                 unbound: Vec::new(),
                 on_lost_nodes: Vec::new(),
