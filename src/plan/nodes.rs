@@ -112,26 +112,14 @@ impl NodeState {
         self.groups_by_free_gpus.range((gpus, 0)..).map(|&(_, g)| g)
     }
 
-    fn index(&mut self, n: usize) {
-        if !self.schedulable[n] {
-            return;
-        }
-        let f = self.free[n];
-        if self.has_gpus[n] {
-            self.by_free_gpus.insert((f.gpus, n));
-            self.gpu_nodes_for_cpu_pods.insert((f.gpus, f.cpu_milli, n));
-            // An over-committed node (negative free) must not hide a sibling's room.
-            self.move_group_gpus(n, f.gpus.max(0));
-        } else {
-            self.cpu_nodes_by_free_cpu.insert((f.cpu_milli, n));
-        }
-    }
-
     /// Adds `delta` free GPUs to node n's group and re-files the group.
     fn move_group_gpus(&mut self, n: usize, delta: i64) {
         let Some(&g) = self.group_of.get(n) else {
             return;
         };
+        if delta == 0 {
+            return;
+        }
         let before = self.group_free_gpus[g];
         if before > 0 {
             self.groups_by_free_gpus.remove(&(before, g));
@@ -143,15 +131,30 @@ impl NodeState {
         }
     }
 
-    fn unindex(&mut self, n: usize) {
-        let f = self.free[n];
-        if self.schedulable[n] && self.has_gpus[n] {
-            self.move_group_gpus(n, -f.gpus.max(0));
+    /// Sets node n's free room and re-files it in the indexes whose key changed: a CPU
+    /// pod on a GPU node leaves the GPU orderings alone.
+    fn refile(&mut self, n: usize, free: Resources) {
+        let old = std::mem::replace(&mut self.free[n], free);
+        if !self.schedulable[n] {
+            return;
         }
-        self.by_free_gpus.remove(&(f.gpus, n));
-        self.gpu_nodes_for_cpu_pods
-            .remove(&(f.gpus, f.cpu_milli, n));
-        self.cpu_nodes_by_free_cpu.remove(&(f.cpu_milli, n));
+        if self.has_gpus[n] {
+            if old.gpus != free.gpus {
+                self.by_free_gpus.remove(&(old.gpus, n));
+                self.by_free_gpus.insert((free.gpus, n));
+                // An over-committed node (negative free) must not hide a sibling's room.
+                self.move_group_gpus(n, free.gpus.max(0) - old.gpus.max(0));
+            }
+            if (old.gpus, old.cpu_milli) != (free.gpus, free.cpu_milli) {
+                self.gpu_nodes_for_cpu_pods
+                    .remove(&(old.gpus, old.cpu_milli, n));
+                self.gpu_nodes_for_cpu_pods
+                    .insert((free.gpus, free.cpu_milli, n));
+            }
+        } else if old.cpu_milli != free.cpu_milli {
+            self.cpu_nodes_by_free_cpu.remove(&(old.cpu_milli, n));
+            self.cpu_nodes_by_free_cpu.insert((free.cpu_milli, n));
+        }
     }
 
     /// How many pods of shape `r` fit on node `n` now.
@@ -164,17 +167,13 @@ impl NodeState {
     }
 
     pub fn take(&mut self, n: usize, r: &Resources) {
-        self.unindex(n);
-        self.free[n] = self.free[n].sub(r);
-        self.index(n);
+        self.refile(n, self.free[n].sub(r));
         self.note_change(n);
     }
 
     pub fn give(&mut self, n: usize, r: &Resources) {
         self.gives += 1;
-        self.unindex(n);
-        self.free[n] = self.free[n].add(r);
-        self.index(n);
+        self.refile(n, self.free[n].add(r));
         self.note_change(n);
     }
 
@@ -287,5 +286,45 @@ mod tests {
         );
         assert_eq!(s.group_free_gpus(0), 2);
         assert_eq!(s.group_free_gpus(1), 0);
+    }
+
+    /// Everything the indexes hold, to compare a state kept up to date with one built
+    /// from scratch.
+    fn indexes(s: &NodeState) -> impl PartialEq + std::fmt::Debug {
+        (
+            s.by_free_gpus.clone(),
+            s.cpu_nodes_by_free_cpu.clone(),
+            s.gpu_nodes_for_cpu_pods.clone(),
+            s.group_free_gpus.clone(),
+            s.groups_by_free_gpus.clone(),
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn indexes_kept_up_to_date_match_indexes_built_anew(
+            steps in proptest::collection::vec(
+                (0usize..6, 0i64..3_000, 0i64..3, proptest::bool::ANY), 0..40),
+        ) {
+            let allocatable = vec![
+                Resources::new(8_000, 1 << 30, 8),
+                Resources::new(8_000, 1 << 30, 8),
+                Resources::new(4_000, 1 << 30, 4),
+                Resources::new(16_000, 1 << 30, 0),
+                Resources::new(16_000, 1 << 30, 0),
+                Resources::new(8_000, 1 << 30, 8),
+            ];
+            let schedulable = vec![true, true, true, true, false, false];
+            let groups = vec![0, 0, 1, 2, 3, 1];
+            let none = vec![Resources::ZERO; allocatable.len()];
+            let mut kept = NodeState::new(allocatable.clone(), &none, schedulable.clone(), groups.clone());
+            for (n, cpu, gpus, give) in steps {
+                let r = Resources::new(cpu, 0, gpus);
+                if give { kept.give(n, &r) } else { kept.take(n, &r) }
+            }
+            let used: Vec<Resources> = allocatable.iter().zip(&kept.free).map(|(a, f)| a.sub(f)).collect();
+            let anew = NodeState::new(allocatable, &used, schedulable, groups);
+            proptest::prop_assert_eq!(indexes(&kept), indexes(&anew));
+        }
     }
 }
