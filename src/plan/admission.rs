@@ -23,17 +23,8 @@ impl Admission {
 }
 
 /// Queue and its ancestors, innermost first.
-pub fn queue_path(view: &View, q: usize) -> Vec<usize> {
-    let mut path = vec![q];
-    let mut cur = q;
-    while let Some(p) = view.queues[cur].parent {
-        if path.len() > view.queues.len() {
-            break;
-        }
-        path.push(p);
-        cur = p;
-    }
-    path
+pub fn queue_path<'v>(view: &'v View, q: usize) -> &'v [usize] {
+    &view.queue_paths[q]
 }
 
 pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
@@ -53,7 +44,7 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
         if out[j] == Admission::Running {
             let gang = jv.job.gang();
             free = free.sub(&gang);
-            for q in queue_path(view, jv.queue) {
+            for &q in queue_path(view, jv.queue) {
                 queue_use[q] = queue_use[q].add(&gang);
             }
         }
@@ -87,7 +78,7 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
         let gang = jv.job.gang();
         let verdict = if !gang.fits_in(&free) {
             Some(Reason::InsufficientCapacity { needed: gang, free })
-        } else if let Some(q) = queue_path(view, jv.queue).into_iter().find(|&q| {
+        } else if let Some(q) = queue_path(view, jv.queue).iter().copied().find(|&q| {
             view.queues[q]
                 .limit
                 .is_some_and(|l| !queue_use[q].add(&gang).fits_in(&l))
@@ -109,7 +100,7 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
             }
             None => {
                 free = free.sub(&gang);
-                for q in queue_path(view, jv.queue) {
+                for &q in queue_path(view, jv.queue) {
                     queue_use[q] = queue_use[q].add(&gang);
                 }
             }

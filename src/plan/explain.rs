@@ -175,7 +175,7 @@ pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explana
                     ));
                 }
             }
-            let at_limit = queue_path(&view, jv.queue).into_iter().find(|&q| {
+            let at_limit = queue_path(&view, jv.queue).iter().copied().find(|&q| {
                 view.queues[q]
                     .limit
                     .is_some_and(|l| !held[q].add(&job.trainers.resources).fits_in(&l))
@@ -235,7 +235,7 @@ fn queue_holdings(view: &View, index: &HashMap<&JobKey, usize>, plan: &Plan) -> 
         let h = job
             .overhead()
             .add(&job.trainers.resources.times(i64::from(jp.target_trainers)));
-        for q in queue_path(view, jv.queue) {
+        for &q in queue_path(view, jv.queue) {
             held[q] = held[q].add(&h);
         }
     }

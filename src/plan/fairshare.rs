@@ -661,16 +661,20 @@ fn ancestors(p: &FairProblem, q: usize) -> Vec<usize> {
 /// by a resource that rounding leaves unsaturated would keep a trainer its poorer
 /// neighbour needs.
 fn round(p: &FairProblem, start: &[f64]) -> Vec<u32> {
-    let shallow = p
-        .jobs
-        .iter()
-        .all(|j| ancestors(p, j.queue).len() < INLINE_SHARES);
+    let mut has_jobs = vec![false; p.queues.len()];
+    for job in &p.jobs {
+        has_jobs[job.queue] = true;
+    }
+    let shallow = (0..p.queues.len())
+        .filter(|&q| has_jobs[q])
+        .all(|q| ancestors(p, q).len() < INLINE_SHARES);
     round_keyed(p, start, shallow)
 }
 
 /// Discrete filling in progress: trainers handed out so far and what they use.
 struct Filling<'p> {
     p: &'p FairProblem,
+    /// Each queue's path to the top, itself first (a job's path is its queue's).
     paths: Vec<Vec<usize>>,
     extra: Vec<u32>,
     queue_usage: Vec<Res3>,
@@ -712,14 +716,14 @@ impl<'p> Filling<'p> {
                 None => break,
             }
         }
-        let paths: Vec<Vec<usize>> = p.jobs.iter().map(|j| ancestors(p, j.queue)).collect();
+        let paths: Vec<Vec<usize>> = (0..p.queues.len()).map(|q| ancestors(p, q)).collect();
         let mut queue_usage = vec![[0.0; 3]; p.queues.len()];
         let mut total = [0.0; 3];
         for (j, job) in p.jobs.iter().enumerate() {
             let mut u = job.base;
             add_scaled(&mut u, &job.per_trainer, f64::from(extra[j]));
             add_scaled(&mut total, &u, 1.0);
-            for &q in &paths[j] {
+            for &q in &paths[job.queue] {
                 add_scaled(&mut queue_usage[q], &u, 1.0);
             }
         }
@@ -768,7 +772,7 @@ impl<'p> Filling<'p> {
     /// its own share.
     fn key(&self, j: usize) -> (PathShares, u8, usize) {
         let (own, holder, _) = self.own_key(j);
-        let queue_shares = self.paths[j]
+        let queue_shares = self.paths[self.p.jobs[j].queue]
             .iter()
             .rev()
             .map(|&q| OrdF(self.shares_now[q]));
@@ -791,7 +795,7 @@ impl<'p> Filling<'p> {
         let r = p.jobs[j].per_trainer;
         let mut t = self.total;
         add_scaled(&mut t, &r, 1.0);
-        let within_limits = self.paths[j]
+        let within_limits = self.paths[p.jobs[j].queue]
             .iter()
             .all(|&q| (0..3).all(|k| self.queue_usage[q][k] + r[k] <= p.queues[q].limit[k] + EPS));
         // Only what the trainer uses: bases may over-fill a resource it does not touch.
@@ -801,7 +805,7 @@ impl<'p> Filling<'p> {
             return false;
         }
         self.total = t;
-        for &q in &self.paths[j] {
+        for &q in &self.paths[p.jobs[j].queue] {
             add_scaled(&mut self.queue_usage[q], &r, 1.0);
             self.shares_now[q] = queue_share(&p.queues[q], &self.queue_usage[q], &p.capacity);
         }
@@ -829,6 +833,12 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
             per_queue[p.jobs[j].queue].push(Reverse(f.own_key(j)));
         }
     }
+    let mut alone: Vec<bool> = p.queues.iter().map(|q| q.parent.is_none()).collect();
+    for q in &p.queues {
+        if let Some(parent) = q.parent {
+            alone[parent] = false;
+        }
+    }
     let mut fronts = BinaryHeap::new();
     for heap in &per_queue {
         if let Some(Reverse((_, _, j))) = heap.peek() {
@@ -837,10 +847,14 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
     }
     while let Some(Reverse(k)) = fronts.pop() {
         let q = p.jobs[k.2].queue;
-        let fresh = f.key(k.2);
-        if fresh > k {
-            fronts.push(Reverse(fresh)); // a queue on its path grew since
-            continue;
+        // Only a queue's own front entry serves it: the entry of a queue alone in its
+        // tree (most trees are flat) is never stale.
+        if !alone[q] {
+            let fresh = f.key(k.2);
+            if fresh > k {
+                fronts.push(Reverse(fresh)); // a queue on its path grew since
+                continue;
+            }
         }
         let Some(Reverse((_, _, j))) = per_queue[q].pop() else {
             continue;

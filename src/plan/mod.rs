@@ -227,8 +227,8 @@ fn size(
                     Vec::new()
                 } else {
                     queue_path(view, jv.queue)
-                        .into_iter()
-                        .filter_map(|q| limit_index[q])
+                        .iter()
+                        .filter_map(|&q| limit_index[q])
                         .collect()
                 },
             }

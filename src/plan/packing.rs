@@ -1031,18 +1031,15 @@ fn push_decimal(out: &mut String, mut n: u32) {
 
 /// What each queue (and its ancestors) holds against its limit, as packing goes.
 struct QueueLimits {
-    paths: Vec<Vec<usize>>,
+    /// Per queue; empty when no queue has a limit (then nothing is counted).
     used: Vec<Resources>,
 }
 
 impl QueueLimits {
     fn new(p: &Packer) -> Self {
-        let paths: Vec<Vec<usize>> = p
-            .view
-            .jobs
-            .iter()
-            .map(|jv| queue_path(p.view, jv.queue))
-            .collect();
+        if p.view.queues.iter().all(|q| q.limit.is_none()) {
+            return QueueLimits { used: Vec::new() };
+        }
         let mut used = vec![Resources::ZERO; p.view.queues.len()];
         for (j, jp) in p.jobs.iter().enumerate() {
             if jp.admitted {
@@ -1052,18 +1049,21 @@ impl QueueLimits {
                         .resources
                         .times(i64::from(jp.kept + jp.created)),
                 );
-                for &q in &paths[j] {
+                for &q in queue_path(p.view, p.view.jobs[j].queue) {
                     used[q] = used[q].add(&held);
                 }
             }
         }
-        QueueLimits { paths, used }
+        QueueLimits { used }
     }
 
     /// How many more trainers of job `j` its queues' limits allow.
     fn copies_allowed(&self, p: &Packer, j: usize) -> u64 {
+        if self.used.is_empty() {
+            return u64::MAX;
+        }
         let res = p.trainer_res(j);
-        self.paths[j]
+        queue_path(p.view, p.view.jobs[j].queue)
             .iter()
             .filter_map(|&q| {
                 let limit = p.view.queues[q].limit?;
@@ -1074,8 +1074,11 @@ impl QueueLimits {
     }
 
     fn add(&mut self, p: &Packer, j: usize, count: u32) {
+        if self.used.is_empty() {
+            return;
+        }
         let res = p.trainer_res(j).times(i64::from(count));
-        for &q in &self.paths[j] {
+        for &q in queue_path(p.view, p.view.jobs[j].queue) {
             self.used[q] = self.used[q].add(&res);
         }
     }

@@ -56,6 +56,8 @@ pub struct JobView<'a> {
 }
 
 pub struct View<'a> {
+    /// Each queue's path to the top of its tree, itself first.
+    pub queue_paths: Vec<Vec<usize>>,
     pub nodes: Vec<NodeView>,
     pub node_names: Vec<&'a str>,
     pub node_refs: Vec<&'a Node>,
@@ -76,6 +78,7 @@ impl<'a> View<'a> {
         let (nodes, node_refs, node_index) = index_nodes(world.nodes, &mut problems);
         let node_names: Vec<&str> = node_refs.iter().map(|n| n.name.as_str()).collect();
         let queues = index_queues(world.queues, &mut problems);
+        let queue_paths = (0..queues.len()).map(|q| path_up(&queues, q)).collect();
         let mut used = vec![Resources::ZERO; nodes.len()];
         let mut other_used = vec![Resources::ZERO; nodes.len()];
         let mut pending_services = Vec::new();
@@ -201,6 +204,7 @@ impl<'a> View<'a> {
             }
         }
         View {
+            queue_paths,
             nodes,
             node_names,
             node_refs,
@@ -414,6 +418,20 @@ fn index_queues(queues: &[Queue], problems: &mut Vec<Problem>) -> Vec<QueueView>
         }
     }
     out
+}
+
+/// Queue q and its ancestors, up to the top (parent chains were cut at cycles).
+fn path_up(queues: &[QueueView], q: usize) -> Vec<usize> {
+    let mut path = vec![q];
+    let mut cur = q;
+    while let Some(p) = queues[cur].parent {
+        if path.len() > queues.len() {
+            break;
+        }
+        path.push(p);
+        cur = p;
+    }
+    path
 }
 
 /// Trainers are not given past the point where they add less than this to throughput.
