@@ -95,6 +95,7 @@ fn plan_round(
     // again and hand it on, one step at a time. So plan again, the failed gang pending
     // and each short job capped at what was placed. Growth that merely falls short
     // needs no second pass: the top-up already hands its room on.
+    let free_room = packing::free_room(&view, topo);
     let mut placeable = vec![None; view.jobs.len()];
     let mut pass = 0;
     let mut fair = fair_shares(&view, &admission, fair_memory);
@@ -102,7 +103,14 @@ fn plan_round(
     let (fair_of, packed) = loop {
         pass += 1;
         let before = admission.clone();
-        let packed = packing::pack(&view, topo, &mut admission, &sizes.targets, view.capacity());
+        let packed = packing::pack(
+            &view,
+            topo,
+            free_room.clone(),
+            &mut admission,
+            &sizes.targets,
+            view.capacity(),
+        );
         let gang_failed = admission != before;
         if gang_failed {
             fair = fair_shares(&view, &admission, fair_memory);

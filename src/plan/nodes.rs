@@ -4,6 +4,7 @@ use super::FastMap;
 use crate::model::Resources;
 use std::collections::BTreeSet;
 
+#[derive(Clone)]
 pub struct NodeState {
     /// Changed only by `take` and `give`, which keep the indexes and `no_fit` right.
     free: Vec<Resources>,

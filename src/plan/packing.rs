@@ -167,19 +167,26 @@ struct Packer<'v, 'a> {
     group_counts: GroupCounts,
 }
 
-pub fn pack(
-    view: &View,
-    topo: &TopologyIndex,
-    admission: &mut [Admission],
-    targets: &[u32],
-    capacity: Resources,
-) -> Packed {
-    let nodes = NodeState::new(
+/// The nodes' free room as the view has it, indexed for packing: built once per view and
+/// copied for each sizing pass.
+pub fn free_room(view: &View, topo: &TopologyIndex) -> NodeState {
+    NodeState::new(
         view.nodes.iter().map(|n| n.allocatable).collect(),
         &view.used,
         view.nodes.iter().map(|n| n.schedulable).collect(),
         topo.group_of.clone(),
-    );
+    )
+}
+
+/// `nodes` is [`free_room`] of this view and topology.
+pub fn pack(
+    view: &View,
+    topo: &TopologyIndex,
+    nodes: NodeState,
+    admission: &mut [Admission],
+    targets: &[u32],
+    capacity: Resources,
+) -> Packed {
     let mut per_node = vec![0usize; view.nodes.len()];
     for (j, jv) in view.jobs.iter().enumerate() {
         if admission[j].admitted() {

@@ -1,17 +1,9 @@
 //! Where nodes sit relative to each other: a tree root -> rack -> NVLink group -> node,
-//! held as a petgraph graph, flattened into the lookups packing asks for.
+//! flattened into the lookups packing asks for. (The tree is only ever read flat, so it
+//! is built flat: a graph of every node cost a twentieth of a plan.)
 
 use super::FastMap;
 use crate::model::Node;
-use petgraph::graph::{DiGraph, NodeIndex};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Level {
-    Root,
-    Rack(String),
-    Group(String),
-    Node(usize),
-}
 
 /// A rack or NVLink group: a real id, or the node itself when it has none (then it is
 /// alone at that level).
@@ -25,18 +17,9 @@ impl<'a> Domain<'a> {
     fn of(id: Option<&'a str>, node: usize) -> Self {
         id.map_or(Domain::Alone(node), Domain::Id)
     }
-
-    /// The NUL prefix keeps a node's own domain apart from any real id.
-    fn name(self, node: &Node) -> String {
-        match self {
-            Domain::Id(id) => id.to_string(),
-            Domain::Alone(_) => format!("\0node:{}", node.name),
-        }
-    }
 }
 
 pub struct TopologyIndex {
-    pub graph: DiGraph<Level, ()>,
     /// Dense group id of each node.
     pub group_of: Vec<usize>,
     pub rack_of: Vec<usize>,
@@ -50,58 +33,44 @@ pub struct TopologyIndex {
 }
 
 impl TopologyIndex {
-    /// `nodes[i]` is the snapshot node behind view index `i`.
+    /// `nodes[i]` is the snapshot node behind view index `i`. Racks are numbered in the
+    /// order their first node comes, and so are the groups of each rack; a group sits
+    /// in the rack of its first node.
     pub fn build(nodes: &[&Node]) -> TopologyIndex {
-        let mut graph = DiGraph::new();
-        let root = graph.add_node(Level::Root);
-        // Keyed by the borrowed ids: a string is made only for each new rack or group.
-        let mut racks: FastMap<Domain, NodeIndex> = FastMap::default();
-        let mut groups: FastMap<Domain, NodeIndex> = FastMap::default();
+        let n = nodes.len();
+        let mut rack_ids: FastMap<Domain, usize> = FastMap::default();
+        let mut group_ids: FastMap<Domain, usize> = FastMap::default();
+        // Groups in the order they first appear (renumbered rack by rack below).
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        let mut groups_of_rack: Vec<Vec<usize>> = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
             let rack_key = Domain::of(node.topology.rack.as_deref(), i);
             let group_key = Domain::of(node.topology.nvlink_group.as_deref(), i);
-            let rack = *racks.entry(rack_key).or_insert_with(|| {
-                let r = graph.add_node(Level::Rack(rack_key.name(node)));
-                graph.add_edge(root, r, ());
-                r
+            let rack = *rack_ids.entry(rack_key).or_insert_with(|| {
+                groups_of_rack.push(Vec::new());
+                groups_of_rack.len() - 1
             });
-            let group = *groups.entry(group_key).or_insert_with(|| {
-                let g = graph.add_node(Level::Group(group_key.name(node)));
-                graph.add_edge(rack, g, ());
-                g
+            let group = *group_ids.entry(group_key).or_insert_with(|| {
+                members.push(Vec::new());
+                groups_of_rack[rack].push(members.len() - 1);
+                members.len() - 1
             });
-            let n = graph.add_node(Level::Node(i));
-            graph.add_edge(group, n, ());
+            members[group].push(i);
         }
-        Self::flatten(graph, root, nodes.len())
-    }
-
-    fn flatten(graph: DiGraph<Level, ()>, root: NodeIndex, n: usize) -> TopologyIndex {
         let mut group_of = vec![0; n];
         let mut rack_of = vec![0; n];
-        let mut group_nodes = Vec::new();
-        let mut rack_groups = Vec::new();
-        let mut rack_list: Vec<NodeIndex> = graph.neighbors(root).collect();
-        rack_list.sort();
-        for (r, rack) in rack_list.into_iter().enumerate() {
-            let mut gs: Vec<NodeIndex> = graph.neighbors(rack).collect();
-            gs.sort();
-            let mut ids = Vec::new();
-            for g in gs {
+        let mut group_nodes = Vec::with_capacity(members.len());
+        let mut rack_groups = Vec::with_capacity(groups_of_rack.len());
+        for (r, first_seen) in groups_of_rack.into_iter().enumerate() {
+            let mut ids = Vec::with_capacity(first_seen.len());
+            for g in first_seen {
                 let gid = group_nodes.len();
-                let mut members: Vec<usize> = graph
-                    .neighbors(g)
-                    .filter_map(|c| match graph[c] {
-                        Level::Node(i) => Some(i),
-                        _ => None,
-                    })
-                    .collect();
-                members.sort_unstable();
-                for &m in &members {
+                let group = std::mem::take(&mut members[g]);
+                for &m in &group {
                     group_of[m] = gid;
                     rack_of[m] = r;
                 }
-                group_nodes.push(members);
+                group_nodes.push(group);
                 ids.push(gid);
             }
             rack_groups.push(ids);
@@ -111,7 +80,6 @@ impl TopologyIndex {
                 .iter()
                 .any(|gs| gs.iter().map(|&g| group_nodes[g].len()).sum::<usize>() > 1);
         TopologyIndex {
-            graph,
             group_of,
             rack_of,
             group_nodes,
@@ -166,8 +134,9 @@ mod tests {
         assert_eq!(t.distance(3, 4), 3);
         assert!(t.shared);
         assert_eq!(t.group_nodes[t.group_of[0]], vec![0, 1]);
-        // root + 3 racks + 4 groups + 5 nodes
-        assert_eq!(t.graph.node_count(), 13);
+        assert_eq!(t.rack_groups.len(), 3, "r1, r2 and e's own");
+        assert_eq!(t.group_nodes.len(), 4, "g1, g2, d's own and e's own");
+        assert_eq!(t.rack_groups[0], vec![t.group_of[0], t.group_of[2]]);
     }
 
     #[test]
