@@ -56,6 +56,8 @@ pub struct JobView<'a> {
 }
 
 pub struct View<'a> {
+    capacity: Resources,
+    room_for_jobs: Resources,
     /// Each queue's path to the top of its tree, itself first.
     pub queue_paths: Vec<Vec<usize>>,
     pub nodes: Vec<NodeView>,
@@ -203,7 +205,12 @@ impl<'a> View<'a> {
                 });
             }
         }
+        // Asked for by every step of every pass: summed once.
+        let capacity = capacity(&nodes, &used);
+        let room_for_jobs = room_for_jobs(capacity, &other_used, &pending_services);
         View {
+            capacity,
+            room_for_jobs,
             queue_paths,
             nodes,
             node_names,
@@ -221,32 +228,44 @@ impl<'a> View<'a> {
     /// Capacity the cluster offers, for shares: schedulable nodes whole, cordoned nodes
     /// only as far as their pods already use them.
     pub fn capacity(&self) -> Resources {
-        let mut total = Resources::ZERO;
-        for (i, n) in self.nodes.iter().enumerate() {
-            if n.schedulable {
-                total = total.add(&n.allocatable);
-            } else {
-                let covered = Resources::from_array(std::array::from_fn(|k| {
-                    self.used[i].as_array()[k].min(n.allocatable.as_array()[k])
-                }));
-                total = total.add(&covered);
-            }
-        }
-        total
+        self.capacity
     }
 
     /// What ebb's jobs may hold in aggregate: capacity less other pods and the demand of
     /// services that wait for room.
     pub fn room_for_jobs(&self) -> Resources {
-        let mut room = self.capacity();
-        for u in &self.other_used {
-            room = room.sub(u);
-        }
-        for p in &self.pending_services {
-            room = room.sub(&p.resources);
-        }
-        room.clamp_non_negative()
+        self.room_for_jobs
     }
+}
+
+fn capacity(nodes: &[NodeView], used: &[Resources]) -> Resources {
+    let mut total = Resources::ZERO;
+    for (i, n) in nodes.iter().enumerate() {
+        if n.schedulable {
+            total = total.add(&n.allocatable);
+        } else {
+            let covered = Resources::from_array(std::array::from_fn(|k| {
+                used[i].as_array()[k].min(n.allocatable.as_array()[k])
+            }));
+            total = total.add(&covered);
+        }
+    }
+    total
+}
+
+fn room_for_jobs(
+    capacity: Resources,
+    other_used: &[Resources],
+    pending_services: &[&OtherPod],
+) -> Resources {
+    let mut room = capacity;
+    for u in other_used {
+        room = room.sub(u);
+    }
+    for p in pending_services {
+        room = room.sub(&p.resources);
+    }
+    room.clamp_non_negative()
 }
 
 fn index_nodes<'a>(
