@@ -765,18 +765,27 @@ impl Packer<'_, '_> {
             }
             let jv = &self.view.jobs[j];
             let res = jv.job.trainers.resources;
-            let mut mine: Vec<(usize, usize)> = jv
-                .live_trainers
-                .iter()
-                .filter(|b| self.node_trainers[b.node].contains(&(j, b.pod)))
-                .map(|b| (b.pod, b.node))
-                .collect();
-            let mut per_node: FastMap<usize, u32> = FastMap::default();
-            for &(_, n) in &mine {
-                *per_node.entry(n).or_insert(0) += 1;
+            // The job's trainers still on their nodes, by node, pods ascending: a
+            // victim's score is its node's but for the pod index, which only breaks
+            // ties (the highest goes first), so each step compares nodes, not pods.
+            let mut on_node: Vec<(usize, Vec<usize>)> = Vec::new();
+            let mut slot_of: FastMap<usize, usize> = FastMap::default();
+            for b in &jv.live_trainers {
+                if !self.node_trainers[b.node].contains(&(j, b.pod)) {
+                    continue;
+                }
+                let slot = *slot_of.entry(b.node).or_insert_with(|| {
+                    on_node.push((b.node, Vec::new()));
+                    on_node.len() - 1
+                });
+                on_node[slot].1.push(b.pod);
             }
-            while self.jobs[j].quota > 0 && !mine.is_empty() {
-                let score = |&(pod, n): &(usize, usize)| {
+            for (_, pods) in &mut on_node {
+                pods.sort_unstable();
+            }
+            while self.jobs[j].quota > 0 {
+                let score = |(n, pods): &(usize, Vec<usize>)| {
+                    let n = *n;
                     let after = self.nodes.allocatable[n]
                         .sub(self.nodes.free(n))
                         .sub(&res)
@@ -784,17 +793,20 @@ impl Packer<'_, '_> {
                     (
                         Reverse(u8::from(res.gpus == 0 && self.nodes.has_gpus[n])),
                         OrdF(after),
-                        per_node.get(&n).copied().unwrap_or(0),
-                        Reverse(pod),
+                        pods.len(),
+                        Reverse(pods.last().copied()),
                     )
                 };
-                let Some(i) = (0..mine.len()).min_by_key(|&i| score(&mine[i])) else {
+                let Some(slot) = (0..on_node.len())
+                    .filter(|&s| !on_node[s].1.is_empty())
+                    .min_by_key(|&s| score(&on_node[s]))
+                else {
                     break;
                 };
-                let (pod, n) = mine.swap_remove(i);
-                if let Some(c) = per_node.get_mut(&n) {
-                    *c -= 1;
-                }
+                let n = on_node[slot].0;
+                let Some(pod) = on_node[slot].1.pop() else {
+                    break;
+                };
                 self.evict(j, pod, n, Tier::Quota, DeleteReason::ScaleDown);
             }
         }
