@@ -469,7 +469,15 @@ impl Packer<'_, '_> {
                 }
             }
         }
+        // Where the pod fits nowhere as it is, every node without quota costs at least
+        // (1, 0, 1, n): once the best costs no more than that, only nodes with quota
+        // are worth a look.
+        let fits_nowhere = self.nodes.best_fit(res, 1).is_none();
+        let mut quota_nodes_only = false;
         for (n, &quota_here) in has_quota.iter().enumerate() {
+            if quota_nodes_only && !quota_here {
+                continue;
+            }
             if !self.nodes.schedulable[n] || !res.fits_in(&self.nodes.allocatable[n]) {
                 continue;
             }
@@ -518,6 +526,7 @@ impl Packer<'_, '_> {
                 if perfect {
                     break; // nothing later can cost less
                 }
+                quota_nodes_only = fits_nowhere && cost <= (1, 0, 1, usize::MAX);
             }
         }
         let (cost, victims) = best?;
