@@ -879,7 +879,9 @@ enum PathShares {
     Spilled(Vec<OrdF>),
 }
 
-const INLINE_SHARES: usize = 6;
+/// The deepest path the planner lets through (`MAX_QUEUE_DEPTH` queues) and the job's own
+/// share: smaller keys move faster through the heaps.
+const INLINE_SHARES: usize = crate::model::MAX_QUEUE_DEPTH + 1;
 
 /// The least value in `f64::total_cmp` order (a negative NaN with every payload bit).
 const PAST_THE_PATH: OrdF = OrdF(f64::from_bits(u64::MAX));

@@ -154,7 +154,9 @@ impl<'a> View<'a> {
                 running: job.admitted,
                 // Nearly every pod of a running job is a live trainer.
                 live_trainers: Vec::with_capacity(job.pods.len()),
-                live_support: Vec::new(),
+                live_support: Vec::with_capacity(
+                    (job.master.replicas + job.pservers.replicas).min(MAX_POD_REPLICAS) as usize,
+                ),
                 unbound: Vec::new(),
                 on_lost_nodes: Vec::new(),
                 max_trainers: super::speedup::useful_trainers(
