@@ -7,6 +7,7 @@ use common::*;
 use ebb::model::*;
 use ebb::plan::apply::{apply, apply_in_place, apply_keeping_names};
 use ebb::plan::fairshare::{self, FairJob, FairProblem, FairQueue, job_share};
+use ebb::plan::view::View;
 use ebb::plan::world::World;
 use ebb::plan::{Policy, lp, plan};
 use proptest::prelude::*;
@@ -279,6 +280,28 @@ proptest! {
         prop_assert!(again.delete.is_empty(), "replan deletes: {:?}", again.delete);
     }
 
+    /// The verification round indexes only the jobs the plan changed and reuses the
+    /// first round's index for the rest: the view must be the one built from scratch.
+    #[test]
+    fn a_view_reusing_the_last_one_is_the_view_built_anew(s in arb_running_world()) {
+        let policy = Policy::default();
+        // Also from a snapshot with terminating pods (the first plan's deletions), and
+        // with pods being deleted that still hold their node.
+        let after = apply_keeping_names(&s, &plan(&s, &policy));
+        let mut leaving = s.clone();
+        for job in &mut leaving.jobs {
+            if let Some(pod) = job.pods.iter_mut().rev().find(|p| p.node.is_some()) {
+                pod.terminating = true;
+            }
+        }
+        for s in [&s, &after, &leaving] {
+            let next = plan(s, &policy);
+            let mut world = World::of(s);
+            let memo = View::build(&world).into_memo(&world);
+            world.apply_keeping_names(&next);
+            views_agree(&View::build_reusing(&world, Some(memo)), &View::build(&world))?;
+        }
+    }
     /// Restricted to worlds with no newcomer: still fails when a job lost its trainers with
     /// a node and the repair only fits after the first plan's own changes.
     #[test]
@@ -389,4 +412,29 @@ proptest! {
                 i, out, reclaimable);
         }
     }
+}
+
+fn views_agree(reused: &View, anew: &View) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&reused.used, &anew.used);
+    prop_assert_eq!(reused.capacity(), anew.capacity());
+    prop_assert_eq!(reused.room_for_jobs(), anew.room_for_jobs());
+    prop_assert_eq!(&reused.problems, &anew.problems);
+    prop_assert_eq!(reused.jobs.len(), anew.jobs.len());
+    for (a, b) in reused.jobs.iter().zip(&anew.jobs) {
+        prop_assert!(std::ptr::eq(a.job, b.job));
+        prop_assert_eq!(&a.key, &b.key);
+        prop_assert_eq!(&a.invalid, &b.invalid);
+        prop_assert_eq!(
+            (a.queue, a.running, a.max_trainers),
+            (b.queue, b.running, b.max_trainers)
+        );
+        let nodes =
+            |v: &[ebb::plan::view::BoundPod]| v.iter().map(|x| (x.pod, x.node)).collect::<Vec<_>>();
+        prop_assert_eq!(nodes(&a.live_trainers), nodes(&b.live_trainers));
+        prop_assert_eq!(nodes(&a.live_support), nodes(&b.live_support));
+        prop_assert_eq!(nodes(&a.terminating), nodes(&b.terminating));
+        prop_assert_eq!(&a.unbound, &b.unbound);
+        prop_assert_eq!(&a.on_lost_nodes, &b.on_lost_nodes);
+    }
+    Ok(())
 }

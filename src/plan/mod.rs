@@ -33,7 +33,7 @@ use fairshare::{FairJob, FairProblem, FairQueue};
 pub use policy::Policy;
 use stability::StabilityJob;
 use topology::TopologyIndex;
-use view::View;
+use view::{View, ViewMemo};
 use world::World;
 
 /// Hash maps keyed by names and indices inside one plan: foldhash instead of SipHash
@@ -58,13 +58,15 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
     let mut topo = None;
     let mut fair_memory = None;
     let mut world = World::of(snapshot);
-    let mut composed = plan_round(&world, policy, &mut topo, &mut fair_memory);
+    let (mut composed, mut memo) = plan_round(&world, None, policy, &mut topo, &mut fair_memory);
     if compose::is_quiet(&composed) {
         return composed;
     }
     world.apply_keeping_names(&composed);
     for _ in 1..MAX_ROUNDS {
-        let round = plan_round(&world, policy, &mut topo, &mut fair_memory);
+        let (round, next_memo) =
+            plan_round(&world, Some(memo), policy, &mut topo, &mut fair_memory);
+        memo = next_memo;
         if compose::is_quiet(&round) {
             break;
         }
@@ -74,13 +76,16 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
     composed
 }
 
-fn plan_round(
-    world: &World,
+/// One round on `world`; also what its view knows of the jobs the next round's world
+/// will still share with the snapshot.
+fn plan_round<'s>(
+    world: &World<'s>,
+    memo: Option<ViewMemo<'s>>,
     policy: &Policy,
     topo: &mut Option<TopologyIndex>,
     fair_memory: &mut Option<fairshare::Remembered>,
-) -> Plan {
-    let view = View::build(world);
+) -> (Plan, ViewMemo<'s>) {
+    let mut view = View::build_reusing(world, memo);
     let mut admission = admission::admit(&view, policy);
     if topo
         .as_ref()
@@ -179,14 +184,15 @@ fn plan_round(
             }
         })
         .collect();
-    Plan {
+    let plan = Plan {
         jobs,
         create: packed.placements(&view),
         delete: packed.delete,
         recreate_after_delete: packed.recreate_after_delete,
         service_reservations: packed.reservations,
-        problems: view.problems,
-    }
+        problems: std::mem::take(&mut view.problems),
+    };
+    (plan, view.into_memo(world))
 }
 
 /// Fair share and stability for the admission as it stands: the size each job asks of

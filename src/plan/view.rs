@@ -1,7 +1,8 @@
 //! The snapshot checked and indexed: every later step works on indices, and every defect
 //! is either a per-job reason (that job stays pending) or a plan-level problem.
 
-use super::world::World;
+use super::apply::Editable;
+use super::world::{Edited, World};
 use super::{FastMap, FastSet};
 use crate::model::{
     Job, JobKey, Node, OtherPod, Problem, Queue, Reason, Resources, Role, default_queue,
@@ -50,9 +51,34 @@ pub struct JobView<'a> {
     pub unbound: Vec<usize>,
     /// Pods, not terminating, bound to a node the snapshot does not have.
     pub on_lost_nodes: Vec<usize>,
+    /// Terminating pods still bound to a known node (they hold its room).
+    pub terminating: Vec<BoundPod>,
+    /// What indexing this job reported (also in `View::problems`).
+    pub problems: Vec<Problem>,
     /// The most trainers worth giving: `trainers.max`, or less where the job's speedup
     /// points show throughput no longer rising (never below `min`).
     pub max_trainers: u32,
+}
+
+/// Per job of a world, by index: its index in an earlier view, while the job is the
+/// snapshot's own (borrowed, unchanged).
+pub struct ViewMemo<'s> {
+    jobs: Vec<Option<KnownJob<'s>>>,
+}
+
+struct KnownJob<'s> {
+    job: &'s Job,
+    key: JobKey,
+    invalid: Option<Reason>,
+    queue: usize,
+    running: bool,
+    live_trainers: Vec<BoundPod>,
+    live_support: Vec<BoundPod>,
+    unbound: Vec<usize>,
+    on_lost_nodes: Vec<usize>,
+    terminating: Vec<BoundPod>,
+    problems: Vec<Problem>,
+    max_trainers: u32,
 }
 
 pub struct View<'a> {
@@ -76,6 +102,14 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     pub fn build(world: &'a World<'_>) -> View<'a> {
+        Self::build_reusing(world, None)
+    }
+
+    /// [`View::build`], reusing the per-job index of `memo` (an earlier view of a world
+    /// with the same nodes and queues) for every job still borrowed from the snapshot:
+    /// the verification round re-indexes only the jobs the plan changed.
+    pub fn build_reusing<'s>(world: &'a World<'s>, memo: Option<ViewMemo<'s>>) -> View<'a> {
+        let mut memo = memo.map(|m| m.jobs).unwrap_or_default();
         let mut problems = Vec::new();
         let (nodes, node_refs, node_index) = index_nodes(world.nodes, &mut problems);
         let node_names: Vec<&str> = node_refs.iter().map(|n| n.name.as_str()).collect();
@@ -114,7 +148,39 @@ impl<'a> View<'a> {
         let mut seen: FastSet<(&str, &str)> =
             FastSet::with_capacity_and_hasher(world.jobs.len(), Default::default());
         let mut jobs = Vec::with_capacity(world.jobs.len());
-        for job in world.jobs() {
+        for (index, edited) in world.jobs.iter().enumerate() {
+            let job = edited.read();
+            if let Some(known) = memo.get_mut(index).and_then(Option::take)
+                && let Edited::Borrowed(now) = edited
+                && std::ptr::eq(*now, known.job)
+            {
+                seen.insert((job.namespace.as_str(), job.name.as_str()));
+                for b in known
+                    .live_trainers
+                    .iter()
+                    .chain(&known.live_support)
+                    .chain(&known.terminating)
+                {
+                    used[b.node] = used[b.node].add(&job.resources_of(job.pods[b.pod].role));
+                }
+                problems.extend(known.problems.iter().cloned());
+                jobs.push(JobView {
+                    job,
+                    key: known.key,
+                    invalid: known.invalid,
+                    queue: known.queue,
+                    running: known.running,
+                    live_trainers: known.live_trainers,
+                    live_support: known.live_support,
+                    unbound: known.unbound,
+                    on_lost_nodes: known.on_lost_nodes,
+                    terminating: known.terminating,
+                    problems: known.problems,
+                    max_trainers: known.max_trainers,
+                });
+                continue;
+            }
+            let problems_before = problems.len();
             let key = job.key();
             let mut invalid = validate_job(job).err();
             if !seen.insert((job.namespace.as_str(), job.name.as_str())) {
@@ -159,6 +225,8 @@ impl<'a> View<'a> {
                 ),
                 unbound: Vec::new(),
                 on_lost_nodes: Vec::new(),
+                terminating: Vec::new(),
+                problems: Vec::new(),
                 max_trainers: super::speedup::useful_trainers(
                     &job.speedup,
                     job.trainers.max,
@@ -175,13 +243,13 @@ impl<'a> View<'a> {
                     Some(n) => match node_index.get(n.as_str()) {
                         Some(&i) => {
                             used[i] = used[i].add(&res);
-                            if !pod.terminating {
-                                let b = BoundPod { pod: p, node: i };
-                                if pod.role == Role::Trainer {
-                                    view.live_trainers.push(b);
-                                } else {
-                                    view.live_support.push(b);
-                                }
+                            let b = BoundPod { pod: p, node: i };
+                            if pod.terminating {
+                                view.terminating.push(b);
+                            } else if pod.role == Role::Trainer {
+                                view.live_trainers.push(b);
+                            } else {
+                                view.live_support.push(b);
                             }
                         }
                         None => {
@@ -196,6 +264,7 @@ impl<'a> View<'a> {
                     },
                 }
             }
+            view.problems = problems[problems_before..].to_vec();
             jobs.push(view);
         }
         for (i, node) in nodes.iter().enumerate() {
@@ -225,6 +294,34 @@ impl<'a> View<'a> {
             pending_services,
             problems,
         }
+    }
+
+    /// The per-job index of the jobs `world` (the world this view was built on) still
+    /// borrows from the snapshot, for [`View::build_reusing`].
+    pub fn into_memo<'s>(self, world: &World<'s>) -> ViewMemo<'s> {
+        let jobs = self
+            .jobs
+            .into_iter()
+            .zip(&world.jobs)
+            .map(|(jv, edited)| match edited {
+                Edited::Borrowed(job) => Some(KnownJob {
+                    job,
+                    key: jv.key,
+                    invalid: jv.invalid,
+                    queue: jv.queue,
+                    running: jv.running,
+                    live_trainers: jv.live_trainers,
+                    live_support: jv.live_support,
+                    unbound: jv.unbound,
+                    on_lost_nodes: jv.on_lost_nodes,
+                    terminating: jv.terminating,
+                    problems: jv.problems,
+                    max_trainers: jv.max_trainers,
+                }),
+                Edited::Copied(_) => None,
+            })
+            .collect();
+        ViewMemo { jobs }
     }
 
     /// Capacity the cluster offers, for shares: schedulable nodes whole, cordoned nodes
