@@ -845,7 +845,8 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
             fronts.push(Reverse(f.key(*j)));
         }
     }
-    while let Some(Reverse(k)) = fronts.pop() {
+    let mut next_front = fronts.pop().map(|Reverse(k)| k);
+    while let Some(k) = next_front.take() {
         let q = p.jobs[k.2].queue;
         // Only a queue's own front entry serves it: the entry of a queue alone in its
         // tree (most trees are flat) is never stale.
@@ -853,18 +854,26 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
             let fresh = f.key(k.2);
             if fresh > k {
                 fronts.push(Reverse(fresh)); // a queue on its path grew since
+                next_front = fronts.pop().map(|Reverse(k)| k);
                 continue;
             }
         }
-        let Some(Reverse((_, _, j))) = per_queue[q].pop() else {
-            continue;
-        };
-        if f.serve(j) && f.extra[j] < p.jobs[j].max_extra {
-            per_queue[q].push(Reverse(f.own_key(j)));
+        if let Some(Reverse((_, _, j))) = per_queue[q].pop() {
+            if f.serve(j) && f.extra[j] < p.jobs[j].max_extra {
+                per_queue[q].push(Reverse(f.own_key(j)));
+            }
+            if let Some(Reverse((_, _, next))) = per_queue[q].peek() {
+                let key = f.key(*next);
+                // The heap would hand this key straight back: keys are unique (they end
+                // in the job's index), so it is served without the round trip.
+                if fronts.peek().is_none_or(|Reverse(top)| key < *top) {
+                    next_front = Some(key);
+                    continue;
+                }
+                fronts.push(Reverse(key));
+            }
         }
-        if let Some(Reverse((_, _, next))) = per_queue[q].peek() {
-            fronts.push(Reverse(f.key(*next)));
-        }
+        next_front = fronts.pop().map(|Reverse(k)| k);
     }
     f.extra
 }
