@@ -168,8 +168,8 @@ impl<'s> Engine<'s> {
     fn next_event(&mut self) -> Option<(f64, Rates)> {
         let now = self.now;
         let next_ready = self.w.next_ready_after(now);
+        let rates = self.w.rates(now);
         let w = &self.w;
-        let rates = w.rates(now);
         let mut next = next_ready.unwrap_or(f64::INFINITY);
         if let Some(&j) = self.submit_order.get(self.submitted) {
             next = next.min(w.jobs[j].spec.submit_s.max(now));
@@ -396,6 +396,7 @@ fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f
         }
     }
     plan::apply::apply_in_place(&mut w.snapshot, p);
+    w.forget_rates();
     // Deletions first: a recreated master or pserver reuses its name.
     for d in &p.delete {
         if let Some(&j) = w.job_by_name.get(&d.job.name) {

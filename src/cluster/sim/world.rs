@@ -32,6 +32,18 @@ pub struct SimJob {
     pub pod_ready_at: FastMap<String, f64>,
     /// `spec.placement_speedup` by placement key.
     pub placement_speedup: HashMap<Vec<u32>, f64>,
+    /// The rate last worked out, and until when it holds: the next time one of the
+    /// job's pods becomes ready or its pause ends. Forgotten whenever a plan is applied
+    /// or a node goes down or comes back (see [`World::forget_rates`]).
+    pub rate_memo: Option<RateMemo>,
+}
+
+#[derive(Clone, Copy)]
+pub struct RateMemo {
+    pub until: f64,
+    pub rate: Option<f64>,
+    /// `World::rate_epoch` when worked out.
+    pub epoch: u64,
 }
 
 pub struct World {
@@ -46,6 +58,8 @@ pub struct World {
     /// Sim job index by job name (names are unique within a scenario).
     pub job_by_name: FastMap<String, usize>,
     pub policy: PolicyKind,
+    /// Moves on whenever every job's rate must be worked out afresh.
+    pub rate_epoch: u64,
 }
 
 impl World {
@@ -69,6 +83,7 @@ impl World {
                 paused_until: 0.0,
                 trainers: 0,
                 pod_ready_at: FastMap::default(),
+                rate_memo: None,
                 placement_speedup: spec
                     .placement_speedup
                     .iter()
@@ -102,6 +117,7 @@ impl World {
             upcoming_ready: BTreeSet::new(),
             job_by_name,
             policy,
+            rate_epoch: 0,
         }
     }
 
@@ -170,7 +186,7 @@ impl World {
     /// paused for a resize or while its master or a pserver is missing or starting.
     /// Only jobs in the cluster are looked at, so an event costs what runs, not the
     /// whole trace.
-    pub fn rates(&self, now: f64) -> Vec<(usize, f64)> {
+    pub fn rates(&mut self, now: f64) -> Vec<(usize, f64)> {
         // Nodes only go down in fault scenarios: most runs need no set of them.
         let up: Option<HashSet<&str>> =
             (self.snapshot.nodes.len() < self.all_nodes.len()).then(|| {
@@ -185,50 +201,35 @@ impl World {
             let Some(&j) = self.job_by_name.get(&job.name) else {
                 continue;
             };
-            let sim = &self.jobs[j];
-            if sim.end_s.is_some() || now < sim.paused_until {
+            let sim = &mut self.jobs[j];
+            if sim.end_s.is_some() {
                 continue;
             }
-            let mut ready_support = 0;
-            let mut ready_trainers = 0;
-            let mut per_node: HashMap<&str, u32> = HashMap::new();
-            for pod in &job.pods {
-                let Some(node) = &pod.node else { continue };
-                if pod.terminating || up.as_ref().is_some_and(|up| !up.contains(node.as_str())) {
-                    continue;
+            // Between plans a job's rate changes only when one of its pods becomes
+            // ready or its pause ends; working it out looks up every pod by name.
+            let memo = match sim.rate_memo {
+                Some(m) if now < m.until && m.epoch == self.rate_epoch => m,
+                _ => {
+                    let m = work_out_rate(job, sim, up.as_ref(), now, self.rate_epoch);
+                    sim.rate_memo = Some(m);
+                    m
                 }
-                if sim.pod_ready_at.get(&pod.name).is_none_or(|&t| t > now) {
-                    continue;
-                }
-                match pod.role {
-                    Role::Trainer => {
-                        ready_trainers += 1;
-                        if !sim.placement_speedup.is_empty() {
-                            *per_node.entry(node.as_str()).or_default() += 1;
-                        }
-                    }
-                    _ => ready_support += 1,
-                }
-            }
-            // The master and every pserver.
-            let support = 1 + sim.spec.pservers.count;
-            if ready_support >= support {
-                let counts: Vec<u32> = per_node.into_values().collect();
-                let measured = sim
-                    .placement_speedup
-                    .get(&PlacementSpeedup::key(&counts))
-                    .copied();
-                let s = measured.unwrap_or_else(|| speedup(&sim.spec.speedup, ready_trainers));
-                let rate = sim.spec.rate_per_trainer * s;
-                if rate > 0.0 {
-                    out.push((j, rate));
-                }
+            };
+            if let Some(rate) = memo.rate {
+                out.push((j, rate));
             }
         }
         out
     }
 
+    /// Every job's rate is worked out afresh at the next event: its pods, their
+    /// readiness or the nodes that are up have changed.
+    pub fn forget_rates(&mut self) {
+        self.rate_epoch += 1;
+    }
+
     pub fn node_down(&mut self, name: &str) {
+        self.forget_rates();
         self.snapshot.nodes.retain(|n| n.name != name);
         // The Deployment replaces the pods it lost; job pods stay bound to the dead node
         // until the controller cleans them up, as the API server would show them.
@@ -240,6 +241,7 @@ impl World {
     }
 
     pub fn node_up(&mut self, name: &str) {
+        self.forget_rates();
         if self.node_is_up(name) {
             return;
         }
@@ -292,5 +294,140 @@ impl World {
             let used = usage.get(n.name.as_str())?;
             (!used.fits_in(&n.allocatable)).then(|| (n.name.clone(), used.sub(&n.allocatable)))
         })
+    }
+}
+
+/// The samples per second job `job` trains at now (None while paused for a resize or
+/// while its master or a pserver is missing or starting), and until when that holds.
+fn work_out_rate(
+    job: &Job,
+    sim: &SimJob,
+    up: Option<&HashSet<&str>>,
+    now: f64,
+    epoch: u64,
+) -> RateMemo {
+    if now < sim.paused_until {
+        return RateMemo {
+            until: sim.paused_until,
+            rate: None,
+            epoch,
+        };
+    }
+    let mut until = f64::INFINITY;
+    let mut ready_support = 0;
+    let mut ready_trainers = 0;
+    let mut per_node: HashMap<&str, u32> = HashMap::new();
+    for pod in &job.pods {
+        let Some(node) = &pod.node else { continue };
+        if pod.terminating || up.is_some_and(|up| !up.contains(node.as_str())) {
+            continue;
+        }
+        match sim.pod_ready_at.get(&pod.name) {
+            None => continue,
+            Some(&t) if t > now => {
+                until = until.min(t);
+                continue;
+            }
+            Some(_) => {}
+        }
+        match pod.role {
+            Role::Trainer => {
+                ready_trainers += 1;
+                if !sim.placement_speedup.is_empty() {
+                    *per_node.entry(node.as_str()).or_default() += 1;
+                }
+            }
+            _ => ready_support += 1,
+        }
+    }
+    // The master and every pserver.
+    let support = 1 + sim.spec.pservers.count;
+    let mut rate = None;
+    if ready_support >= support {
+        let counts: Vec<u32> = per_node.into_values().collect();
+        let measured = sim
+            .placement_speedup
+            .get(&PlacementSpeedup::key(&counts))
+            .copied();
+        let s = measured.unwrap_or_else(|| speedup(&sim.spec.speedup, ready_trainers));
+        let r = sim.spec.rate_per_trainer * s;
+        if r > 0.0 {
+            rate = Some(r);
+        }
+    }
+    RateMemo { until, rate, epoch }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::JobPod;
+
+    const SCENARIO: &str = r#"
+name: rates
+tick_s: 5
+pod_startup_s: 10
+cluster:
+  nodes:
+    - { prefix: node, count: 2, cpu: 8, memory_gib: 32, gpus: 0 }
+jobs:
+  - name: job-a
+    submit_s: 0
+    master: { cpu: 1, memory_gib: 1 }
+    pservers: { count: 1, cpu: 1, memory_gib: 1 }
+    trainers: { requested: 2, min: 1, max: 4, cpu: 1, memory_gib: 1 }
+    work: 1000000
+    rate_per_trainer: 10
+    rescale_pause_s: 10
+"#;
+
+    fn bind(w: &mut World, pod: &str, role: Role, node: &str, ready_at: f64) {
+        w.snapshot.jobs[0].pods.push(JobPod {
+            name: pod.into(),
+            role,
+            node: Some(node.into()),
+            terminating: false,
+        });
+        w.pod_starts(0, pod, ready_at);
+    }
+
+    /// Rates kept between events agree with rates worked out afresh at each one.
+    fn rates_at(w: &mut World, now: f64) -> Vec<(usize, f64)> {
+        let kept = w.rates(now);
+        w.forget_rates();
+        assert_eq!(kept, w.rates(now), "kept rate at {now} is stale");
+        kept
+    }
+
+    #[test]
+    fn a_kept_rate_holds_until_a_pod_is_ready_or_the_pods_change() {
+        let scenario = Scenario::parse(SCENARIO, "test").expect("scenario parses");
+        let mut w = World::new(&scenario, PolicyKind::Elastic);
+        w.submit(0, 0.0);
+        bind(&mut w, "job-a-master-0", Role::Master, "node-0", 10.0);
+        bind(&mut w, "job-a-pserver-0", Role::Pserver, "node-0", 10.0);
+        bind(&mut w, "job-a-trainer-0", Role::Trainer, "node-1", 12.0);
+        w.forget_rates();
+        assert!(rates_at(&mut w, 0.0).is_empty(), "nothing is ready yet");
+        assert!(
+            rates_at(&mut w, 11.0).is_empty(),
+            "the trainer starts at 12"
+        );
+        let one = rates_at(&mut w, 12.0);
+        assert_eq!(one.len(), 1);
+        // A plan adds a trainer: the kept rate is forgotten, the new one counts once ready.
+        bind(&mut w, "job-a-trainer-1", Role::Trainer, "node-1", 30.0);
+        w.forget_rates();
+        assert_eq!(rates_at(&mut w, 20.0), one);
+        let two = rates_at(&mut w, 30.0);
+        assert!(two[0].1 > one[0].1, "{two:?} after {one:?}");
+        // Its pause ends at a time of its own.
+        w.jobs[0].paused_until = 40.0;
+        w.forget_rates();
+        assert!(rates_at(&mut w, 35.0).is_empty());
+        assert_eq!(rates_at(&mut w, 40.0), two);
+        // A node going down takes its trainers' work with it.
+        w.node_down("node-1");
+        assert!(rates_at(&mut w, 41.0).is_empty(), "no trainer is up");
     }
 }
