@@ -335,21 +335,26 @@ impl<'s> Engine<'s> {
     /// change no trainer count, so those are compared in place before a sample (a map
     /// of every job's name) is built.
     fn record(&mut self) {
-        let (cpu, gpu) = self.w.utilisation();
+        // One pass over the pods for both (this runs at every event).
+        let ((cpu, gpu), total) = self.w.utilisation_and_trainers();
         if let Some(last) = self.series.last()
             && last.cpu_util == cpu
             && last.gpu_util == gpu
             && if self.per_job_series {
                 same_trainers(&last.trainers, &self.w)
             } else {
-                last.trainers_total == trainers_total(&self.w)
+                last.trainers_total == total
             }
             && same_services(&last.services, &self.w)
         {
             return;
         }
-        self.series
-            .push(sample(&self.w, self.now, self.per_job_series));
+        self.series.push(sample_of(
+            &self.w,
+            self.now,
+            self.per_job_series,
+            ((cpu, gpu), total),
+        ));
     }
 
     fn finish(mut self) -> PolicyResult {
@@ -441,16 +446,13 @@ fn same_services(recorded: &BTreeMap<String, u32>, w: &World) -> bool {
             .all(|(s, svc)| recorded.get(&svc.spec.name) == Some(&w.service_pods(s).0))
 }
 
-fn trainers_total(w: &World) -> u32 {
-    w.snapshot
-        .jobs
-        .iter()
-        .map(|job| job.live_trainers().count() as u32)
-        .sum()
+fn sample(w: &World, now: f64, per_job: bool) -> Sample {
+    sample_of(w, now, per_job, w.utilisation_and_trainers())
 }
 
-fn sample(w: &World, now: f64, per_job: bool) -> Sample {
-    let (cpu, gpu) = w.utilisation();
+/// A sample with the utilisation and trainer total already counted.
+fn sample_of(w: &World, now: f64, per_job: bool, counted: ((f64, f64), u32)) -> Sample {
+    let ((cpu, gpu), total) = counted;
     let mut trainers = BTreeMap::new();
     if per_job {
         for job in &w.snapshot.jobs {
@@ -465,7 +467,7 @@ fn sample(w: &World, now: f64, per_job: bool) -> Sample {
         t: now,
         cpu_util: cpu,
         gpu_util: gpu,
-        trainers_total: trainers_total(w),
+        trainers_total: total,
         trainers,
         services,
     }

@@ -287,6 +287,57 @@ impl World {
         )
     }
 
+    /// [`World::utilisation`] and the live trainers of all jobs, in one pass over the
+    /// pods when every node is up.
+    pub fn utilisation_and_trainers(&self) -> ((f64, f64), u32) {
+        if self.snapshot.nodes.len() != self.all_nodes.len() {
+            let trainers = self
+                .snapshot
+                .jobs
+                .iter()
+                .map(|job| job.live_trainers().count() as u32)
+                .sum();
+            return (self.utilisation(), trainers);
+        }
+        let mut total = crate::model::Resources::ZERO;
+        let mut used = crate::model::Resources::ZERO;
+        let mut trainers = 0u32;
+        for n in &self.snapshot.nodes {
+            total = total.add(&n.allocatable);
+        }
+        for job in &self.snapshot.jobs {
+            let mut bound = [0i64; 3];
+            for p in job.pods.iter().filter(|p| p.node.is_some()) {
+                let slot = match p.role {
+                    Role::Master => 0,
+                    Role::Pserver => 1,
+                    Role::Trainer => {
+                        trainers += u32::from(!p.terminating);
+                        2
+                    }
+                };
+                bound[slot] += 1;
+            }
+            for (slot, role) in [Role::Master, Role::Pserver, Role::Trainer]
+                .iter()
+                .enumerate()
+            {
+                used = used.add(&job.resources_of(*role).times(bound[slot]));
+            }
+        }
+        for p in self.snapshot.other_pods.iter().filter(|p| p.node.is_some()) {
+            used = used.add(&p.resources);
+        }
+        let frac = |u: i64, t: i64| if t > 0 { u as f64 / t as f64 } else { 0.0 };
+        (
+            (
+                frac(used.cpu_milli, total.cpu_milli),
+                frac(used.gpus, total.gpus),
+            ),
+            trainers,
+        )
+    }
+
     /// Every node holds what is bound to it.
     pub fn overcommitted_node(&self) -> Option<(String, crate::model::Resources)> {
         let usage = self.snapshot.usage_by_node();
@@ -427,7 +478,17 @@ jobs:
         assert!(rates_at(&mut w, 35.0).is_empty());
         assert_eq!(rates_at(&mut w, 40.0), two);
         // A node going down takes its trainers' work with it.
+        let live = |w: &World| {
+            w.snapshot
+                .jobs
+                .iter()
+                .map(|j| j.live_trainers().count() as u32)
+                .sum::<u32>()
+        };
+        w.snapshot.jobs[0].pods[2].terminating = true; // a trainer on its way out
+        assert_eq!(w.utilisation_and_trainers(), (w.utilisation(), live(&w)));
         w.node_down("node-1");
         assert!(rates_at(&mut w, 41.0).is_empty(), "no trainer is up");
+        assert_eq!(w.utilisation_and_trainers(), (w.utilisation(), live(&w)));
     }
 }
