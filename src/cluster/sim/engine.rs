@@ -169,6 +169,11 @@ impl<'s> Engine<'s> {
         let now = self.now;
         let next_ready = self.w.next_ready_after(now);
         let rates = self.w.rates(now);
+        debug_assert_eq!(
+            rates,
+            self.w.rates_afresh(now),
+            "a kept rate is stale at {now}"
+        );
         let w = &self.w;
         let mut next = next_ready.unwrap_or(f64::INFINITY);
         if let Some(&j) = self.submit_order.get(self.submitted) {
@@ -336,7 +341,7 @@ impl<'s> Engine<'s> {
     /// of every job's name) is built.
     fn record(&mut self) {
         // One pass over the pods for both (this runs at every event).
-        let ((cpu, gpu), total) = self.w.utilisation_and_trainers();
+        let ((cpu, gpu), total) = self.w.counts();
         if let Some(last) = self.series.last()
             && last.cpu_util == cpu
             && last.gpu_util == gpu
@@ -381,50 +386,47 @@ fn advance(w: &mut World, rates: &Rates, dt: f64) {
 }
 
 fn finish(w: &mut World, j: usize, now: f64) {
-    let (name, ns) = (
-        w.jobs[j].spec.name.clone(),
-        w.jobs[j].spec.namespace.clone(),
-    );
     w.jobs[j].end_s = Some(now);
-    w.snapshot
-        .jobs
-        .retain(|x| !(x.name == name && x.namespace == ns));
-    w.jobs[j].pod_ready_at.clear();
+    w.remove_job(j);
 }
 
 fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f64) {
-    // Live trainers before the plan, by sim job.
-    let mut before = vec![0u32; w.jobs.len()];
-    for job in &w.snapshot.jobs {
-        if let Some(&j) = w.job_by_name.get(&job.name) {
-            before[j] = job.live_trainers().count() as u32;
-        }
-    }
+    // Live trainers before the plan, in snapshot order (a plan adds and removes no job).
+    let before: Vec<u32> = w
+        .jobs_with_index()
+        .map(|(_, job)| job.live_trainers().count() as u32)
+        .collect();
     plan::apply::apply_in_place(&mut w.snapshot, p);
-    w.forget_rates();
+    w.pods_changed();
     // Deletions first: a recreated master or pserver reuses its name.
     for d in &p.delete {
         if let Some(&j) = w.job_by_name.get(&d.job.name) {
             w.jobs[j].pod_ready_at.remove(&d.pod);
+            w.forget_rate(j);
         }
     }
     for c in p.create.iter().chain(&p.recreate_after_delete) {
         if let Some(&j) = w.job_by_name.get(&c.job.name) {
             w.pod_starts(j, &c.pod, now + scenario.pod_startup_s);
+            w.forget_rate(j);
         }
     }
-    for job in &w.snapshot.jobs {
-        let Some(&j) = w.job_by_name.get(&job.name) else {
-            continue;
-        };
-        let live = job.live_trainers().count() as u32;
-        let was = before[j];
+    // (job, live trainers, running), read before the sim jobs are changed.
+    let after: Vec<(usize, u32, bool)> = w
+        .jobs_with_index()
+        .map(|(j, job)| {
+            let running = job.admitted && !job.pods.is_empty();
+            (j, job.live_trainers().count() as u32, running)
+        })
+        .collect();
+    for ((j, live, running), was) in after.into_iter().zip(before) {
         let sim = &mut w.jobs[j];
-        if sim.start_s.is_none() && job.admitted && !job.pods.is_empty() {
+        if sim.start_s.is_none() && running {
             sim.start_s = Some(now);
         }
         if live != was && was > 0 {
             sim.paused_until = now + sim.spec.rescale_pause_s;
+            sim.rate_memo = None;
         }
         sim.trainers = live;
     }

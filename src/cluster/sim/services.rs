@@ -52,6 +52,7 @@ impl World {
     }
 
     fn place_pending_services(&mut self) {
+        self.pods_changed();
         struct Room {
             name: String,
             free: Resources,
@@ -118,6 +119,7 @@ impl World {
     /// The Deployment follows its HPA: new replicas start pending; going down, pending
     /// replicas go first, then the newest.
     pub fn set_replicas(&mut self, s: usize, replicas: u32) {
+        self.pods_changed();
         let svc = &mut self.services[s];
         let name = svc.spec.name.clone();
         let mine = |p: &OtherPod| p.workload.as_deref() == Some(name.as_str());

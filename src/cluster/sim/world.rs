@@ -33,8 +33,9 @@ pub struct SimJob {
     /// `spec.placement_speedup` by placement key.
     pub placement_speedup: HashMap<Vec<u32>, f64>,
     /// The rate last worked out, and until when it holds: the next time one of the
-    /// job's pods becomes ready or its pause ends. Forgotten whenever a plan is applied
-    /// or a node goes down or comes back (see [`World::forget_rates`]).
+    /// job's pods becomes ready or its pause ends. Forgotten when a plan changes the
+    /// job's pods ([`World::forget_rate`]) and when a node goes down or comes back
+    /// ([`World::forget_rates`]).
     pub rate_memo: Option<RateMemo>,
 }
 
@@ -57,10 +58,20 @@ pub struct World {
     pub upcoming_ready: BTreeSet<u64>,
     /// Sim job index by job name (names are unique within a scenario).
     pub job_by_name: FastMap<String, usize>,
+    /// The sim job of each job in `snapshot.jobs`, in the same order: jobs join at
+    /// [`World::submit`] and leave at [`World::remove_job`]. Events look jobs up this
+    /// way, not by name.
+    sim_of: Vec<usize>,
     pub policy: PolicyKind,
     /// Moves on whenever every job's rate must be worked out afresh.
-    pub rate_epoch: u64,
+    rate_epoch: u64,
+    /// [`World::utilisation_and_trainers`] since the pods or nodes last changed
+    /// (see [`World::pods_changed`]).
+    counted: Option<Counts>,
 }
+
+/// Utilisation (CPU, GPU) and live trainers: what every event samples.
+pub type Counts = ((f64, f64), u32);
 
 impl World {
     pub fn new(scenario: &Scenario, policy: PolicyKind) -> World {
@@ -116,8 +127,10 @@ impl World {
             services,
             upcoming_ready: BTreeSet::new(),
             job_by_name,
+            sim_of: Vec::new(),
             policy,
             rate_epoch: 0,
+            counted: None,
         }
     }
 
@@ -159,6 +172,24 @@ impl World {
             },
         };
         self.snapshot.jobs.push(job);
+        self.sim_of.push(j);
+    }
+
+    /// Job `j` leaves the cluster (it finished): its pods are gone.
+    pub fn remove_job(&mut self, j: usize) {
+        if let Some(at) = self.sim_of.iter().position(|&s| s == j) {
+            // Kept in order: the controller sees jobs in the order they came.
+            self.sim_of.remove(at);
+            self.snapshot.jobs.remove(at);
+        }
+        self.jobs[j].pod_ready_at.clear();
+        self.pods_changed();
+    }
+
+    /// Snapshot jobs with their sim job index, in snapshot order.
+    pub fn jobs_with_index(&self) -> impl Iterator<Item = (usize, &Job)> {
+        debug_assert_eq!(self.sim_of.len(), self.snapshot.jobs.len());
+        self.sim_of.iter().copied().zip(&self.snapshot.jobs)
     }
 
     fn node_is_up(&self, name: &str) -> bool {
@@ -197,15 +228,13 @@ impl World {
                     .collect()
             });
         let mut out = Vec::new();
-        for job in &self.snapshot.jobs {
-            let Some(&j) = self.job_by_name.get(&job.name) else {
-                continue;
-            };
+        debug_assert_eq!(self.sim_of.len(), self.snapshot.jobs.len());
+        for (&j, job) in self.sim_of.iter().zip(&self.snapshot.jobs) {
             let sim = &mut self.jobs[j];
             if sim.end_s.is_some() {
                 continue;
             }
-            // Between plans a job's rate changes only when one of its pods becomes
+            // Until its pods change, a job's rate changes only when one of them becomes
             // ready or its pause ends; working it out looks up every pod by name.
             let memo = match sim.rate_memo {
                 Some(m) if now < m.until && m.epoch == self.rate_epoch => m,
@@ -222,14 +251,58 @@ impl World {
         out
     }
 
-    /// Every job's rate is worked out afresh at the next event: its pods, their
-    /// readiness or the nodes that are up have changed.
+    /// [`World::rates`] with nothing kept: what the kept rates must equal.
+    pub fn rates_afresh(&self, now: f64) -> Vec<(usize, f64)> {
+        let up: Option<HashSet<&str>> =
+            (self.snapshot.nodes.len() < self.all_nodes.len()).then(|| {
+                self.snapshot
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect()
+            });
+        self.jobs_with_index()
+            .filter(|&(j, _)| self.jobs[j].end_s.is_none())
+            .filter_map(|(j, job)| {
+                let memo = work_out_rate(job, &self.jobs[j], up.as_ref(), now, 0);
+                memo.rate.map(|rate| (j, rate))
+            })
+            .collect()
+    }
+
+    /// Every job's rate is worked out afresh at the next event: the nodes that are up
+    /// have changed.
     pub fn forget_rates(&mut self) {
         self.rate_epoch += 1;
     }
 
+    /// Job `j`'s rate is worked out afresh at the next event: its pods or its pause
+    /// changed.
+    pub fn forget_rate(&mut self, j: usize) {
+        self.jobs[j].rate_memo = None;
+    }
+
+    /// Pods were bound, unbound, added or removed, or nodes went down or came back:
+    /// the utilisation is counted afresh at the next sample.
+    pub fn pods_changed(&mut self) {
+        self.counted = None;
+    }
+
+    /// [`World::utilisation_and_trainers`], counted once between changes (every event
+    /// samples it; most change no pod).
+    pub fn counts(&mut self) -> Counts {
+        if let Some(c) = self.counted {
+            debug_assert_eq!(c, self.utilisation_and_trainers(), "stale counts");
+            return c;
+        }
+        let c = self.utilisation_and_trainers();
+        self.counted = Some(c);
+        c
+    }
+
     pub fn node_down(&mut self, name: &str) {
         self.forget_rates();
+        self.pods_changed();
         self.snapshot.nodes.retain(|n| n.name != name);
         // The Deployment replaces the pods it lost; job pods stay bound to the dead node
         // until the controller cleans them up, as the API server would show them.
@@ -242,6 +315,7 @@ impl World {
 
     pub fn node_up(&mut self, name: &str) {
         self.forget_rates();
+        self.pods_changed();
         if self.node_is_up(name) {
             return;
         }
@@ -289,7 +363,7 @@ impl World {
 
     /// [`World::utilisation`] and the live trainers of all jobs, in one pass over the
     /// pods when every node is up.
-    pub fn utilisation_and_trainers(&self) -> ((f64, f64), u32) {
+    pub fn utilisation_and_trainers(&self) -> Counts {
         if self.snapshot.nodes.len() != self.all_nodes.len() {
             let trainers = self
                 .snapshot
