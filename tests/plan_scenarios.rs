@@ -668,3 +668,51 @@ fn trainers_stop_where_the_speedup_curve_flattens() {
     );
     assert!(p.job(&key("linear")).unwrap().admitted);
 }
+
+/// Applying a plan changes the job its actions name, told apart by namespace when two
+/// jobs share a name; a name twice in one namespace changes the later job, as it did
+/// when the whole snapshot was indexed.
+#[test]
+fn applying_a_plan_finds_each_job_by_namespace_and_name() {
+    let nodes = vec![cpu_node("n0", 8)];
+    let mut ml = job("train", 1, 4, one_cpu());
+    ml.pods = vec![bound("train-trainer-0", Role::Trainer, "n0")];
+    let mut research = ml.clone();
+    research.namespace = "research".into();
+    let other = job("other", 1, 4, one_cpu());
+    let mut twice = job("twice", 1, 4, one_cpu());
+    twice.namespace = "dup".into();
+    let s = snapshot(nodes, vec![ml, research, other, twice.clone(), twice]);
+    let placement = |ns: &str, name: &str, pod: &str| PodPlacement {
+        job: JobKey::new(ns, name),
+        pod: pod.into(),
+        role: Role::Trainer,
+        node: "n0".into(),
+    };
+    let p = Plan {
+        create: vec![
+            placement("research", "train", "train-trainer-1"),
+            placement("dup", "twice", "twice-trainer-0"),
+            placement("nowhere", "train", "lost"),
+        ],
+        delete: vec![PodDeletion {
+            job: JobKey::new("ml", "train"),
+            pod: "train-trainer-0".into(),
+            node: Some("n0".into()),
+            reason: DeleteReason::ScaleDown,
+        }],
+        ..Plan::default()
+    };
+    let after = apply(&s, &p);
+    let pods =
+        |i: usize| -> Vec<&str> { after.jobs[i].pods.iter().map(|p| p.name.as_str()).collect() };
+    assert_eq!(pods(0), Vec::<&str>::new(), "ml/train lost its trainer");
+    assert_eq!(
+        pods(1),
+        ["train-trainer-0", "train-trainer-1"],
+        "research/train grew"
+    );
+    assert!(pods(2).is_empty(), "other is untouched");
+    assert!(pods(3).is_empty(), "the first dup/twice is untouched");
+    assert_eq!(pods(4), ["twice-trainer-0"], "the later dup/twice grew");
+}

@@ -74,23 +74,61 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
     plan: &Plan,
     deleted: Deleted,
 ) {
-    // Keys are copied once so that jobs can be changed while they are looked up.
-    let keys: Vec<(String, String)> = jobs
+    // The index borrows its keys from the plan, not the jobs, so that jobs can be
+    // changed while they are looked up (copying every job's name cost more than the
+    // rest of applying a plan).
+    let named = plan
+        .delete
         .iter()
-        .map(|j| {
-            let j = j.read();
-            (j.namespace.clone(), j.name.clone())
-        })
-        .collect();
-    let job_index: FastMap<(&str, &str), usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, (ns, name))| ((ns.as_str(), name.as_str()), i))
-        .collect();
-    let find = |key: &crate::model::JobKey| {
-        job_index
-            .get(&(key.namespace.as_str(), key.name.as_str()))
-            .copied()
+        .map(|d| &d.job)
+        .chain(plan.create.iter().map(|c| &c.job))
+        .chain(plan.recreate_after_delete.iter().map(|c| &c.job))
+        .chain(plan.jobs.iter().map(|j| &j.job));
+    // By name, then namespace: a map keyed by a pair of borrowed names could only be
+    // searched with names borrowed for as long as the plan. A name rarely recurs in
+    // another namespace; those few wait in a list.
+    let mut by_name: FastMap<&str, (&str, Option<usize>)> = FastMap::default();
+    let mut other_namespaces: Vec<(&str, &str, Option<usize>)> = Vec::new();
+    for k in named {
+        let (name, ns) = (k.name.as_str(), k.namespace.as_str());
+        match by_name.get(name) {
+            None => {
+                by_name.insert(name, (ns, None));
+            }
+            Some(&(first, _)) if first == ns => {}
+            Some(_) => {
+                if !other_namespaces
+                    .iter()
+                    .any(|&(n, s, _)| n == name && s == ns)
+                {
+                    other_namespaces.push((name, ns, None));
+                }
+            }
+        }
+    }
+    for (i, j) in jobs.iter().enumerate() {
+        let j = j.read();
+        let slot = match by_name.get_mut(j.name.as_str()) {
+            Some((ns, slot)) if *ns == j.namespace => Some(slot),
+            Some(_) => other_namespaces
+                .iter_mut()
+                .find(|(n, ns, _)| *n == j.name && *ns == j.namespace)
+                .map(|(_, _, slot)| slot),
+            None => None,
+        };
+        // A name twice in the snapshot: the last one, as a map filled in order has.
+        if let Some(slot) = slot {
+            *slot = Some(i);
+        }
+    }
+    let find = |key: &crate::model::JobKey| match by_name.get(key.name.as_str())? {
+        (ns, slot) if *ns == key.namespace => *slot,
+        _ => {
+            other_namespaces
+                .iter()
+                .find(|(n, ns, _)| *n == key.name && *ns == key.namespace)?
+                .2
+        }
     };
     // Live trainers before, of the jobs the plan touches (scale times move with them).
     let mut before: FastMap<usize, usize> = FastMap::default();

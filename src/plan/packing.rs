@@ -834,9 +834,23 @@ impl Packer<'_, '_> {
         // Jobs above their fair share (cooldown) can fill a queue to its limit: growth of
         // the others stops there.
         let mut limits = QueueLimits::new(self);
-        let mut order: Vec<usize> = (0..self.jobs.len())
-            .filter(|&j| self.jobs[j].admitted)
-            .collect();
+        // Free room only shrinks while jobs grow, so a job whose trainer fits on no node
+        // now fits on none later and ends where it is, whatever its turn: only the jobs
+        // that ask for more and might get it are put in order (a sort of every job was a
+        // tenth of a tick in a full cluster).
+        let mut order = Vec::new();
+        for j in 0..self.jobs.len() {
+            let jp = &self.jobs[j];
+            let have = jp.kept + jp.created;
+            if !jp.admitted || jp.target <= have {
+                continue;
+            }
+            if self.nodes.best_fit(&self.trainer_res(j), 1).is_none() {
+                self.jobs[j].target = have;
+                continue;
+            }
+            order.push(j);
+        }
         order.sort_by_cached_key(|&j| (OrdF(self.share(j, self.jobs[j].kept)), j));
         for j in order {
             let have = self.jobs[j].kept + self.jobs[j].created;
@@ -981,7 +995,11 @@ impl Packer<'_, '_> {
         for j in 0..self.jobs.len() {
             let jp = &self.jobs[j];
             let have = jp.kept + jp.created;
-            if jp.admitted && have < jp.max {
+            // As in `grow`: a trainer that fits nowhere now never will.
+            if jp.admitted
+                && have < jp.max
+                && self.nodes.best_fit(&self.trainer_res(j), 1).is_some()
+            {
                 heap.push(Reverse((OrdF(self.share(j, have + 1)), j)));
             }
         }
