@@ -58,33 +58,41 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
     let mut topo = None;
     let mut fair_memory = None;
     let mut world = World::of(snapshot);
-    let (mut composed, mut memo) = plan_round(&world, None, policy, &mut topo, &mut fair_memory);
+    let (mut composed, view) = plan_round(&world, None, policy, &mut topo, &mut fair_memory, 0);
     if compose::is_quiet(&composed) {
         return composed;
     }
+    let mut memo = view.into_memo(&world);
     world.apply_keeping_names(&composed);
-    for _ in 1..MAX_ROUNDS {
-        let (round, next_memo) =
-            plan_round(&world, Some(memo), policy, &mut topo, &mut fair_memory);
-        memo = next_memo;
+    for round_index in 1..MAX_ROUNDS {
+        let (round, view) = plan_round(
+            &world,
+            Some(memo),
+            policy,
+            &mut topo,
+            &mut fair_memory,
+            round_index,
+        );
         if compose::is_quiet(&round) {
             break;
         }
+        memo = view.into_memo(&world);
         world.apply_keeping_names(&round);
         composed = compose::compose(snapshot, composed, round);
     }
     composed
 }
 
-/// One round on `world`; also what its view knows of the jobs the next round's world
-/// will still share with the snapshot.
-fn plan_round<'s>(
-    world: &World<'s>,
+/// Round `round_index` on `world`, and its view (what it knows of the jobs the next
+/// round's world may still share with the snapshot).
+fn plan_round<'w, 's>(
+    world: &'w World<'s>,
     memo: Option<ViewMemo<'s>>,
     policy: &Policy,
     topo: &mut Option<TopologyIndex>,
     fair_memory: &mut Option<fairshare::Remembered>,
-) -> (Plan, ViewMemo<'s>) {
+    round_index: usize,
+) -> (Plan, View<'w>) {
     let mut view = View::build_reusing(world, memo);
     let mut admission = admission::admit(&view, policy);
     if topo
@@ -154,9 +162,16 @@ fn plan_round<'s>(
         }
         sizes = next;
     };
+    // A later round that changes nothing is dropped (see `plan`): its per-job lines,
+    // a copy of every job's name, would be written for nothing.
+    let dropped = round_index > 0
+        && packed.create.is_empty()
+        && packed.delete.is_empty()
+        && packed.recreate_after_delete.is_empty();
     let jobs: Vec<JobPlan> = view
         .jobs
         .iter()
+        .take(if dropped { 0 } else { view.jobs.len() })
         .enumerate()
         .map(|(j, jv)| {
             let current = jv.live_trainers.len() as u32;
@@ -192,7 +207,7 @@ fn plan_round<'s>(
         service_reservations: packed.reservations,
         problems: std::mem::take(&mut view.problems),
     };
-    (plan, view.into_memo(world))
+    (plan, view)
 }
 
 /// Fair share and stability for the admission as it stands: the size each job asks of

@@ -148,6 +148,7 @@ impl<'a> View<'a> {
         let mut seen: FastSet<(&str, &str)> =
             FastSet::with_capacity_and_hasher(world.jobs.len(), Default::default());
         let mut jobs = Vec::with_capacity(world.jobs.len());
+        let mut useful = UsefulSizes::default();
         for (index, edited) in world.jobs.iter().enumerate() {
             let job = edited.read();
             if let Some(known) = memo.get_mut(index).and_then(Option::take)
@@ -227,12 +228,9 @@ impl<'a> View<'a> {
                 on_lost_nodes: Vec::new(),
                 terminating: Vec::new(),
                 problems: Vec::new(),
-                max_trainers: super::speedup::useful_trainers(
-                    &job.speedup,
-                    job.trainers.max,
-                    USEFUL_SPEEDUP_SLACK,
-                )
-                .max(job.trainers.min),
+                max_trainers: useful
+                    .of(&job.speedup, job.trainers.max)
+                    .max(job.trainers.min),
             };
             for (p, pod) in job.pods.iter().enumerate() {
                 view.running = true;
@@ -555,6 +553,35 @@ fn path_up(queues: &[QueueView], q: usize) -> Vec<usize> {
 /// Trainers are not given past the point where they add less than this to throughput.
 pub const USEFUL_SPEEDUP_SLACK: f64 = 0.05;
 
+/// [`super::speedup::useful_trainers`] of the curves met so far in one build: jobs of
+/// one model share a curve, and working it out for every job was a thirtieth of a plan.
+#[derive(Default)]
+struct UsefulSizes<'j> {
+    /// At most [`UsefulSizes::KEPT`] of them.
+    met: Vec<UsefulSize<'j>>,
+}
+
+/// (speedup curve, max trainers, useful trainers).
+type UsefulSize<'j> = (&'j [(u32, f64)], u32, u32);
+
+impl<'j> UsefulSizes<'j> {
+    const KEPT: usize = 32;
+
+    fn of(&mut self, curve: &'j [(u32, f64)], max: u32) -> u32 {
+        if curve.is_empty() {
+            return max;
+        }
+        if let Some(&(_, _, useful)) = self.met.iter().find(|m| m.1 == max && m.0 == curve) {
+            return useful;
+        }
+        let useful = super::speedup::useful_trainers(curve, max, USEFUL_SPEEDUP_SLACK);
+        if self.met.len() < Self::KEPT {
+            self.met.push((curve, max, useful));
+        }
+        useful
+    }
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> Reason {
     Reason::InvalidSpec {
         field: field.to_string(),
@@ -637,4 +664,41 @@ pub fn validate_job(job: &Job) -> Result<(), Reason> {
         .validate("pservers.resources", job.pservers.replicas > 0)
         .map_err(bad)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{USEFUL_SPEEDUP_SLACK, UsefulSizes};
+    use crate::plan::speedup::useful_trainers;
+
+    #[test]
+    fn a_kept_useful_size_is_the_one_worked_out_for_that_curve_and_max() {
+        let flat = vec![(1, 1.0), (8, 8.0), (16, 8.0)];
+        let flat_copy = flat.clone(); // the same curve in another job
+        let rising = vec![(1, 1.0), (8, 8.0), (16, 15.0)];
+        let asks: [(&[(u32, f64)], u32); 7] = [
+            (&flat, 64),
+            (&flat_copy, 64),
+            (&flat, 4),
+            (&rising, 64),
+            (&flat_copy, 4),
+            (&[], 12),
+            (&rising, 64),
+        ];
+        let mut useful = UsefulSizes::default();
+        for (curve, max) in asks {
+            assert_eq!(
+                useful.of(curve, max),
+                useful_trainers(curve, max, USEFUL_SPEEDUP_SLACK),
+                "{curve:?} up to {max}"
+            );
+        }
+        // Only distinct (curve, max) pairs are kept, and never more than KEPT.
+        assert_eq!(useful.met.len(), 3);
+        for max in 1..=100 {
+            useful.of(&rising, max);
+        }
+        assert_eq!(useful.met.len(), UsefulSizes::KEPT);
+        assert_eq!(useful.of(&rising, 100), 16);
+    }
 }
