@@ -9,6 +9,7 @@ pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod services;
+mod tally;
 pub mod trace;
 pub mod world;
 mod yaml_line;

@@ -4,6 +4,8 @@
 use super::hpa::Hpa;
 use super::scenario::{JobSpec, PlacementSpeedup, Scenario};
 use super::services::SimService;
+pub use super::tally::Counts;
+use super::tally::Tally;
 use crate::model::{Job, Node, PodGroup, Role, Snapshot, TrainerSpec};
 use crate::plan::FastMap;
 use crate::plan::speedup::speedup;
@@ -68,10 +70,9 @@ pub struct World {
     /// [`World::utilisation_and_trainers`] since the pods or nodes last changed
     /// (see [`World::pods_changed`]).
     counted: Option<Counts>,
+    /// Its sums, while every node is up: a job that leaves is taken out of them.
+    tally: Option<Tally>,
 }
-
-/// Utilisation (CPU, GPU) and live trainers: what every event samples.
-pub type Counts = ((f64, f64), u32);
 
 impl World {
     pub fn new(scenario: &Scenario, policy: PolicyKind) -> World {
@@ -131,6 +132,7 @@ impl World {
             policy,
             rate_epoch: 0,
             counted: None,
+            tally: None,
         }
     }
 
@@ -177,13 +179,19 @@ impl World {
 
     /// Job `j` leaves the cluster (it finished): its pods are gone.
     pub fn remove_job(&mut self, j: usize) {
-        if let Some(at) = self.sim_of.iter().position(|&s| s == j) {
-            // Kept in order: the controller sees jobs in the order they came.
-            self.sim_of.remove(at);
-            self.snapshot.jobs.remove(at);
-        }
         self.jobs[j].pod_ready_at.clear();
+        let Some(at) = self.sim_of.iter().position(|&s| s == j) else {
+            return;
+        };
+        // Kept in order: the controller sees jobs in the order they came.
+        self.sim_of.remove(at);
+        let gone = self.snapshot.jobs.remove(at);
+        let tally = self.tally.and_then(|t| t.without(&gone));
         self.pods_changed();
+        if let Some(t) = tally {
+            self.tally = Some(t);
+            self.counted = Some(t.counts());
+        }
     }
 
     /// Snapshot jobs with their sim job index, in snapshot order.
@@ -286,6 +294,7 @@ impl World {
     /// the utilisation is counted afresh at the next sample.
     pub fn pods_changed(&mut self) {
         self.counted = None;
+        self.tally = None;
     }
 
     /// [`World::utilisation_and_trainers`], counted once between changes (every event
@@ -295,7 +304,13 @@ impl World {
             debug_assert_eq!(c, self.utilisation_and_trainers(), "stale counts");
             return c;
         }
-        let c = self.utilisation_and_trainers();
+        let c = if self.all_nodes_up() {
+            let t = Tally::of(&self.snapshot);
+            self.tally = Some(t);
+            t.counts()
+        } else {
+            self.utilisation_and_trainers()
+        };
         self.counted = Some(c);
         c
     }
@@ -335,7 +350,7 @@ impl World {
         for n in &self.snapshot.nodes {
             total = total.add(&n.allocatable);
         }
-        if self.snapshot.nodes.len() == self.all_nodes.len() {
+        if self.all_nodes_up() {
             // Every node is up, so every bound pod counts: no per-node map (this runs
             // at every event).
             for job in &self.snapshot.jobs {
@@ -364,7 +379,7 @@ impl World {
     /// [`World::utilisation`] and the live trainers of all jobs, in one pass over the
     /// pods when every node is up.
     pub fn utilisation_and_trainers(&self) -> Counts {
-        if self.snapshot.nodes.len() != self.all_nodes.len() {
+        if !self.all_nodes_up() {
             let trainers = self
                 .snapshot
                 .jobs
@@ -373,43 +388,11 @@ impl World {
                 .sum();
             return (self.utilisation(), trainers);
         }
-        let mut total = crate::model::Resources::ZERO;
-        let mut used = crate::model::Resources::ZERO;
-        let mut trainers = 0u32;
-        for n in &self.snapshot.nodes {
-            total = total.add(&n.allocatable);
-        }
-        for job in &self.snapshot.jobs {
-            let mut bound = [0i64; 3];
-            for p in job.pods.iter().filter(|p| p.node.is_some()) {
-                let slot = match p.role {
-                    Role::Master => 0,
-                    Role::Pserver => 1,
-                    Role::Trainer => {
-                        trainers += u32::from(!p.terminating);
-                        2
-                    }
-                };
-                bound[slot] += 1;
-            }
-            for (slot, role) in [Role::Master, Role::Pserver, Role::Trainer]
-                .iter()
-                .enumerate()
-            {
-                used = used.add(&job.resources_of(*role).times(bound[slot]));
-            }
-        }
-        for p in self.snapshot.other_pods.iter().filter(|p| p.node.is_some()) {
-            used = used.add(&p.resources);
-        }
-        let frac = |u: i64, t: i64| if t > 0 { u as f64 / t as f64 } else { 0.0 };
-        (
-            (
-                frac(used.cpu_milli, total.cpu_milli),
-                frac(used.gpus, total.gpus),
-            ),
-            trainers,
-        )
+        Tally::of(&self.snapshot).counts()
+    }
+
+    fn all_nodes_up(&self) -> bool {
+        self.snapshot.nodes.len() == self.all_nodes.len()
     }
 
     /// Every node holds what is bound to it.
