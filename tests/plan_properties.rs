@@ -422,11 +422,10 @@ fn views_agree(reused: &View, anew: &View) -> Result<(), TestCaseError> {
     prop_assert_eq!(reused.jobs.len(), anew.jobs.len());
     for (a, b) in reused.jobs.iter().zip(&anew.jobs) {
         prop_assert!(std::ptr::eq(a.job, b.job));
-        prop_assert_eq!(&a.key, &b.key);
         prop_assert_eq!(&a.invalid, &b.invalid);
         prop_assert_eq!(
-            (a.queue, a.running, a.max_trainers),
-            (b.queue, b.running, b.max_trainers)
+            (a.queue, a.running, a.max_trainers, a.support_complete),
+            (b.queue, b.running, b.max_trainers, b.support_complete)
         );
         let nodes =
             |v: &[ebb::plan::view::BoundPod]| v.iter().map(|x| (x.pod, x.node)).collect::<Vec<_>>();

@@ -64,14 +64,14 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
         jb.priority
             .cmp(&ja.priority)
             .then(ja.submit_time_s.total_cmp(&jb.submit_time_s))
-            .then_with(|| view.jobs[a].key.cmp(&view.jobs[b].key))
+            .then_with(|| (&ja.namespace, &ja.name).cmp(&(&jb.namespace, &jb.name)))
     });
     let mut blocker: Option<usize> = None;
     for j in candidates {
         let jv = &view.jobs[j];
         if let Some(behind) = &blocker {
             out[j] = Admission::Pending(Reason::Queued {
-                behind: view.jobs[*behind].key.clone(),
+                behind: view.jobs[*behind].job.key(),
             });
             continue;
         }

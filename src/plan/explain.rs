@@ -50,12 +50,8 @@ fn because(kind: Kind, text: String) -> Because {
 pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explanation> {
     let world = super::world::World::of(snapshot);
     let view = View::build(&world);
-    let index: HashMap<&JobKey, usize> = view
-        .jobs
-        .iter()
-        .enumerate()
-        .map(|(j, jv)| (&jv.key, j))
-        .collect();
+    let keys: Vec<JobKey> = view.jobs.iter().map(|jv| jv.job.key()).collect();
+    let index: HashMap<&JobKey, usize> = keys.iter().enumerate().map(|(j, k)| (k, j)).collect();
     let held = queue_holdings(&view, &index, plan);
     plan.jobs
         .iter()

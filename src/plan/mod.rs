@@ -190,7 +190,7 @@ fn plan_round<'w, 's>(
                 }
             };
             JobPlan {
-                job: jv.key.clone(),
+                job: jv.job.key(),
                 admitted,
                 reason,
                 current_trainers: current,

@@ -66,7 +66,7 @@ impl NewPod {
             NewName::Support(name) => name.clone(),
         };
         PodPlacement {
-            job: jv.key.clone(),
+            job: jv.job.key(),
             pod,
             role: self.role,
             node: view.node_names[self.node].to_string(),
@@ -277,7 +277,7 @@ impl Packer<'_, '_> {
     }
 
     fn key(&self, j: usize) -> JobKey {
-        self.view.jobs[j].key.clone()
+        self.view.jobs[j].job.key()
     }
 
     fn record(&mut self, u: Undo) {
@@ -413,7 +413,7 @@ impl Packer<'_, '_> {
         }
         self.delete.push(Deletion {
             out: PodDeletion {
-                job: self.view.jobs[j].key.clone(),
+                job: self.view.jobs[j].job.key(),
                 pod: self.view.jobs[j].job.pods[pod].name.clone(),
                 node: Some(self.view.node_names[node].to_string()),
                 reason,
@@ -578,40 +578,13 @@ impl Packer<'_, '_> {
             .collect()
     }
 
-    /// Whether every master and pserver of job `j` is live under its fixed name: the
-    /// usual case, told apart without formatting a single name.
-    fn support_complete(&self, j: usize) -> bool {
-        let jv = &self.view.jobs[j];
-        let job = jv.job;
-        let want = [Role::Master, Role::Pserver].map(|r| job.replicas_of(r));
-        let mut have = [0u32; 2];
-        for b in &jv.live_support {
-            let pod = &job.pods[b.pod];
-            let slot = match pod.role {
-                Role::Master => 0,
-                Role::Pserver => 1,
-                Role::Trainer => continue,
-            };
-            // Pod names are unique within a job, so counting the fixed names is enough.
-            let fixed = pod
-                .name
-                .strip_prefix(job.name.as_str())
-                .and_then(|rest| rest.strip_prefix('-'))
-                .and_then(|rest| rest.strip_prefix(if slot == 0 { "master-" } else { "pserver-" }))
-                .and_then(|i| i.parse::<u32>().ok())
-                .is_some_and(|i| i < want[slot]);
-            have[slot] += u32::from(fixed);
-        }
-        have == want
-    }
-
     /// Missing masters/pservers (e.g. lost with a node) and trainers below min.
     fn repair_running_gangs(&mut self) {
         for j in 0..self.jobs.len() {
             if !self.jobs[j].admitted || !self.view.jobs[j].running {
                 continue;
             }
-            let support_roles: &[Role] = if self.support_complete(j) {
+            let support_roles: &[Role] = if self.view.jobs[j].support_complete {
                 &[]
             } else {
                 &[Role::Master, Role::Pserver]
@@ -1049,7 +1022,7 @@ impl Packer<'_, '_> {
             for (p, reason) in pods {
                 let pod = &jv.job.pods[p];
                 self.cleanup.push(PodDeletion {
-                    job: jv.key.clone(),
+                    job: jv.job.key(),
                     pod: pod.name.clone(),
                     node: pod.node.clone(),
                     reason,

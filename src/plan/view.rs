@@ -4,9 +4,7 @@
 use super::apply::Editable;
 use super::world::{Edited, World};
 use super::{FastMap, FastSet};
-use crate::model::{
-    Job, JobKey, Node, OtherPod, Problem, Queue, Reason, Resources, Role, default_queue,
-};
+use crate::model::{Job, Node, OtherPod, Problem, Queue, Reason, Resources, Role, default_queue};
 
 pub const MAX_TRAINERS: u32 = 100_000;
 pub const MAX_POD_REPLICAS: u32 = 1_024;
@@ -38,7 +36,6 @@ pub struct BoundPod {
 
 pub struct JobView<'a> {
     pub job: &'a Job,
-    pub key: JobKey,
     /// Why the job cannot be planned at all (bad spec, queue).
     pub invalid: Option<Reason>,
     pub queue: usize,
@@ -47,6 +44,9 @@ pub struct JobView<'a> {
     pub live_trainers: Vec<BoundPod>,
     /// Bound, not terminating masters and pservers.
     pub live_support: Vec<BoundPod>,
+    /// Every master and pserver is live under its fixed name (the usual case: then
+    /// packing has none to repair).
+    pub support_complete: bool,
     /// Existing pods without a node, by role (reused by name when placing).
     pub unbound: Vec<usize>,
     /// Pods, not terminating, bound to a node the snapshot does not have.
@@ -68,12 +68,12 @@ pub struct ViewMemo<'s> {
 
 struct KnownJob<'s> {
     job: &'s Job,
-    key: JobKey,
     invalid: Option<Reason>,
     queue: usize,
     running: bool,
     live_trainers: Vec<BoundPod>,
     live_support: Vec<BoundPod>,
+    support_complete: bool,
     unbound: Vec<usize>,
     on_lost_nodes: Vec<usize>,
     terminating: Vec<BoundPod>,
@@ -167,12 +167,12 @@ impl<'a> View<'a> {
                 problems.extend(known.problems.iter().cloned());
                 jobs.push(JobView {
                     job,
-                    key: known.key,
                     invalid: known.invalid,
                     queue: known.queue,
                     running: known.running,
                     live_trainers: known.live_trainers,
                     live_support: known.live_support,
+                    support_complete: known.support_complete,
                     unbound: known.unbound,
                     on_lost_nodes: known.on_lost_nodes,
                     terminating: known.terminating,
@@ -182,9 +182,9 @@ impl<'a> View<'a> {
                 continue;
             }
             let problems_before = problems.len();
-            let key = job.key();
             let mut invalid = validate_job(job).err();
             if !seen.insert((job.namespace.as_str(), job.name.as_str())) {
+                let key = job.key();
                 problems.push(Problem::DuplicateJob { job: key.clone() });
                 invalid.get_or_insert(Reason::InvalidSpec {
                     field: "name".into(),
@@ -215,7 +215,6 @@ impl<'a> View<'a> {
             };
             let mut view = JobView {
                 job,
-                key,
                 invalid,
                 queue,
                 running: job.admitted,
@@ -224,6 +223,7 @@ impl<'a> View<'a> {
                 live_support: Vec::with_capacity(
                     (job.master.replicas + job.pservers.replicas).min(MAX_POD_REPLICAS) as usize,
                 ),
+                support_complete: false,
                 unbound: Vec::new(),
                 on_lost_nodes: Vec::new(),
                 terminating: Vec::new(),
@@ -263,6 +263,7 @@ impl<'a> View<'a> {
                 }
             }
             view.problems = problems[problems_before..].to_vec();
+            view.support_complete = support_complete(job, &view.live_support);
             jobs.push(view);
         }
         for (i, node) in nodes.iter().enumerate() {
@@ -304,12 +305,12 @@ impl<'a> View<'a> {
             .map(|(jv, edited)| match edited {
                 Edited::Borrowed(job) => Some(KnownJob {
                     job,
-                    key: jv.key,
                     invalid: jv.invalid,
                     queue: jv.queue,
                     running: jv.running,
                     live_trainers: jv.live_trainers,
                     live_support: jv.live_support,
+                    support_complete: jv.support_complete,
                     unbound: jv.unbound,
                     on_lost_nodes: jv.on_lost_nodes,
                     terminating: jv.terminating,
@@ -363,6 +364,31 @@ fn room_for_jobs(
         room = room.sub(&p.resources);
     }
     room.clamp_non_negative()
+}
+
+/// Whether every master and pserver of `job` is live under its fixed name, told apart
+/// without formatting a single name.
+fn support_complete(job: &Job, live_support: &[BoundPod]) -> bool {
+    let want = [Role::Master, Role::Pserver].map(|r| job.replicas_of(r));
+    let mut have = [0u32; 2];
+    for b in live_support {
+        let pod = &job.pods[b.pod];
+        let slot = match pod.role {
+            Role::Master => 0,
+            Role::Pserver => 1,
+            Role::Trainer => continue,
+        };
+        // Pod names are unique within a job, so counting the fixed names is enough.
+        let fixed = pod
+            .name
+            .strip_prefix(job.name.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.strip_prefix(if slot == 0 { "master-" } else { "pserver-" }))
+            .and_then(|i| i.parse::<u32>().ok())
+            .is_some_and(|i| i < want[slot]);
+        have[slot] += u32::from(fixed);
+    }
+    have == want
 }
 
 fn index_nodes<'a>(
