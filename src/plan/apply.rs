@@ -87,7 +87,8 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
     // By name, then namespace: a map keyed by a pair of borrowed names could only be
     // searched with names borrowed for as long as the plan. A name rarely recurs in
     // another namespace; those few wait in a list.
-    let mut by_name: FastMap<&str, (&str, Option<usize>)> = FastMap::default();
+    let mut by_name: FastMap<&str, (&str, Option<usize>)> =
+        FastMap::with_capacity_and_hasher(plan.jobs.len(), Default::default());
     let mut other_namespaces: Vec<(&str, &str, Option<usize>)> = Vec::new();
     for k in named {
         let (name, ns) = (k.name.as_str(), k.namespace.as_str());

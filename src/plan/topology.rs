@@ -39,7 +39,9 @@ impl TopologyIndex {
     pub fn build(nodes: &[&Node]) -> TopologyIndex {
         let n = nodes.len();
         let mut rack_ids: FastMap<Domain, usize> = FastMap::default();
-        let mut group_ids: FastMap<Domain, usize> = FastMap::default();
+        // Most nodes are a group of their own, or share one with a few others.
+        let mut group_ids: FastMap<Domain, usize> =
+            FastMap::with_capacity_and_hasher(n, Default::default());
         // Groups in the order they first appear (renumbered rack by rack below).
         let mut members: Vec<Vec<usize>> = Vec::new();
         let mut groups_of_rack: Vec<Vec<usize>> = Vec::new();
