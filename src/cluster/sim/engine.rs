@@ -180,11 +180,11 @@ impl<'s> Engine<'s> {
             next = next.min(w.jobs[j].spec.submit_s.max(now));
         }
         for &(j, rate) in &rates {
-            let job = &w.jobs[j];
-            next = next.min(now + (job.spec.work - job.done_work).max(0.0) / rate);
+            let job = &w.progress[j];
+            next = next.min(now + (job.work - job.done_work).max(0.0) / rate);
         }
         for &j in &self.active {
-            let job = &w.jobs[j];
+            let job = &w.progress[j];
             if job.paused_until > now {
                 next = next.min(job.paused_until);
             }
@@ -272,8 +272,8 @@ impl<'s> Engine<'s> {
         let w = &mut self.w;
         let before = self.active.len();
         self.active.retain(|&j| {
-            let job = &w.jobs[j];
-            let done = job.done_work >= job.spec.work * (1.0 - 1e-9);
+            let job = &w.progress[j];
+            let done = job.done_work >= job.work * (1.0 - 1e-9);
             if done {
                 finish(w, j, now);
             }
@@ -380,13 +380,13 @@ fn advance(w: &mut World, rates: &Rates, dt: f64) {
         return;
     }
     for &(j, rate) in rates {
-        let job = &mut w.jobs[j];
-        job.done_work = (job.done_work + rate * dt).min(job.spec.work);
+        let job = &mut w.progress[j];
+        job.done_work = (job.done_work + rate * dt).min(job.work);
     }
 }
 
 fn finish(w: &mut World, j: usize, now: f64) {
-    w.jobs[j].end_s = Some(now);
+    w.progress[j].end_s = Some(now);
     w.remove_job(j);
 }
 
@@ -424,11 +424,13 @@ fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f
         if sim.start_s.is_none() && running {
             sim.start_s = Some(now);
         }
-        if live != was && was > 0 {
-            sim.paused_until = now + sim.spec.rescale_pause_s;
-            sim.rate_memo = None;
-        }
         sim.trainers = live;
+        if live != was && was > 0 {
+            let pause = sim.spec.rescale_pause_s;
+            let progress = &mut w.progress[j];
+            progress.paused_until = now + pause;
+            progress.rate_memo = None;
+        }
     }
 }
 

@@ -72,13 +72,14 @@ impl PolicyResult {
         let jobs: Vec<JobResult> = w
             .jobs
             .iter()
-            .map(|j| JobResult {
+            .zip(&w.progress)
+            .map(|(j, progress)| JobResult {
                 name: j.spec.name.clone(),
                 submit_s: j.spec.submit_s,
                 start_s: j.start_s,
-                end_s: j.end_s,
+                end_s: progress.end_s,
                 pending_s: j.start_s.map(|s| s - j.spec.submit_s),
-                running_s: j.start_s.zip(j.end_s).map(|(s, e)| e - s),
+                running_s: j.start_s.zip(progress.end_s).map(|(s, e)| e - s),
             })
             .collect();
         let makespan_s = jobs

@@ -24,16 +24,24 @@ pub enum PolicyKind {
 
 pub struct SimJob {
     pub spec: JobSpec,
-    pub done_work: f64,
     pub start_s: Option<f64>,
-    pub end_s: Option<f64>,
-    pub paused_until: f64,
     /// Live trainers after the last plan, to see resizes.
     pub trainers: u32,
     /// When each of the job's pods becomes ready, by pod name.
     pub pod_ready_at: FastMap<String, f64>,
     /// `spec.placement_speedup` by placement key.
     pub placement_speedup: HashMap<Vec<u32>, f64>,
+}
+
+/// What every event reads and writes of a job, apart from its spec and pods: every
+/// event walks the running jobs, and a dense vector of these keeps that walk in cache.
+#[derive(Clone, Copy)]
+pub struct Progress {
+    /// `spec.work`.
+    pub work: f64,
+    pub done_work: f64,
+    pub end_s: Option<f64>,
+    pub paused_until: f64,
     /// The rate last worked out, and until when it holds: the next time one of the
     /// job's pods becomes ready or its pause ends. Forgotten when a plan changes the
     /// job's pods ([`World::forget_rate`]) and when a node goes down or comes back
@@ -54,6 +62,8 @@ pub struct World {
     /// Nodes of the scenario, whether up or down.
     pub all_nodes: Vec<Node>,
     pub jobs: Vec<SimJob>,
+    /// Of each job in `jobs`, by the same index.
+    pub progress: Vec<Progress>,
     pub services: Vec<SimService>,
     /// Times (as f64 bits, which order like the non-negative times) at which some pod
     /// becomes ready: the events that change a job's rate.
@@ -89,18 +99,25 @@ impl World {
             .iter()
             .map(|spec| SimJob {
                 spec: spec.clone(),
-                done_work: 0.0,
                 start_s: None,
-                end_s: None,
-                paused_until: 0.0,
                 trainers: 0,
                 pod_ready_at: FastMap::default(),
-                rate_memo: None,
                 placement_speedup: spec
                     .placement_speedup
                     .iter()
                     .map(|p| (PlacementSpeedup::key(&p.per_node), p.speedup))
                     .collect(),
+            })
+            .collect();
+        let progress = scenario
+            .jobs
+            .iter()
+            .map(|spec| Progress {
+                work: spec.work,
+                done_work: 0.0,
+                end_s: None,
+                paused_until: 0.0,
+                rate_memo: None,
             })
             .collect();
         let job_by_name = scenario
@@ -125,6 +142,7 @@ impl World {
             snapshot,
             all_nodes,
             jobs,
+            progress,
             services,
             upcoming_ready: BTreeSet::new(),
             job_by_name,
@@ -238,17 +256,24 @@ impl World {
         let mut out = Vec::new();
         debug_assert_eq!(self.sim_of.len(), self.snapshot.jobs.len());
         for (&j, job) in self.sim_of.iter().zip(&self.snapshot.jobs) {
-            let sim = &mut self.jobs[j];
-            if sim.end_s.is_some() {
+            let progress = &mut self.progress[j];
+            if progress.end_s.is_some() {
                 continue;
             }
             // Until its pods change, a job's rate changes only when one of them becomes
             // ready or its pause ends; working it out looks up every pod by name.
-            let memo = match sim.rate_memo {
+            let memo = match progress.rate_memo {
                 Some(m) if now < m.until && m.epoch == self.rate_epoch => m,
                 _ => {
-                    let m = work_out_rate(job, sim, up.as_ref(), now, self.rate_epoch);
-                    sim.rate_memo = Some(m);
+                    let m = work_out_rate(
+                        job,
+                        &self.jobs[j],
+                        progress.paused_until,
+                        up.as_ref(),
+                        now,
+                        self.rate_epoch,
+                    );
+                    progress.rate_memo = Some(m);
                     m
                 }
             };
@@ -270,9 +295,10 @@ impl World {
                     .collect()
             });
         self.jobs_with_index()
-            .filter(|&(j, _)| self.jobs[j].end_s.is_none())
+            .filter(|&(j, _)| self.progress[j].end_s.is_none())
             .filter_map(|(j, job)| {
-                let memo = work_out_rate(job, &self.jobs[j], up.as_ref(), now, 0);
+                let paused_until = self.progress[j].paused_until;
+                let memo = work_out_rate(job, &self.jobs[j], paused_until, up.as_ref(), now, 0);
                 memo.rate.map(|rate| (j, rate))
             })
             .collect()
@@ -287,7 +313,7 @@ impl World {
     /// Job `j`'s rate is worked out afresh at the next event: its pods or its pause
     /// changed.
     pub fn forget_rate(&mut self, j: usize) {
-        self.jobs[j].rate_memo = None;
+        self.progress[j].rate_memo = None;
     }
 
     /// Pods were bound, unbound, added or removed, or nodes went down or came back:
@@ -410,13 +436,14 @@ impl World {
 fn work_out_rate(
     job: &Job,
     sim: &SimJob,
+    paused_until: f64,
     up: Option<&HashSet<&str>>,
     now: f64,
     epoch: u64,
 ) -> RateMemo {
-    if now < sim.paused_until {
+    if now < paused_until {
         return RateMemo {
-            until: sim.paused_until,
+            until: paused_until,
             rate: None,
             epoch,
         };
@@ -530,7 +557,7 @@ jobs:
         let two = rates_at(&mut w, 30.0);
         assert!(two[0].1 > one[0].1, "{two:?} after {one:?}");
         // Its pause ends at a time of its own.
-        w.jobs[0].paused_until = 40.0;
+        w.progress[0].paused_until = 40.0;
         w.forget_rates();
         assert!(rates_at(&mut w, 35.0).is_empty());
         assert_eq!(rates_at(&mut w, 40.0), two);
