@@ -239,20 +239,19 @@ impl World {
         None
     }
 
+    /// Names of the nodes that are up, or `None` when all are: nodes only go down in
+    /// fault scenarios, so most runs need no set of them.
+    fn nodes_up(&self) -> Option<HashSet<String>> {
+        (self.snapshot.nodes.len() < self.all_nodes.len())
+            .then(|| self.snapshot.nodes.iter().map(|n| n.name.clone()).collect())
+    }
+
     /// (sim job index, samples per second) of each job that trains now: none while
     /// paused for a resize or while its master or a pserver is missing or starting.
     /// Only jobs in the cluster are looked at, so an event costs what runs, not the
     /// whole trace.
     pub fn rates(&mut self, now: f64) -> Vec<(usize, f64)> {
-        // Nodes only go down in fault scenarios: most runs need no set of them.
-        let up: Option<HashSet<&str>> =
-            (self.snapshot.nodes.len() < self.all_nodes.len()).then(|| {
-                self.snapshot
-                    .nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect()
-            });
+        let up = self.nodes_up();
         let mut out = Vec::new();
         debug_assert_eq!(self.sim_of.len(), self.snapshot.jobs.len());
         for (&j, job) in self.sim_of.iter().zip(&self.snapshot.jobs) {
@@ -286,14 +285,7 @@ impl World {
 
     /// [`World::rates`] with nothing kept: what the kept rates must equal.
     pub fn rates_afresh(&self, now: f64) -> Vec<(usize, f64)> {
-        let up: Option<HashSet<&str>> =
-            (self.snapshot.nodes.len() < self.all_nodes.len()).then(|| {
-                self.snapshot
-                    .nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect()
-            });
+        let up = self.nodes_up();
         self.jobs_with_index()
             .filter(|&(j, _)| self.progress[j].end_s.is_none())
             .filter_map(|(j, job)| {
@@ -437,7 +429,7 @@ fn work_out_rate(
     job: &Job,
     sim: &SimJob,
     paused_until: f64,
-    up: Option<&HashSet<&str>>,
+    up: Option<&HashSet<String>>,
     now: f64,
     epoch: u64,
 ) -> RateMemo {
