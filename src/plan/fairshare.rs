@@ -48,6 +48,10 @@
 // Index loops over parallel per-job and per-resource arrays read like the formulas.
 #![allow(clippy::needless_range_loop)]
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
+
 pub type Res3 = [f64; 3];
 
 const BISECTION_STEPS: usize = 64;
@@ -822,9 +826,6 @@ impl<'p> Filling<'p> {
 /// it grew meanwhile; with flat queues that never happens. A job whose next trainer
 /// does not fit drops out for good, since room only shrinks.
 fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-
     let mut f = Filling::start(p, start, inline);
     let mut per_queue: Vec<BinaryHeap<Reverse<(OrdF, u8, usize)>>> =
         (0..p.queues.len()).map(|_| BinaryHeap::new()).collect();
@@ -853,29 +854,37 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
         if !alone[q] {
             let fresh = f.key(k.2);
             if fresh > k {
-                fronts.push(Reverse(fresh)); // a queue on its path grew since
-                next_front = fronts.pop().map(|Reverse(k)| k);
+                // A queue on its path grew since.
+                next_front = Some(exchange_least(&mut fronts, fresh));
                 continue;
             }
         }
-        if let Some(Reverse((_, _, j))) = per_queue[q].pop() {
+        if let Some(mut front) = per_queue[q].peek_mut() {
+            let Reverse((_, _, j)) = *front;
+            // The served job's entry is re-keyed in place: one sift, not a pop and a push.
             if f.serve(j) && f.extra[j] < p.jobs[j].max_extra {
-                per_queue[q].push(Reverse(f.own_key(j)));
+                *front = Reverse(f.own_key(j));
+            } else {
+                PeekMut::pop(front);
             }
-            if let Some(Reverse((_, _, next))) = per_queue[q].peek() {
-                let key = f.key(*next);
-                // The heap would hand this key straight back: keys are unique (they end
-                // in the job's index), so it is served without the round trip.
-                if fronts.peek().is_none_or(|Reverse(top)| key < *top) {
-                    next_front = Some(key);
-                    continue;
-                }
-                fronts.push(Reverse(key));
-            }
+        }
+        if let Some(Reverse((_, _, next))) = per_queue[q].peek() {
+            next_front = Some(exchange_least(&mut fronts, f.key(*next)));
+            continue;
         }
         next_front = fronts.pop().map(|Reverse(k)| k);
     }
     f.extra
+}
+
+/// Puts `key` into `heap` and takes out the least key, which may be `key` itself: a
+/// key below the top is handed straight back (keys are unique, they end in the job's
+/// index), any other replaces the top in one sift.
+fn exchange_least<K: Ord>(heap: &mut BinaryHeap<Reverse<K>>, key: K) -> K {
+    match heap.peek_mut() {
+        Some(mut top) if top.0 < key => std::mem::replace(&mut *top, Reverse(key)).0,
+        _ => key,
+    }
 }
 
 /// Shares on a job's path, root first, then the job's own: compared lexicographically,
