@@ -17,6 +17,7 @@ pub mod explain;
 pub mod fairshare;
 pub mod file;
 mod group_counts;
+mod levels;
 pub mod lp;
 mod nodes;
 pub mod packing;

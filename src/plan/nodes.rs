@@ -1,6 +1,7 @@
 //! Free capacity per node, indexed so that best-fit lookups cost O(log n).
 
 use super::FastMap;
+use super::levels::LevelIndex;
 use crate::model::Resources;
 use std::collections::BTreeSet;
 
@@ -12,7 +13,7 @@ pub struct NodeState {
     pub schedulable: Vec<bool>,
     pub has_gpus: Vec<bool>,
     /// Schedulable GPU nodes by free GPUs.
-    by_free_gpus: BTreeSet<(i64, usize)>,
+    by_free_gpus: LevelIndex,
     /// Schedulable CPU-only nodes by free CPU.
     cpu_nodes_by_free_cpu: BTreeSet<(i64, usize)>,
     /// Schedulable GPU nodes by (free GPUs, free CPU): where CPU-only pods go when no
@@ -22,7 +23,7 @@ pub struct NodeState {
     /// GPU gang looking for a group need not look at full ones (most, in a busy cluster).
     group_of: Vec<usize>,
     group_free_gpus: Vec<i64>,
-    groups_by_free_gpus: BTreeSet<(i64, usize)>,
+    groups_by_free_gpus: LevelIndex,
     /// Every group whose room changed, in order: per-shape group counts catch up from it.
     pub changed_groups: Vec<usize>,
     /// Counts `give`s: between two gives free room only shrinks, so a need that found
@@ -52,7 +53,7 @@ impl NodeState {
         let mut group_free_gpus = vec![0; groups];
         // The indexes are built from sorted lists (a bulk build) rather than by one
         // insert per node: every plan builds them anew for each packing.
-        let mut by_free_gpus = Vec::new();
+        let mut by_free_gpus = LevelIndex::new(free.len());
         let mut gpu_nodes_for_cpu_pods = Vec::new();
         let mut cpu_nodes_by_free_cpu = Vec::new();
         for (n, f) in free.iter().enumerate() {
@@ -60,7 +61,7 @@ impl NodeState {
                 continue;
             }
             if has_gpus[n] {
-                by_free_gpus.push((f.gpus, n));
+                by_free_gpus.insert(f.gpus, n);
                 gpu_nodes_for_cpu_pods.push((f.gpus, f.cpu_milli, n));
                 if let Some(&g) = group_of.get(n) {
                     // An over-committed node (negative free) must not hide a sibling's room.
@@ -70,18 +71,18 @@ impl NodeState {
                 cpu_nodes_by_free_cpu.push((f.cpu_milli, n));
             }
         }
-        let groups_by_free_gpus = group_free_gpus
-            .iter()
-            .enumerate()
-            .filter(|&(_, &free)| free > 0)
-            .map(|(g, &free)| (free, g))
-            .collect();
+        let mut groups_by_free_gpus = LevelIndex::new(groups);
+        for (g, &free) in group_free_gpus.iter().enumerate() {
+            if free > 0 {
+                groups_by_free_gpus.insert(free, g);
+            }
+        }
         NodeState {
             free,
             allocatable,
             schedulable,
             has_gpus,
-            by_free_gpus: by_free_gpus.into_iter().collect(),
+            by_free_gpus,
             cpu_nodes_by_free_cpu: cpu_nodes_by_free_cpu.into_iter().collect(),
             gpu_nodes_for_cpu_pods: gpu_nodes_for_cpu_pods.into_iter().collect(),
             group_free_gpus,
@@ -110,7 +111,7 @@ impl NodeState {
     /// NVLink groups whose schedulable nodes have at least `gpus` free GPUs between
     /// them, fewest free first.
     pub fn groups_with_free_gpus(&self, gpus: i64) -> impl Iterator<Item = usize> + '_ {
-        self.groups_by_free_gpus.range((gpus, 0)..).map(|&(_, g)| g)
+        self.groups_by_free_gpus.from_level(gpus)
     }
 
     /// Adds `delta` free GPUs to node n's group and re-files the group.
@@ -123,12 +124,12 @@ impl NodeState {
         }
         let before = self.group_free_gpus[g];
         if before > 0 {
-            self.groups_by_free_gpus.remove(&(before, g));
+            self.groups_by_free_gpus.remove(before, g);
         }
         let after = before + delta;
         self.group_free_gpus[g] = after;
         if after > 0 {
-            self.groups_by_free_gpus.insert((after, g));
+            self.groups_by_free_gpus.insert(after, g);
         }
     }
 
@@ -141,8 +142,8 @@ impl NodeState {
         }
         if self.has_gpus[n] {
             if old.gpus != free.gpus {
-                self.by_free_gpus.remove(&(old.gpus, n));
-                self.by_free_gpus.insert((free.gpus, n));
+                self.by_free_gpus.remove(old.gpus, n);
+                self.by_free_gpus.insert(free.gpus, n);
                 // An over-committed node (negative free) must not hide a sibling's room.
                 self.move_group_gpus(n, free.gpus.max(0) - old.gpus.max(0));
             }
@@ -217,15 +218,14 @@ impl NodeState {
     }
 
     fn best_fit_scan(&self, gpu_pod: bool, need: &Resources) -> Option<usize> {
-        let scan = |set: &BTreeSet<(i64, usize)>, from: i64| {
-            set.range((from, 0)..)
-                .map(|&(_, n)| n)
-                .find(|&n| need.fits_in(&self.free[n]))
-        };
+        let fits = |&n: &usize| need.fits_in(&self.free[n]);
         if gpu_pod {
-            scan(&self.by_free_gpus, need.gpus)
+            self.by_free_gpus.from_level(need.gpus).find(fits)
         } else {
-            scan(&self.cpu_nodes_by_free_cpu, need.cpu_milli)
+            self.cpu_nodes_by_free_cpu
+                .range((need.cpu_milli, 0)..)
+                .map(|&(_, n)| n)
+                .find(fits)
                 .or_else(|| self.gpu_node_for_cpu_pods(need))
         }
     }
@@ -293,11 +293,11 @@ mod tests {
     /// from scratch.
     fn indexes(s: &NodeState) -> impl PartialEq + std::fmt::Debug {
         (
-            s.by_free_gpus.clone(),
+            s.by_free_gpus.entries(),
             s.cpu_nodes_by_free_cpu.clone(),
             s.gpu_nodes_for_cpu_pods.clone(),
             s.group_free_gpus.clone(),
-            s.groups_by_free_gpus.clone(),
+            s.groups_by_free_gpus.entries(),
         )
     }
 

@@ -1,0 +1,129 @@
+//! Items `0..n` filed by a whole-number level (a node's free GPUs, a group's), walked in
+//! the order of a `BTreeSet<(level, item)>`: level up, then item up.
+//!
+//! Packing re-files a node on every pod it places and looks for the first node from
+//! some level up that fits; levels are few (0..=8 GPUs per node, in practice), so one
+//! bit per item and level makes filing a bit flip and the walk a scan of words, where
+//! a tree paid a removal and an insertion per pod and a pointer chase per node looked at.
+
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct LevelIndex {
+    words_per_level: usize,
+    /// Levels that ever held an item; one emptied is kept (and skipped by its count),
+    /// since a level usually fills again within the same packing.
+    levels: BTreeMap<i64, Level>,
+}
+
+#[derive(Clone, Debug)]
+struct Level {
+    count: usize,
+    bits: Vec<u64>,
+}
+
+impl LevelIndex {
+    /// An empty index for items `0..items`.
+    pub fn new(items: usize) -> Self {
+        LevelIndex {
+            words_per_level: items.div_ceil(64),
+            levels: BTreeMap::new(),
+        }
+    }
+
+    /// Files `item` at `level`. Filing an item twice at one level is a caller's bug.
+    pub fn insert(&mut self, level: i64, item: usize) {
+        let words = self.words_per_level;
+        let l = self.levels.entry(level).or_insert_with(|| Level {
+            count: 0,
+            bits: vec![0; words],
+        });
+        let (w, bit) = (item / 64, 1u64 << (item % 64));
+        debug_assert_eq!(l.bits[w] & bit, 0, "item {item} filed twice at {level}");
+        l.bits[w] |= bit;
+        l.count += 1;
+    }
+
+    /// Unfiles `item` from `level`, where it must be.
+    pub fn remove(&mut self, level: i64, item: usize) {
+        let Some(l) = self.levels.get_mut(&level) else {
+            debug_assert!(false, "item {item} not filed at {level}");
+            return;
+        };
+        let (w, bit) = (item / 64, 1u64 << (item % 64));
+        debug_assert_ne!(l.bits[w] & bit, 0, "item {item} not filed at {level}");
+        if l.bits[w] & bit != 0 {
+            l.bits[w] &= !bit;
+            l.count -= 1;
+        }
+    }
+
+    /// Every item filed at `from` or above: lowest level first, then lowest item.
+    pub fn from_level(&self, from: i64) -> impl Iterator<Item = usize> + '_ {
+        self.levels
+            .range(from..)
+            .filter(|(_, l)| l.count > 0)
+            .flat_map(|(_, l)| ones(&l.bits))
+    }
+
+    /// Every (level, item) filed, in walking order.
+    #[cfg(test)]
+    pub fn entries(&self) -> Vec<(i64, usize)> {
+        self.levels
+            .iter()
+            .flat_map(|(&level, l)| ones(&l.bits).map(move |i| (level, i)))
+            .collect()
+    }
+}
+
+/// Indices of the set bits, lowest first.
+fn ones(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(w, &word)| {
+        let mut rest = word;
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let bit = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                w * 64 + bit
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    proptest::proptest! {
+        /// Walks like the ordered set it stands for, after any filing and unfiling.
+        #[test]
+        fn walks_like_an_ordered_set_of_level_and_item(
+            steps in proptest::collection::vec((-3i64..12, 0usize..200, proptest::bool::ANY), 0..300),
+            from in -4i64..13,
+        ) {
+            let mut index = LevelIndex::new(200);
+            let mut set = BTreeSet::new();
+            let mut level_of = vec![None; 200];
+            for (level, item, file) in steps {
+                match (level_of[item], file) {
+                    (None, true) => {
+                        index.insert(level, item);
+                        set.insert((level, item));
+                        level_of[item] = Some(level);
+                    }
+                    (Some(at), false) => {
+                        index.remove(at, item);
+                        set.remove(&(at, item));
+                        level_of[item] = None;
+                    }
+                    _ => {}
+                }
+            }
+            let walked: Vec<usize> = index.from_level(from).collect();
+            let expected: Vec<usize> = set.range((from, 0)..).map(|&(_, i)| i).collect();
+            proptest::prop_assert_eq!(walked, expected);
+            proptest::prop_assert_eq!(index.entries(), set.into_iter().collect::<Vec<_>>());
+        }
+    }
+}
