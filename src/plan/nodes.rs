@@ -3,7 +3,7 @@
 use super::FastMap;
 use super::levels::LevelIndex;
 use crate::model::Resources;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone)]
 pub struct NodeState {
@@ -16,9 +16,11 @@ pub struct NodeState {
     by_free_gpus: LevelIndex,
     /// Schedulable CPU-only nodes by free CPU.
     cpu_nodes_by_free_cpu: BTreeSet<(i64, usize)>,
-    /// Schedulable GPU nodes by (free GPUs, free CPU): where CPU-only pods go when no
-    /// CPU node fits, fewest free GPUs first so they strand the fewest GPUs.
-    gpu_nodes_for_cpu_pods: BTreeSet<(i64, i64, usize)>,
+    /// Schedulable GPU nodes by free GPUs, then by free CPU: where CPU-only pods go when
+    /// no CPU node fits, fewest free GPUs first so they strand the fewest GPUs. A tree
+    /// per GPU level, so that each level is searched from the CPU asked for in one
+    /// descent (a level emptied stays, empty).
+    gpu_nodes_for_cpu_pods: BTreeMap<i64, BTreeSet<(i64, usize)>>,
     /// NVLink group of each node, and each group's free GPUs on schedulable nodes: a
     /// GPU gang looking for a group need not look at full ones (most, in a busy cluster).
     group_of: Vec<usize>,
@@ -54,7 +56,7 @@ impl NodeState {
         // The indexes are built from sorted lists (a bulk build) rather than by one
         // insert per node: every plan builds them anew for each packing.
         let mut by_free_gpus = LevelIndex::new(free.len());
-        let mut gpu_nodes_for_cpu_pods = Vec::new();
+        let mut gpu_nodes_for_cpu_pods: BTreeMap<i64, Vec<(i64, usize)>> = BTreeMap::new();
         let mut cpu_nodes_by_free_cpu = Vec::new();
         for (n, f) in free.iter().enumerate() {
             if !schedulable[n] {
@@ -62,7 +64,10 @@ impl NodeState {
             }
             if has_gpus[n] {
                 by_free_gpus.insert(f.gpus, n);
-                gpu_nodes_for_cpu_pods.push((f.gpus, f.cpu_milli, n));
+                gpu_nodes_for_cpu_pods
+                    .entry(f.gpus)
+                    .or_default()
+                    .push((f.cpu_milli, n));
                 if let Some(&g) = group_of.get(n) {
                     // An over-committed node (negative free) must not hide a sibling's room.
                     group_free_gpus[g] += f.gpus.max(0);
@@ -84,7 +89,10 @@ impl NodeState {
             has_gpus,
             by_free_gpus,
             cpu_nodes_by_free_cpu: cpu_nodes_by_free_cpu.into_iter().collect(),
-            gpu_nodes_for_cpu_pods: gpu_nodes_for_cpu_pods.into_iter().collect(),
+            gpu_nodes_for_cpu_pods: gpu_nodes_for_cpu_pods
+                .into_iter()
+                .map(|(gpus, nodes)| (gpus, nodes.into_iter().collect()))
+                .collect(),
             group_free_gpus,
             group_of,
             groups_by_free_gpus,
@@ -148,10 +156,13 @@ impl NodeState {
                 self.move_group_gpus(n, free.gpus.max(0) - old.gpus.max(0));
             }
             if (old.gpus, old.cpu_milli) != (free.gpus, free.cpu_milli) {
+                if let Some(level) = self.gpu_nodes_for_cpu_pods.get_mut(&old.gpus) {
+                    level.remove(&(old.cpu_milli, n));
+                }
                 self.gpu_nodes_for_cpu_pods
-                    .remove(&(old.gpus, old.cpu_milli, n));
-                self.gpu_nodes_for_cpu_pods
-                    .insert((free.gpus, free.cpu_milli, n));
+                    .entry(free.gpus)
+                    .or_default()
+                    .insert((free.cpu_milli, n));
             }
         } else if old.cpu_milli != free.cpu_milli {
             self.cpu_nodes_by_free_cpu.remove(&(old.cpu_milli, n));
@@ -188,19 +199,12 @@ impl NodeState {
     /// Fewest free GPUs first; within a GPU level, only nodes with the CPU asked for are
     /// looked at (a full cluster would otherwise be scanned node by node per pod).
     fn gpu_node_for_cpu_pods(&self, need: &Resources) -> Option<usize> {
-        let set = &self.gpu_nodes_for_cpu_pods;
-        let mut level = i64::MIN;
-        loop {
-            let &(gpus, _, _) = set.range((level, i64::MIN, 0)..).next()?;
-            let found = set
-                .range((gpus, need.cpu_milli, 0)..(gpus, i64::MAX, usize::MAX))
-                .map(|&(_, _, n)| n)
-                .find(|&n| need.fits_in(&self.free[n]));
-            if found.is_some() {
-                return found;
-            }
-            level = gpus.checked_add(1)?;
-        }
+        self.gpu_nodes_for_cpu_pods.values().find_map(|level| {
+            level
+                .range((need.cpu_milli, 0)..)
+                .map(|&(_, n)| n)
+                .find(|&n| need.fits_in(&self.free[n]))
+        })
     }
 
     /// The node with the least room that still holds `count` pods of shape `r`:
@@ -295,7 +299,10 @@ mod tests {
         (
             s.by_free_gpus.entries(),
             s.cpu_nodes_by_free_cpu.clone(),
-            s.gpu_nodes_for_cpu_pods.clone(),
+            s.gpu_nodes_for_cpu_pods
+                .iter()
+                .flat_map(|(&gpus, level)| level.iter().map(move |&(cpu, n)| (gpus, cpu, n)))
+                .collect::<Vec<_>>(),
             s.group_free_gpus.clone(),
             s.groups_by_free_gpus.entries(),
         )
