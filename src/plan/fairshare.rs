@@ -133,7 +133,17 @@ pub(crate) fn dominant_resource(per_trainer: &Res3, capacity: &Res3) -> Option<u
 
 /// The job's weighted share holding `extra` trainers above its base.
 pub fn job_share(job: &FairJob, capacity: &Res3, extra: f64) -> f64 {
-    match dominant_resource(&job.per_trainer, capacity) {
+    share_on(
+        job,
+        capacity,
+        dominant_resource(&job.per_trainer, capacity),
+        extra,
+    )
+}
+
+/// [`job_share`], the job's dominant resource `dominant` known.
+fn share_on(job: &FairJob, capacity: &Res3, dominant: Option<usize>, extra: f64) -> f64 {
+    match dominant {
         Some(d) => (job.base[d] + extra * job.per_trainer[d]) / capacity[d] / job.weight,
         None => f64::INFINITY,
     }
@@ -687,6 +697,9 @@ struct Filling<'p> {
     shares_now: Vec<f64>,
     /// Keys in fixed slots (every path must fit them) or in vectors.
     inline: bool,
+    /// Each job's dominant resource (None: it needs one the cluster lacks), worked out
+    /// once: every trainer handed out asks for its job's share anew.
+    dominant: Vec<Option<usize>>,
 }
 
 impl<'p> Filling<'p> {
@@ -745,14 +758,18 @@ impl<'p> Filling<'p> {
             total,
             shares_now,
             inline,
+            dominant: p
+                .jobs
+                .iter()
+                .map(|job| dominant_resource(&job.per_trainer, &p.capacity))
+                .collect(),
         }
     }
 
     /// Whether job `j` takes part at all: below its max, and its trainer uses something.
     fn candidate(&self, j: usize) -> bool {
         let job = &self.p.jobs[j];
-        self.extra[j] < job.max_extra
-            && dominant_resource(&job.per_trainer, &self.p.capacity).is_some()
+        self.extra[j] < job.max_extra && self.dominant[j].is_some()
     }
 
     /// What orders jobs within one queue: the job's share with one more trainer, then
@@ -760,9 +777,10 @@ impl<'p> Filling<'p> {
     /// itself is served.
     fn own_key(&self, j: usize) -> (OrdF, u8, usize) {
         let job = &self.p.jobs[j];
-        let own = OrdF(job_share(
+        let own = OrdF(share_on(
             job,
             &self.p.capacity,
+            self.dominant[j],
             f64::from(self.extra[j]) + 1.0,
         ));
         (own, u8::from(job.current_extra <= self.extra[j]), j)
@@ -775,7 +793,13 @@ impl<'p> Filling<'p> {
     /// ranked by how much its trainer moves the queue's dominant resource rather than by
     /// its own share.
     fn key(&self, j: usize) -> (PathShares, u8, usize) {
-        let (own, holder, _) = self.own_key(j);
+        self.key_with(self.own_key(j))
+    }
+
+    /// [`Filling::key`] of the job whose [`Filling::own_key`] is `own_key` (a queue's heap
+    /// holds them, exact).
+    fn key_with(&self, own_key: (OrdF, u8, usize)) -> (PathShares, u8, usize) {
+        let (own, holder, j) = own_key;
         let queue_shares = self.paths[self.p.jobs[j].queue]
             .iter()
             .rev()
@@ -842,8 +866,8 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
     }
     let mut fronts = BinaryHeap::new();
     for heap in &per_queue {
-        if let Some(Reverse((_, _, j))) = heap.peek() {
-            fronts.push(Reverse(f.key(*j)));
+        if let Some(Reverse(own)) = heap.peek() {
+            fronts.push(Reverse(f.key_with(*own)));
         }
     }
     let mut next_front = fronts.pop().map(|Reverse(k)| k);
@@ -868,8 +892,8 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
                 PeekMut::pop(front);
             }
         }
-        if let Some(Reverse((_, _, next))) = per_queue[q].peek() {
-            next_front = Some(exchange_least(&mut fronts, f.key(*next)));
+        if let Some(Reverse(next)) = per_queue[q].peek() {
+            next_front = Some(exchange_least(&mut fronts, f.key_with(*next)));
             continue;
         }
         next_front = fronts.pop().map(|Reverse(k)| k);
