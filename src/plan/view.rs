@@ -156,12 +156,13 @@ impl<'a> View<'a> {
                 && std::ptr::eq(*now, known.job)
             {
                 seen.insert((job.namespace.as_str(), job.name.as_str()));
-                for b in known
-                    .live_trainers
-                    .iter()
-                    .chain(&known.live_support)
-                    .chain(&known.terminating)
-                {
+                // Live trainers are trainers: their pods need not be read (tens of
+                // thousands of scattered reads, a quarter of this round's view).
+                let per_trainer = job.trainers.resources;
+                for b in &known.live_trainers {
+                    used[b.node] = used[b.node].add(&per_trainer);
+                }
+                for b in known.live_support.iter().chain(&known.terminating) {
                     used[b.node] = used[b.node].add(&job.resources_of(job.pods[b.pod].role));
                 }
                 problems.extend(known.problems.iter().cloned());
