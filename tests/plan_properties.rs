@@ -430,6 +430,7 @@ fn views_agree(reused: &View, anew: &View) -> Result<(), TestCaseError> {
         let nodes =
             |v: &[ebb::plan::view::BoundPod]| v.iter().map(|x| (x.pod, x.node)).collect::<Vec<_>>();
         prop_assert_eq!(nodes(&a.live_trainers), nodes(&b.live_trainers));
+        prop_assert_eq!(&a.trainer_nodes, &b.trainer_nodes);
         prop_assert_eq!(nodes(&a.live_support), nodes(&b.live_support));
         prop_assert_eq!(nodes(&a.terminating), nodes(&b.terminating));
         prop_assert_eq!(&a.unbound, &b.unbound);

@@ -204,9 +204,7 @@ pub fn pack(
         let mut anchors = Vec::new();
         if admitted {
             // Trainers talk to each other most: they, not the master, set the locality.
-            anchors.extend(jv.live_trainers.iter().map(|b| b.node));
-            anchors.sort_unstable();
-            anchors.dedup();
+            anchors.clone_from(&jv.trainer_nodes);
             for b in &jv.live_trainers {
                 node_trainers[b.node].push((j, b.pod));
             }

@@ -42,6 +42,9 @@ pub struct JobView<'a> {
     /// Admitted before: keeps its gang, never pushed below min.
     pub running: bool,
     pub live_trainers: Vec<BoundPod>,
+    /// The nodes of `live_trainers`, ascending, each once: where packing starts a job's
+    /// locality from (every sizing pass of every round asks).
+    pub trainer_nodes: Vec<usize>,
     /// Bound, not terminating masters and pservers.
     pub live_support: Vec<BoundPod>,
     /// Every master and pserver is live under its fixed name (the usual case: then
@@ -72,6 +75,7 @@ struct KnownJob<'s> {
     queue: usize,
     running: bool,
     live_trainers: Vec<BoundPod>,
+    trainer_nodes: Vec<usize>,
     live_support: Vec<BoundPod>,
     support_complete: bool,
     unbound: Vec<usize>,
@@ -172,6 +176,7 @@ impl<'a> View<'a> {
                     queue: known.queue,
                     running: known.running,
                     live_trainers: known.live_trainers,
+                    trainer_nodes: known.trainer_nodes,
                     live_support: known.live_support,
                     support_complete: known.support_complete,
                     unbound: known.unbound,
@@ -221,6 +226,7 @@ impl<'a> View<'a> {
                 running: job.admitted,
                 // Nearly every pod of a running job is a live trainer.
                 live_trainers: Vec::with_capacity(job.pods.len()),
+                trainer_nodes: Vec::new(),
                 live_support: Vec::with_capacity(
                     (job.master.replicas + job.pservers.replicas).min(MAX_POD_REPLICAS) as usize,
                 ),
@@ -265,6 +271,9 @@ impl<'a> View<'a> {
             }
             view.problems = problems[problems_before..].to_vec();
             view.support_complete = support_complete(job, &view.live_support);
+            view.trainer_nodes = view.live_trainers.iter().map(|b| b.node).collect();
+            view.trainer_nodes.sort_unstable();
+            view.trainer_nodes.dedup();
             jobs.push(view);
         }
         for (i, node) in nodes.iter().enumerate() {
@@ -310,6 +319,7 @@ impl<'a> View<'a> {
                     queue: jv.queue,
                     running: jv.running,
                     live_trainers: jv.live_trainers,
+                    trainer_nodes: jv.trainer_nodes,
                     live_support: jv.live_support,
                     support_complete: jv.support_complete,
                     unbound: jv.unbound,
