@@ -34,13 +34,37 @@ pub enum Role {
     Trainer,
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Role::Master => "master",
             Role::Pserver => "pserver",
             Role::Trainer => "trainer",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Appends `n` in decimal, as `{n}` would: pod names are minted by the thousand per
+/// plan, and the formatting machinery cost more than the rest of naming a pod.
+pub(crate) fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
     }
 }
 
@@ -147,7 +171,14 @@ impl Job {
 
     /// The stable name of the `i`-th master or pserver: `JOB-ROLE-i`.
     pub fn support_pod_name(&self, role: Role, i: u32) -> String {
-        format!("{}-{}-{}", self.name, role, i)
+        let role = role.as_str();
+        let mut name = String::with_capacity(self.name.len() + role.len() + 12);
+        name.push_str(&self.name);
+        name.push('-');
+        name.push_str(role);
+        name.push('-');
+        push_decimal(&mut name, i);
+        name
     }
 
     pub fn resources_of(&self, role: Role) -> Resources {
@@ -163,5 +194,35 @@ impl Job {
         self.pods
             .iter()
             .filter(|p| p.role == Role::Trainer && !p.terminating && p.node.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_print_like_display() {
+        for n in [0u32, 7, 10, 99, 100, 4_294_967_295] {
+            let mut s = String::from("x-");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("x-{n}"));
+        }
+    }
+
+    #[test]
+    fn support_pod_names_are_job_role_index() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "namespace": "ns", "name": "mnist", "submit_time_s": 0.0,
+            "master": {"replicas": 1, "resources": {"cpu_milli": 1, "memory_bytes": 1, "gpus": 0}},
+            "pservers": {"replicas": 2, "resources": {"cpu_milli": 1, "memory_bytes": 1, "gpus": 0}},
+            "trainers": {"min": 1, "max": 2, "resources": {"cpu_milli": 1, "memory_bytes": 1, "gpus": 0}}
+        }))
+        .expect("a valid job");
+        assert_eq!(job.support_pod_name(Role::Master, 0), "mnist-master-0");
+        assert_eq!(job.support_pod_name(Role::Pserver, 12), "mnist-pserver-12");
+        for role in [Role::Master, Role::Pserver, Role::Trainer] {
+            assert_eq!(role.as_str(), role.to_string());
+        }
     }
 }

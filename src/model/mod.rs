@@ -8,6 +8,7 @@ mod queue;
 mod resources;
 mod snapshot;
 
+pub(crate) use job::push_decimal;
 pub use job::{Job, JobKey, JobPod, PodGroup, Role, TrainerSpec, default_queue};
 pub use node::{Node, Topology};
 pub use other_pod::OtherPod;

@@ -22,6 +22,7 @@ use super::nodes::NodeState;
 use super::topology::TopologyIndex;
 use super::view::View;
 use super::{FastMap, FastSet};
+use crate::model::push_decimal;
 use crate::model::{
     DeleteReason, JobKey, PodDeletion, PodPlacement, Reason, Resources, Role, ServiceReservation,
 };
@@ -1030,22 +1031,6 @@ impl Packer<'_, '_> {
     }
 }
 
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
-}
-
 /// What each queue (and its ancestors) holds against its limit, as packing goes.
 struct QueueLimits {
     /// Per queue; empty when no queue has a limit (then nothing is counted).
@@ -1097,18 +1082,6 @@ impl QueueLimits {
         let res = p.trainer_res(j).times(i64::from(count));
         for &q in queue_path(p.view, p.view.jobs[j].queue) {
             self.used[q] = self.used[q].add(&res);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn decimals_print_like_display() {
-        for n in [0u32, 7, 10, 99, 100, 4_294_967_295] {
-            let mut s = String::from("x-");
-            super::push_decimal(&mut s, n);
-            assert_eq!(s, format!("x-{n}"));
         }
     }
 }
