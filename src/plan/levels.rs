@@ -59,7 +59,7 @@ impl LevelIndex {
     }
 
     /// Every item filed at `from` or above: lowest level first, then lowest item.
-    pub fn from_level(&self, from: i64) -> impl Iterator<Item = usize> + '_ {
+    pub fn at_or_above(&self, from: i64) -> impl Iterator<Item = usize> + '_ {
         self.levels
             .range(from..)
             .filter(|(_, l)| l.count > 0)
@@ -120,7 +120,7 @@ mod tests {
                     _ => {}
                 }
             }
-            let walked: Vec<usize> = index.from_level(from).collect();
+            let walked: Vec<usize> = index.at_or_above(from).collect();
             let expected: Vec<usize> = set.range((from, 0)..).map(|&(_, i)| i).collect();
             proptest::prop_assert_eq!(walked, expected);
             proptest::prop_assert_eq!(index.entries(), set.into_iter().collect::<Vec<_>>());

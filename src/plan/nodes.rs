@@ -119,7 +119,7 @@ impl NodeState {
     /// NVLink groups whose schedulable nodes have at least `gpus` free GPUs between
     /// them, fewest free first.
     pub fn groups_with_free_gpus(&self, gpus: i64) -> impl Iterator<Item = usize> + '_ {
-        self.groups_by_free_gpus.from_level(gpus)
+        self.groups_by_free_gpus.at_or_above(gpus)
     }
 
     /// Adds `delta` free GPUs to node n's group and re-files the group.
@@ -224,7 +224,7 @@ impl NodeState {
     fn best_fit_scan(&self, gpu_pod: bool, need: &Resources) -> Option<usize> {
         let fits = |&n: &usize| need.fits_in(&self.free[n]);
         if gpu_pod {
-            self.by_free_gpus.from_level(need.gpus).find(fits)
+            self.by_free_gpus.at_or_above(need.gpus).find(fits)
         } else {
             self.cpu_nodes_by_free_cpu
                 .range((need.cpu_milli, 0)..)
