@@ -166,6 +166,10 @@ struct Packer<'v, 'a> {
     journal: Option<Vec<Undo>>,
     capacity: Resources,
     group_counts: GroupCounts,
+    /// Jobs with scale-down quota when packing began: a job's quota only falls from
+    /// there (an undo gives back what an eviction took), so these are all that can
+    /// have some later.
+    shrinking: Vec<usize>,
 }
 
 /// The nodes' free room as the view has it, indexed for packing: built once per view and
@@ -234,12 +238,16 @@ pub fn pack(
             reusable,
         });
     }
+    let shrinking = (0..jobs.len())
+        .filter(|&j| jobs[j].admitted && jobs[j].quota > 0)
+        .collect();
     let mut p = Packer {
         view,
         topo,
         nodes,
         node_trainers,
         jobs,
+        shrinking,
         create: Vec::new(),
         delete: Vec::new(),
         recreate_after_delete: Vec::new(),
@@ -461,22 +469,40 @@ impl Packer<'_, '_> {
         // looked into when that bound beats the best found so far: in a full cluster
         // the first node freed by one eviction ends the scan of all the rest.
         let mut has_quota = vec![false; self.nodes.len()];
-        for (j, jp) in self.jobs.iter().enumerate() {
+        let mut quota_nodes = Vec::new();
+        for &j in &self.shrinking {
+            let jp = &self.jobs[j];
             if jp.admitted && jp.quota > 0 {
                 for b in &self.view.jobs[j].live_trainers {
-                    has_quota[b.node] = true;
+                    if !has_quota[b.node] {
+                        has_quota[b.node] = true;
+                        quota_nodes.push(b.node);
+                    }
                 }
             }
         }
+        quota_nodes.sort_unstable();
         // Where the pod fits nowhere as it is, every node without quota costs at least
         // (1, 0, 1, n): once the best costs no more than that, only nodes with quota
         // are worth a look.
         let fits_nowhere = self.nodes.best_fit(res, 1).is_none();
         let mut quota_nodes_only = false;
-        for (n, &quota_here) in has_quota.iter().enumerate() {
-            if quota_nodes_only && !quota_here {
-                continue;
+        // Nodes in index order; once only nodes with quota are worth a look, the scan
+        // jumps from one to the next (on a large cluster it walked every node for each
+        // pod that needed room, and the calls grow with the jobs: quadratic).
+        let mut next = 0;
+        let mut next_quota = 0;
+        while next < has_quota.len() {
+            if quota_nodes_only && !has_quota[next] {
+                next_quota += quota_nodes[next_quota..].partition_point(|&q| q < next);
+                let Some(&q) = quota_nodes.get(next_quota) else {
+                    break;
+                };
+                next = q;
             }
+            let n = next;
+            next += 1;
+            let quota_here = has_quota[n];
             if !self.nodes.schedulable[n] || !res.fits_in(&self.nodes.allocatable[n]) {
                 continue;
             }
