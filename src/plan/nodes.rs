@@ -53,8 +53,8 @@ impl NodeState {
         let has_gpus: Vec<bool> = allocatable.iter().map(|a| a.gpus > 0).collect();
         let groups = group_of.iter().max().map_or(0, |g| g + 1);
         let mut group_free_gpus = vec![0; groups];
-        // The indexes are built from sorted lists (a bulk build) rather than by one
-        // insert per node: every plan builds them anew for each packing.
+        // Every plan builds these anew for each packing: the trees from sorted lists (a
+        // bulk build, not one insert per node), the level indexes a bit per node.
         let mut by_free_gpus = LevelIndex::new(free.len());
         let mut gpu_nodes_for_cpu_pods: BTreeMap<i64, Vec<(i64, usize)>> = BTreeMap::new();
         let mut cpu_nodes_by_free_cpu = Vec::new();

@@ -22,9 +22,9 @@ use super::nodes::NodeState;
 use super::topology::TopologyIndex;
 use super::view::View;
 use super::{FastMap, FastSet};
-use crate::model::push_decimal;
 use crate::model::{
     DeleteReason, JobKey, PodDeletion, PodPlacement, Reason, Resources, Role, ServiceReservation,
+    push_decimal,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -473,10 +473,10 @@ impl Packer<'_, '_> {
         for &j in &self.shrinking {
             let jp = &self.jobs[j];
             if jp.admitted && jp.quota > 0 {
-                for b in &self.view.jobs[j].live_trainers {
-                    if !has_quota[b.node] {
-                        has_quota[b.node] = true;
-                        quota_nodes.push(b.node);
+                for &n in &self.view.jobs[j].trainer_nodes {
+                    if !has_quota[n] {
+                        has_quota[n] = true;
+                        quota_nodes.push(n);
                     }
                 }
             }

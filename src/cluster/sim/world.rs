@@ -239,19 +239,12 @@ impl World {
         None
     }
 
-    /// Names of the nodes that are up, or `None` when all are: nodes only go down in
-    /// fault scenarios, so most runs need no set of them.
-    fn nodes_up(&self) -> Option<HashSet<String>> {
-        (self.snapshot.nodes.len() < self.all_nodes.len())
-            .then(|| self.snapshot.nodes.iter().map(|n| n.name.clone()).collect())
-    }
-
     /// (sim job index, samples per second) of each job that trains now: none while
     /// paused for a resize or while its master or a pserver is missing or starting.
     /// Only jobs in the cluster are looked at, so an event costs what runs, not the
     /// whole trace.
     pub fn rates(&mut self, now: f64) -> Vec<(usize, f64)> {
-        let up = self.nodes_up();
+        let up = nodes_up(&self.snapshot.nodes, self.all_nodes.len());
         let mut out = Vec::new();
         debug_assert_eq!(self.sim_of.len(), self.snapshot.jobs.len());
         for (&j, job) in self.sim_of.iter().zip(&self.snapshot.jobs) {
@@ -285,7 +278,7 @@ impl World {
 
     /// [`World::rates`] with nothing kept: what the kept rates must equal.
     pub fn rates_afresh(&self, now: f64) -> Vec<(usize, f64)> {
-        let up = self.nodes_up();
+        let up = nodes_up(&self.snapshot.nodes, self.all_nodes.len());
         self.jobs_with_index()
             .filter(|&(j, _)| self.progress[j].end_s.is_none())
             .filter_map(|(j, job)| {
@@ -425,11 +418,19 @@ impl World {
 
 /// The samples per second job `job` trains at now (None while paused for a resize or
 /// while its master or a pserver is missing or starting), and until when that holds.
+/// Names of the nodes that are up (`up_now`, of `all` nodes), or `None` when all are:
+/// nodes only go down in fault scenarios, so most runs need no set of them. Borrowed,
+/// not copied: with a node down this runs at every event. A function of the node list,
+/// not of the world, so `rates` can keep it while it updates each job's progress.
+fn nodes_up(up_now: &[Node], all: usize) -> Option<HashSet<&str>> {
+    (up_now.len() < all).then(|| up_now.iter().map(|n| n.name.as_str()).collect())
+}
+
 fn work_out_rate(
     job: &Job,
     sim: &SimJob,
     paused_until: f64,
-    up: Option<&HashSet<String>>,
+    up: Option<&HashSet<&str>>,
     now: f64,
     epoch: u64,
 ) -> RateMemo {
