@@ -124,6 +124,14 @@ type EvictionCost = (usize, u8, usize, usize);
 /// (job, pod, tier) of a trainer chosen to make room.
 type Victim = (usize, usize, Tier);
 
+/// What weighing one node's victims needs, kept across the nodes of one search.
+#[derive(Default)]
+struct VictimScratch {
+    cands: Vec<Victim>,
+    /// (job, trainers of it picked so far).
+    taken: Vec<(usize, u32)>,
+}
+
 enum Undo {
     Take {
         node: usize,
@@ -461,8 +469,7 @@ impl Packer<'_, '_> {
         reason: &DeleteReason,
     ) -> Option<usize> {
         let mut best: Option<(EvictionCost, Vec<Victim>)> = None;
-        let mut cands: Vec<Victim> = Vec::new();
-        let mut taken: Vec<(usize, u32)> = Vec::new();
+        let mut scratch = VictimScratch::default();
         // Only nodes holding trainers of shrinking jobs can offer scale-down victims;
         // on any other node every victim is above its job's minimum, so its cost is at
         // least (1, CPU-on-GPU, 1, n) unless the pod fits as it is. Such a node is only
@@ -513,41 +520,19 @@ impl Packer<'_, '_> {
                     continue;
                 }
             }
-            cands.clear();
-            taken.clear();
-            let mut free = *self.nodes.free(n);
-            // Greedy: scale-down victims first, then trainers above their job's minimum.
-            for pass in [Tier::Quota, Tier::AboveMin] {
-                for &(j, pod) in &self.node_trainers[n] {
-                    if res.fits_in(&free) {
-                        break;
-                    }
-                    if Some(j) == for_job || cands.iter().any(|&(jj, pp, _)| jj == j && pp == pod) {
-                        continue;
-                    }
-                    let slot = match taken.iter().position(|&(jj, _)| jj == j) {
-                        Some(i) => i,
-                        None => {
-                            taken.push((j, 0));
-                            taken.len() - 1
-                        }
-                    };
-                    if self.evictable_tier(j, taken[slot].1) == Some(pass) {
-                        cands.push((j, pod, pass));
-                        taken[slot].1 += 1;
-                        free = free.add(&self.trainer_res(j));
-                    }
-                }
-            }
-            if !res.fits_in(&free) {
+            let Some(cost) = self.victims_on(
+                n,
+                res,
+                for_job,
+                quota_here,
+                best.as_ref().map(|b| b.0),
+                &mut scratch,
+            ) else {
                 continue;
-            }
-            let above_min = cands.iter().filter(|c| c.2 == Tier::AboveMin).count();
-            let cpu_on_gpu = u8::from(res.gpus == 0 && self.nodes.has_gpus[n]);
-            let cost = (above_min, cpu_on_gpu, cands.len(), n);
+            };
             if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                let perfect = above_min == 0 && cpu_on_gpu == 0 && cands.len() <= 1;
-                best = Some((cost, cands.clone()));
+                let perfect = cost.0 == 0 && cost.1 == 0 && cost.2 <= 1;
+                best = Some((cost, scratch.cands.clone()));
                 if perfect {
                     break; // nothing later can cost less
                 }
@@ -560,6 +545,83 @@ impl Packer<'_, '_> {
             self.evict(j, pod, node, tier, reason.clone());
         }
         Some(node)
+    }
+
+    /// The trainers to evict from node `n` for `res`, greedily (scale-down victims
+    /// first, then trainers above their job's minimum), into `cands`, and what that
+    /// costs; `None` when they cannot free enough or cannot cost less than `beat`.
+    fn victims_on(
+        &self,
+        n: usize,
+        res: &Resources,
+        for_job: Option<usize>,
+        quota_here: bool,
+        beat: Option<EvictionCost>,
+        scratch: &mut VictimScratch,
+    ) -> Option<EvictionCost> {
+        let VictimScratch { cands, taken } = scratch;
+        cands.clear();
+        taken.clear();
+        let cpu_on_gpu = u8::from(res.gpus == 0 && self.nodes.has_gpus[n]);
+        let mut free = *self.nodes.free(n);
+        let mut above_min = 0;
+        // The first pass's picks, which the second passes over: both walk the node's
+        // list in the same order, so a cursor into them finds each one in turn.
+        let mut first_pass = 0;
+        // Only a node with quota holds trainers of a shrinking job: elsewhere the first
+        // pass would find nothing.
+        let passes: &[Tier] = if quota_here {
+            &[Tier::Quota, Tier::AboveMin]
+        } else {
+            &[Tier::AboveMin]
+        };
+        let list = &self.node_trainers[n];
+        for &pass in passes {
+            let mut picked_before = 0;
+            for (i, &(j, _)) in list.iter().enumerate() {
+                if res.fits_in(&free) {
+                    break;
+                }
+                if pass == Tier::AboveMin
+                    && picked_before < first_pass
+                    && cands[picked_before].1 == i
+                {
+                    picked_before += 1;
+                    continue;
+                }
+                if Some(j) == for_job {
+                    continue;
+                }
+                let slot = match taken.iter().position(|&(jj, _)| jj == j) {
+                    Some(slot) => slot,
+                    None => {
+                        taken.push((j, 0));
+                        taken.len() - 1
+                    }
+                };
+                if self.evictable_tier(j, taken[slot].1) == Some(pass) {
+                    cands.push((j, i, pass));
+                    taken[slot].1 += 1;
+                    above_min += usize::from(pass == Tier::AboveMin);
+                    free = free.add(&self.trainer_res(j));
+                    // More victims only cost more: give up once this one cannot win.
+                    if beat.is_some_and(|b| (above_min, cpu_on_gpu, cands.len(), n) >= b) {
+                        return None;
+                    }
+                }
+            }
+            if pass == Tier::Quota {
+                first_pass = cands.len();
+            }
+        }
+        if !res.fits_in(&free) {
+            return None;
+        }
+        // Victims by pod, as the caller evicts them.
+        for c in cands.iter_mut() {
+            c.1 = list[c.1].1;
+        }
+        Some((above_min, cpu_on_gpu, cands.len(), n))
     }
 
     fn fit_or_make_room(
