@@ -20,6 +20,10 @@ pub struct LevelIndex {
 struct Level {
     count: usize,
     bits: Vec<u64>,
+    /// A bit per word of `bits`, set where that word holds an item: on a large cluster
+    /// most words of a level are empty, and a walk that looked at every one of them for
+    /// each pod placed grew with nodes times pods.
+    words_in_use: Vec<u64>,
 }
 
 impl LevelIndex {
@@ -37,10 +41,12 @@ impl LevelIndex {
         let l = self.levels.entry(level).or_insert_with(|| Level {
             count: 0,
             bits: vec![0; words],
+            words_in_use: vec![0; words.div_ceil(64)],
         });
         let (w, bit) = (item / 64, 1u64 << (item % 64));
         debug_assert_eq!(l.bits[w] & bit, 0, "item {item} filed twice at {level}");
         l.bits[w] |= bit;
+        l.words_in_use[w / 64] |= 1 << (w % 64);
         l.count += 1;
     }
 
@@ -54,6 +60,9 @@ impl LevelIndex {
         debug_assert_ne!(l.bits[w] & bit, 0, "item {item} not filed at {level}");
         if l.bits[w] & bit != 0 {
             l.bits[w] &= !bit;
+            if l.bits[w] == 0 {
+                l.words_in_use[w / 64] &= !(1 << (w % 64));
+            }
             l.count -= 1;
         }
     }
@@ -63,7 +72,7 @@ impl LevelIndex {
         self.levels
             .range(from..)
             .filter(|(_, l)| l.count > 0)
-            .flat_map(|(_, l)| ones(&l.bits))
+            .flat_map(|(_, l)| l.items())
     }
 
     /// Every (level, item) filed, in walking order.
@@ -71,21 +80,34 @@ impl LevelIndex {
     pub fn entries(&self) -> Vec<(i64, usize)> {
         self.levels
             .iter()
-            .flat_map(|(&level, l)| ones(&l.bits).map(move |i| (level, i)))
+            .flat_map(|(&level, l)| l.items().map(move |i| (level, i)))
             .collect()
     }
 }
 
-/// Indices of the set bits, lowest first.
+impl Level {
+    /// The items filed here, lowest first: only the words in use are read.
+    fn items(&self) -> impl Iterator<Item = usize> + '_ {
+        ones(&self.words_in_use).flat_map(|w| ones_of(self.bits[w]).map(move |bit| w * 64 + bit))
+    }
+}
+
+/// Indices of the set bits of `words`, lowest first.
 fn ones(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
-    words.iter().enumerate().flat_map(|(w, &word)| {
-        let mut rest = word;
-        std::iter::from_fn(move || {
-            (rest != 0).then(|| {
-                let bit = rest.trailing_zeros() as usize;
-                rest &= rest - 1;
-                w * 64 + bit
-            })
+    words
+        .iter()
+        .enumerate()
+        .flat_map(|(w, &word)| ones_of(word).map(move |bit| w * 64 + bit))
+}
+
+/// Positions of the set bits of one word, lowest first.
+fn ones_of(word: u64) -> impl Iterator<Item = usize> {
+    let mut rest = word;
+    std::iter::from_fn(move || {
+        (rest != 0).then(|| {
+            let bit = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            bit
         })
     })
 }
