@@ -154,8 +154,14 @@ fn bad_jobs_are_pending_with_the_field_named_and_the_rest_is_planned() {
     lost.queue = "nope".into();
     let mut nan = job("nan", 1, 2, one_cpu());
     nan.weight = f64::NAN;
+    let mut countless = job("countless", 1, 2, one_cpu());
+    countless.master.replicas = u32::MAX;
+    countless.pservers.replicas = u32::MAX;
     let good = job("good", 1, 4, one_cpu());
-    let s = snapshot(nodes, vec![inverted, negative, absurd, lost, nan, good]);
+    let s = snapshot(
+        nodes,
+        vec![inverted, negative, absurd, lost, nan, countless, good],
+    );
     let p = plan(&s, &Policy::default());
     let reason = |n: &str| {
         p.job(&key(n))
@@ -172,6 +178,7 @@ fn bad_jobs_are_pending_with_the_field_named_and_the_rest_is_planned() {
     assert!(reason("absurd").contains("gpus"));
     assert!(reason("lost").contains("\"nope\""));
     assert!(reason("nan").contains("weight"));
+    assert!(reason("countless").contains("master.replicas"));
     let good = p.job(&key("good")).expect("planned");
     assert!(good.admitted && good.target_trainers == 4);
 }

@@ -227,8 +227,12 @@ impl<'a> View<'a> {
                 // Nearly every pod of a running job is a live trainer.
                 live_trainers: Vec::with_capacity(job.pods.len()),
                 trainer_nodes: Vec::new(),
+                // Saturating: an invalid job's replica counts can be anything.
                 live_support: Vec::with_capacity(
-                    (job.master.replicas + job.pservers.replicas).min(MAX_POD_REPLICAS) as usize,
+                    job.master
+                        .replicas
+                        .saturating_add(job.pservers.replicas)
+                        .min(MAX_POD_REPLICAS) as usize,
                 ),
                 support_complete: false,
                 unbound: Vec::new(),
