@@ -3,8 +3,9 @@
 //!
 //! Packing re-files a node on every pod it places and looks for the first node from
 //! some level up that fits; levels are few (0..=8 GPUs per node, in practice), so one
-//! bit per item and level makes filing a bit flip and the walk a scan of words, where
-//! a tree paid a removal and an insertion per pod and a pointer chase per node looked at.
+//! bit per item and level makes filing a bit flip and the walk a scan of the words in
+//! use, where a tree paid a removal and an insertion per pod and a pointer chase per
+//! node looked at.
 
 use std::collections::BTreeMap;
 
@@ -116,6 +117,32 @@ fn ones_of(word: u64) -> impl Iterator<Item = usize> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn walks_items_far_apart_in_order_and_forgets_emptied_words() {
+        // Items in different words of the word-in-use map (64 * 64 items each).
+        let mut index = LevelIndex::new(70_000);
+        for item in [69_999, 4_096, 0, 4_095, 8_191, 64] {
+            index.insert(2, item);
+        }
+        index.insert(1, 5_000);
+        assert_eq!(
+            index.at_or_above(1).collect::<Vec<_>>(),
+            [5_000, 0, 64, 4_095, 4_096, 8_191, 69_999]
+        );
+        index.remove(2, 4_096);
+        index.remove(2, 69_999);
+        index.remove(1, 5_000);
+        assert_eq!(
+            index.at_or_above(0).collect::<Vec<_>>(),
+            [0, 64, 4_095, 8_191]
+        );
+        index.insert(2, 69_998);
+        assert_eq!(
+            index.at_or_above(2).collect::<Vec<_>>(),
+            [0, 64, 4_095, 8_191, 69_998]
+        );
+    }
 
     proptest::proptest! {
         /// Walks like the ordered set it stands for, after any filing and unfiling.
