@@ -1,4 +1,5 @@
-//! Free capacity per node, indexed so that best-fit lookups cost O(log n).
+//! Free capacity per node, indexed so that a best-fit lookup looks only at nodes with
+//! the room asked for (by free GPUs, or by free CPU), not at every node.
 
 use super::FastMap;
 use super::levels::LevelIndex;

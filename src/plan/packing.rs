@@ -531,7 +531,8 @@ impl Packer<'_, '_> {
                 continue;
             };
             if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                let perfect = cost.0 == 0 && cost.1 == 0 && cost.2 <= 1;
+                let (above_min, cpu_on_gpu, evictions, _) = cost;
+                let perfect = above_min == 0 && cpu_on_gpu == 0 && evictions <= 1;
                 best = Some((cost, scratch.cands.clone()));
                 if perfect {
                     break; // nothing later can cost less
@@ -566,7 +567,8 @@ impl Packer<'_, '_> {
         let mut free = *self.nodes.free(n);
         let mut above_min = 0;
         // The first pass's picks, which the second passes over: both walk the node's
-        // list in the same order, so a cursor into them finds each one in turn.
+        // list in the same order (each trainer on it once), so a cursor into them finds
+        // each one in turn.
         let mut first_pass = 0;
         // Only a node with quota holds trainers of a shrinking job: elsewhere the first
         // pass would find nothing.
@@ -578,13 +580,13 @@ impl Packer<'_, '_> {
         let list = &self.node_trainers[n];
         for &pass in passes {
             let mut picked_before = 0;
-            for (i, &(j, _)) in list.iter().enumerate() {
+            for &(j, pod) in list {
                 if res.fits_in(&free) {
                     break;
                 }
                 if pass == Tier::AboveMin
                     && picked_before < first_pass
-                    && cands[picked_before].1 == i
+                    && (cands[picked_before].0, cands[picked_before].1) == (j, pod)
                 {
                     picked_before += 1;
                     continue;
@@ -600,7 +602,7 @@ impl Packer<'_, '_> {
                     }
                 };
                 if self.evictable_tier(j, taken[slot].1) == Some(pass) {
-                    cands.push((j, i, pass));
+                    cands.push((j, pod, pass));
                     taken[slot].1 += 1;
                     above_min += usize::from(pass == Tier::AboveMin);
                     free = free.add(&self.trainer_res(j));
@@ -616,10 +618,6 @@ impl Packer<'_, '_> {
         }
         if !res.fits_in(&free) {
             return None;
-        }
-        // Victims by pod, as the caller evicts them.
-        for c in cands.iter_mut() {
-            c.1 = list[c.1].1;
         }
         Some((above_min, cpu_on_gpu, cands.len(), n))
     }

@@ -416,8 +416,6 @@ impl World {
     }
 }
 
-/// The samples per second job `job` trains at now (None while paused for a resize or
-/// while its master or a pserver is missing or starting), and until when that holds.
 /// Names of the nodes that are up (`up_now`, of `all` nodes), or `None` when all are:
 /// nodes only go down in fault scenarios, so most runs need no set of them. Borrowed,
 /// not copied: with a node down this runs at every event. A function of the node list,
@@ -426,6 +424,8 @@ fn nodes_up(up_now: &[Node], all: usize) -> Option<HashSet<&str>> {
     (up_now.len() < all).then(|| up_now.iter().map(|n| n.name.as_str()).collect())
 }
 
+/// The samples per second job `job` trains at now (None while paused for a resize or
+/// while its master or a pserver is missing or starting), and until when that holds.
 fn work_out_rate(
     job: &Job,
     sim: &SimJob,
