@@ -22,9 +22,11 @@ pub mod lp;
 mod nodes;
 pub mod packing;
 pub mod policy;
+mod room_memo;
 pub mod speedup;
 pub mod stability;
 pub mod topology;
+mod tracked;
 pub mod view;
 pub mod world;
 

@@ -19,7 +19,9 @@ use super::admission::{Admission, queue_path};
 use super::fairshare::OrdF;
 use super::group_counts::GroupCounts;
 use super::nodes::NodeState;
+use super::room_memo::{Bound, RoomMemo};
 use super::topology::TopologyIndex;
+use super::tracked::Tracked;
 use super::view::View;
 use super::{FastMap, FastSet};
 use crate::model::{
@@ -163,14 +165,18 @@ struct Packer<'v, 'a> {
     view: &'v View<'a>,
     topo: &'v TopologyIndex,
     nodes: NodeState,
-    node_trainers: Vec<Vec<(usize, usize)>>,
-    jobs: Vec<JobPack>,
+    /// Trainers each node holds that may be evicted, as (job, pod); tracked (as the
+    /// jobs are) so that `room_memo` forgets what their changes make stale.
+    node_trainers: Tracked<Vec<(usize, usize)>>,
+    jobs: Tracked<JobPack>,
     create: Vec<NewPod>,
     delete: Vec<Deletion>,
     recreate_after_delete: Vec<PodPlacement>,
     /// Deletions that need no undo (unbound or lost pods).
     cleanup: Vec<PodDeletion>,
     reservations: Vec<ServiceReservation>,
+    /// The pods in `reservations`: the second pass over pending services asks of each.
+    reserved_services: FastSet<String>,
     journal: Option<Vec<Undo>>,
     capacity: Resources,
     group_counts: GroupCounts,
@@ -178,6 +184,9 @@ struct Packer<'v, 'a> {
     /// there (an undo gives back what an eviction took), so these are all that can
     /// have some later.
     shrinking: Vec<usize>,
+    room_memo: RoomMemo,
+    /// See `gpu_nodes()`.
+    gpu_nodes: Option<Vec<usize>>,
 }
 
 /// The nodes' free room as the view has it, indexed for packing: built once per view and
@@ -253,14 +262,17 @@ pub fn pack(
         view,
         topo,
         nodes,
-        node_trainers,
-        jobs,
+        node_trainers: Tracked::new(node_trainers),
+        jobs: Tracked::new(jobs),
         shrinking,
+        room_memo: RoomMemo::default(),
+        gpu_nodes: None,
         create: Vec::new(),
         delete: Vec::new(),
         recreate_after_delete: Vec::new(),
         cleanup: Vec::new(),
         reservations: Vec::new(),
+        reserved_services: FastSet::default(),
         journal: None,
         capacity,
         group_counts: GroupCounts::default(),
@@ -310,12 +322,12 @@ impl Packer<'_, '_> {
 
     /// A name for a new trainer of job `j`: an unbound pod's, else the next ordinal.
     fn new_trainer_name(&mut self, j: usize) -> NewName {
-        if let Some(p) = self.jobs[j].reusable.pop() {
+        if let Some(p) = self.jobs.get_mut(j).reusable.pop() {
             return NewName::Unbound(p);
         }
         let job = self.view.jobs[j].job;
         // Ordinals only grow, so a new name can never collide with an existing pod.
-        let next = *self.jobs[j].next_ordinal.get_or_insert_with(|| {
+        let next = *self.jobs.get_mut(j).next_ordinal.get_or_insert_with(|| {
             job.pods
                 .iter()
                 .filter_map(|p| {
@@ -328,7 +340,7 @@ impl Packer<'_, '_> {
                 .max()
                 .map_or(0, |m| m + 1)
         });
-        self.jobs[j].next_ordinal = Some(next + 1);
+        self.jobs.get_mut(j).next_ordinal = Some(next + 1);
         NewName::TrainerOrdinal(next)
     }
 
@@ -371,7 +383,7 @@ impl Packer<'_, '_> {
         }
         let res = self.trainer_res(j).times(i64::from(count));
         self.take(node, res);
-        let anchors = &mut self.jobs[j].anchors;
+        let anchors = &mut self.jobs.get_mut(j).anchors;
         if let Err(at) = anchors.binary_search(&node) {
             anchors.insert(at, node);
         }
@@ -381,7 +393,7 @@ impl Packer<'_, '_> {
                 NewName::Unbound(p) => Some(p),
                 _ => None,
             };
-            self.jobs[j].created += 1;
+            self.jobs.get_mut(j).created += 1;
             self.create.push(NewPod {
                 job: j,
                 role: Role::Trainer,
@@ -399,7 +411,7 @@ impl Packer<'_, '_> {
     fn place_support(&mut self, j: usize, role: Role, name: String, node: usize) {
         let res = self.view.jobs[j].job.resources_of(role);
         self.take(node, res);
-        self.jobs[j].support_created.push(name.clone());
+        self.jobs.get_mut(j).support_created.push(name.clone());
         self.create.push(NewPod {
             job: j,
             role,
@@ -416,11 +428,11 @@ impl Packer<'_, '_> {
     fn evict(&mut self, j: usize, pod: usize, node: usize, tier: Tier, reason: DeleteReason) {
         let res = self.trainer_res(j);
         self.nodes.give(node, &res);
-        let list = &mut self.node_trainers[node];
+        let list = self.node_trainers.get_mut(node);
         if let Some(i) = list.iter().position(|&(jj, pp)| jj == j && pp == pod) {
             list.swap_remove(i);
         }
-        let jp = &mut self.jobs[j];
+        let jp = self.jobs.get_mut(j);
         jp.kept -= 1;
         match tier {
             Tier::Quota => jp.quota -= 1,
@@ -468,6 +480,7 @@ impl Packer<'_, '_> {
         for_job: Option<usize>,
         reason: &DeleteReason,
     ) -> Option<usize> {
+        self.catch_up_room_memo(for_job);
         let mut best: Option<(EvictionCost, Vec<Victim>)> = None;
         let mut scratch = VictimScratch::default();
         // Only nodes holding trainers of shrinking jobs can offer scale-down victims;
@@ -475,41 +488,45 @@ impl Packer<'_, '_> {
         // least (1, CPU-on-GPU, 1, n) unless the pod fits as it is. Such a node is only
         // looked into when that bound beats the best found so far: in a full cluster
         // the first node freed by one eviction ends the scan of all the rest.
-        let mut has_quota = vec![false; self.nodes.len()];
         let mut quota_nodes = Vec::new();
         for &j in &self.shrinking {
             let jp = &self.jobs[j];
             if jp.admitted && jp.quota > 0 {
-                for &n in &self.view.jobs[j].trainer_nodes {
-                    if !has_quota[n] {
-                        has_quota[n] = true;
-                        quota_nodes.push(n);
-                    }
-                }
+                quota_nodes.extend_from_slice(&self.view.jobs[j].trainer_nodes);
             }
         }
         quota_nodes.sort_unstable();
+        quota_nodes.dedup();
         // Where the pod fits nowhere as it is, every node without quota costs at least
         // (1, 0, 1, n): once the best costs no more than that, only nodes with quota
         // are worth a look.
         let fits_nowhere = self.nodes.best_fit(res, 1).is_none();
         let mut quota_nodes_only = false;
-        // Nodes in index order; once only nodes with quota are worth a look, the scan
-        // jumps from one to the next (on a large cluster it walked every node for each
-        // pod that needed room, and the calls grow with the jobs: quadratic).
+        // Nodes in index order, only GPU nodes for a GPU pod; once only nodes with quota
+        // are worth a look, the scan jumps from one to the next (on a large cluster it
+        // walked every node for each pod that needed room, and the calls grow with the
+        // jobs: quadratic). `next_quota` is the first node with quota from `n` on.
+        let gpu_nodes = (res.gpus > 0).then(|| std::mem::take(self.gpu_nodes()));
+        let candidates = gpu_nodes.as_ref().map_or(self.nodes.len(), Vec::len);
+        let node_at = |i: usize| gpu_nodes.as_ref().map_or(i, |g| g[i]);
         let mut next = 0;
         let mut next_quota = 0;
-        while next < has_quota.len() {
-            if quota_nodes_only && !has_quota[next] {
-                next_quota += quota_nodes[next_quota..].partition_point(|&q| q < next);
+        while next < candidates {
+            let n = node_at(next);
+            while quota_nodes.get(next_quota).is_some_and(|&q| q < n) {
+                next_quota += 1;
+            }
+            let quota_here = quota_nodes.get(next_quota) == Some(&n);
+            if quota_nodes_only && !quota_here {
                 let Some(&q) = quota_nodes.get(next_quota) else {
                     break;
                 };
-                next = q;
+                next = gpu_nodes
+                    .as_ref()
+                    .map_or(q, |g| g.partition_point(|&m| m < q));
+                continue;
             }
-            let n = next;
             next += 1;
-            let quota_here = has_quota[n];
             if !self.nodes.schedulable[n] || !res.fits_in(&self.nodes.allocatable[n]) {
                 continue;
             }
@@ -520,14 +537,36 @@ impl Packer<'_, '_> {
                     continue;
                 }
             }
-            let Some(cost) = self.victims_on(
+            let free = *self.nodes.free(n);
+            match self.room_memo.bound(n, res, &free, quota_here) {
+                Some(Bound::Never) => continue,
+                Some(Bound::AtLeast(above_min, cpu_on_gpu, evictions))
+                    if best.as_ref().is_some_and(|(best_cost, _)| {
+                        (above_min, cpu_on_gpu, evictions, n) >= *best_cost
+                    }) =>
+                {
+                    continue;
+                }
+                _ => {}
+            }
+            let weighed = self.victims_on(
                 n,
                 res,
                 for_job,
                 quota_here,
                 best.as_ref().map(|b| b.0),
                 &mut scratch,
-            ) else {
+            );
+            let bound = match weighed {
+                Ok((above_min, cpu_on_gpu, evictions, _)) => {
+                    Bound::AtLeast(above_min, cpu_on_gpu, evictions)
+                }
+                Err(bound) => bound,
+            };
+            let nodes = self.nodes.len();
+            self.room_memo
+                .remember(n, nodes, *res, free, quota_here, bound);
+            let Ok(cost) = weighed else {
                 continue;
             };
             if best.as_ref().is_none_or(|(c, _)| cost < *c) {
@@ -540,6 +579,9 @@ impl Packer<'_, '_> {
                 quota_nodes_only = fits_nowhere && cost <= (1, 0, 1, usize::MAX);
             }
         }
+        if let Some(g) = gpu_nodes {
+            self.gpu_nodes = Some(g);
+        }
         let (cost, victims) = best?;
         let node = cost.3;
         for (j, pod, tier) in victims {
@@ -550,7 +592,8 @@ impl Packer<'_, '_> {
 
     /// The trainers to evict from node `n` for `res`, greedily (scale-down victims
     /// first, then trainers above their job's minimum), into `cands`, and what that
-    /// costs; `None` when they cannot free enough or cannot cost less than `beat`.
+    /// costs; else what is known of the cost: at least what it had reached when it
+    /// could no longer cost less than `beat`, or never enough.
     fn victims_on(
         &self,
         n: usize,
@@ -559,7 +602,7 @@ impl Packer<'_, '_> {
         quota_here: bool,
         beat: Option<EvictionCost>,
         scratch: &mut VictimScratch,
-    ) -> Option<EvictionCost> {
+    ) -> Result<EvictionCost, Bound> {
         let VictimScratch { cands, taken } = scratch;
         cands.clear();
         taken.clear();
@@ -608,7 +651,7 @@ impl Packer<'_, '_> {
                     free = free.add(&self.trainer_res(j));
                     // More victims only cost more: give up once this one cannot win.
                     if beat.is_some_and(|b| (above_min, cpu_on_gpu, cands.len(), n) >= b) {
-                        return None;
+                        return Err(Bound::AtLeast(above_min, cpu_on_gpu, cands.len()));
                     }
                 }
             }
@@ -617,9 +660,35 @@ impl Packer<'_, '_> {
             }
         }
         if !res.fits_in(&free) {
-            return None;
+            return Err(Bound::Never);
         }
-        Some((above_min, cpu_on_gpu, cands.len(), n))
+        Ok((above_min, cpu_on_gpu, cands.len(), n))
+    }
+
+    /// Schedulable GPU nodes in index order, listed at the first search for room that
+    /// needs them.
+    fn gpu_nodes(&mut self) -> &mut Vec<usize> {
+        let nodes = &self.nodes;
+        self.gpu_nodes.get_or_insert_with(|| {
+            (0..nodes.len())
+                .filter(|&n| nodes.schedulable[n] && nodes.has_gpus[n])
+                .collect()
+        })
+    }
+
+    /// Before a search for room: forget what changes since the last one made stale
+    /// (see `room_memo`).
+    fn catch_up_room_memo(&mut self, for_job: Option<usize>) {
+        let (memo, view) = (&mut self.room_memo, self.view);
+        self.node_trainers.drain_changed(|n| memo.forget(n));
+        self.jobs
+            .drain_changed(|j| memo.forget_all(&view.jobs[j].trainer_nodes));
+        if memo.for_job() != for_job {
+            for j in [memo.for_job(), for_job].into_iter().flatten() {
+                memo.forget_all(&view.jobs[j].trainer_nodes);
+            }
+            memo.set_for_job(for_job);
+        }
     }
 
     fn fit_or_make_room(
@@ -639,17 +708,19 @@ impl Packer<'_, '_> {
     /// top-up: a trainer it added above a job's minimum elsewhere lets that job give up
     /// one where a service still waits.
     fn reserve_services(&mut self) {
-        for pod in self.view.pending_services.clone() {
+        let view = self.view;
+        for pod in &view.pending_services {
             let key = pod.key();
-            if self.reservations.iter().any(|r| r.pod == key) {
+            if self.reserved_services.contains(&key) {
                 continue;
             }
-            let reason = DeleteReason::MakeRoomForService { pod: pod.key() };
+            let reason = DeleteReason::MakeRoomForService { pod: key.clone() };
             if let Some(n) = self.fit_or_make_room(&pod.resources, None, &reason) {
                 self.nodes.take(n, &pod.resources);
+                self.reserved_services.insert(key.clone());
                 self.reservations.push(ServiceReservation {
-                    pod: pod.key(),
-                    node: self.view.node_names[n].to_string(),
+                    pod: key,
+                    node: view.node_names[n].to_string(),
                 });
             }
         }
@@ -746,7 +817,7 @@ impl Packer<'_, '_> {
             if !ok {
                 self.roll_back(journal);
                 admission[j] = Admission::Pending(Reason::NotPackable);
-                let jp = &mut self.jobs[j];
+                let jp = self.jobs.get_mut(j);
                 jp.admitted = false;
                 jp.target = 0;
             }
@@ -787,7 +858,7 @@ impl Packer<'_, '_> {
                 Undo::Take { node, res } => self.nodes.give(node, &res),
                 Undo::Create { job, role, reused } => {
                     if self.create.pop().is_some() {
-                        let jp = &mut self.jobs[job];
+                        let jp = self.jobs.get_mut(job);
                         if role == Role::Trainer {
                             jp.created -= 1;
                             // Give back exactly the name that was taken: a reused pod's
@@ -811,8 +882,8 @@ impl Packer<'_, '_> {
                 } => {
                     let res = self.trainer_res(job);
                     self.nodes.take(node, &res);
-                    self.node_trainers[node].push((job, pod));
-                    let jp = &mut self.jobs[job];
+                    self.node_trainers.get_mut(node).push((job, pod));
+                    let jp = self.jobs.get_mut(job);
                     jp.kept += 1;
                     match tier {
                         Tier::Quota => jp.quota += 1,
@@ -904,7 +975,7 @@ impl Packer<'_, '_> {
                 continue;
             }
             if self.nodes.best_fit(&self.trainer_res(j), 1).is_none() {
-                self.jobs[j].target = have;
+                self.jobs.get_mut(j).target = have;
                 continue;
             }
             order.push(j);
@@ -916,14 +987,14 @@ impl Packer<'_, '_> {
             let want = u64::from(asked).min(limits.copies_allowed(self, j)) as u32;
             if want == 0 {
                 if asked > 0 {
-                    self.jobs[j].target = have;
+                    self.jobs.get_mut(j).target = have;
                 }
                 continue;
             }
             let placed = self.place_trainers(j, want);
             limits.add(self, j, placed);
             if placed < want {
-                self.jobs[j].target = have + placed;
+                self.jobs.get_mut(j).target = have + placed;
             }
         }
     }
@@ -1037,9 +1108,10 @@ impl Packer<'_, '_> {
             }
             limits.add(self, j, 1);
             self.nodes.take(node, &res);
-            self.node_trainers[node].push((j, pod));
-            self.jobs[j].kept += 1;
-            self.jobs[j].target += 1;
+            self.node_trainers.get_mut(node).push((j, pod));
+            let jp = self.jobs.get_mut(j);
+            jp.kept += 1;
+            jp.target += 1;
             self.delete.remove(i);
         }
     }
@@ -1066,7 +1138,7 @@ impl Packer<'_, '_> {
                 continue;
             }
             limits.add(self, j, 1);
-            let jp = &mut self.jobs[j];
+            let jp = self.jobs.get_mut(j);
             let have = jp.kept + jp.created;
             jp.target = jp.target.max(have);
             if have < jp.max {
