@@ -57,8 +57,17 @@ impl RoomMemo {
         free: &Resources,
         quota_here: bool,
     ) -> Option<Bound> {
+        #[cfg(test)]
+        if test_switch::OFF.with(std::cell::Cell::get) {
+            return None;
+        }
         let k = self.known.get(n)?.as_ref()?;
-        (k.res == *res && k.free == *free && k.quota_here == quota_here).then_some(k.bound)
+        let holds = k.res == *res && k.free == *free && k.quota_here == quota_here;
+        #[cfg(test)]
+        if holds {
+            test_switch::READS.with(|r| r.set(r.get() + 1));
+        }
+        holds.then_some(k.bound)
     }
 
     pub fn remember(
@@ -109,9 +118,145 @@ impl RoomMemo {
     }
 }
 
+/// For the test that plans with and without the memo and compares.
+#[cfg(test)]
+mod test_switch {
+    use std::cell::Cell;
+    thread_local! {
+        pub static OFF: Cell<bool> = const { Cell::new(false) };
+        pub static READS: Cell<usize> = const { Cell::new(0) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::generate::{ClusterSpec, cluster};
+    use crate::model::{
+        DeleteReason, Job, JobPod, Node, OtherPod, PodGroup, Role, Snapshot, TrainerSpec,
+    };
+    use crate::plan::admission::{Admission, admit};
+    use crate::plan::packing::{free_room, pack};
+    use crate::plan::topology::TopologyIndex;
+    use crate::plan::view::View;
+    use crate::plan::world::World;
+    use crate::plan::{plan, policy::Policy};
+
+    const GIB: i64 = 1 << 30;
+
+    fn pod(name: &str, role: Role, node: &str) -> JobPod {
+        JobPod {
+            name: name.into(),
+            role,
+            node: Some(node.into()),
+            terminating: false,
+        }
+    }
+
+    /// A service that fits nowhere searches for room twice: first while the only job's
+    /// trainer is at its minimum (nothing may go), then after the job grew onto another
+    /// node, when the same trainer, on a node that did not change, may go. Only the
+    /// job's change tells the memo that its first answer no longer holds.
+    #[test]
+    fn a_job_that_grew_elsewhere_makes_its_trainers_victims_again() {
+        let support = Resources::new(1000, GIB, 0);
+        let job = Job {
+            namespace: "ml".into(),
+            name: "x".into(),
+            queue: "default".into(),
+            priority: 0,
+            weight: 1.0,
+            master: PodGroup {
+                replicas: 1,
+                resources: support,
+            },
+            pservers: PodGroup {
+                replicas: 2,
+                resources: support,
+            },
+            trainers: TrainerSpec {
+                min: 1,
+                max: 2,
+                resources: Resources::new(10_000, GIB, 8),
+            },
+            pods: vec![
+                pod("x-master-0", Role::Master, "m"),
+                pod("x-pserver-0", Role::Pserver, "m"),
+                pod("x-pserver-1", Role::Pserver, "m"),
+                pod("x-trainer-0", Role::Trainer, "c0"),
+            ],
+            submit_time_s: 0.0,
+            admitted: true,
+            last_scale_time_s: None,
+            speedup: Vec::new(),
+        };
+        let snapshot = Snapshot {
+            time_s: 0.0,
+            nodes: vec![
+                Node::new("c0", Resources::new(96_000, 512 * GIB, 8)),
+                Node::new("e", Resources::new(20_000, 512 * GIB, 8)),
+                Node::new("m", Resources::new(8_000, 32 * GIB, 0)),
+            ],
+            jobs: vec![job],
+            queues: Vec::new(),
+            other_pods: vec![OtherPod {
+                namespace: "web".into(),
+                name: "big".into(),
+                workload: None,
+                resources: Resources::new(90_000, 8 * GIB, 0),
+                node: None,
+            }],
+        };
+        // One packing, not a whole plan: a later round of `plan` would find the room
+        // anyway, and hide a stale answer here.
+        let world = World::of(&snapshot);
+        let view = View::build(&world);
+        let topo = TopologyIndex::build(&view.node_refs);
+        let mut admission = admit(&view, &Policy::default());
+        assert_eq!(admission, vec![Admission::Running]);
+        let packed = pack(
+            &view,
+            &topo,
+            free_room(&view, &topo),
+            &mut admission,
+            &[2],
+            view.capacity(),
+        );
+        assert_eq!(packed.reservations.len(), 1, "the service got no room");
+        assert_eq!(packed.reservations[0].node, "c0");
+        assert!(packed.delete.iter().any(|d| d.pod == "x-trainer-0"
+            && matches!(d.reason, DeleteReason::MakeRoomForService { .. })));
+        assert_eq!(packed.placements(&view).len(), 1, "x grows onto e");
+        assert_eq!(packed.placements(&view)[0].node, "e");
+    }
+
+    /// Clusters with more jobs than room, where newcomers' gangs and services need room
+    /// made: every plan must be the one that weighing every node afresh makes.
+    #[test]
+    fn plans_are_the_same_with_and_without_the_memo() {
+        let mut reads = 0;
+        for (seed, gpus_per_node) in [(1, 8), (2, 8), (3, 4), (4, 8), (5, 2), (6, 8)] {
+            let snapshot = cluster(&ClusterSpec {
+                nodes: 500,
+                jobs: 600,
+                queues: 6,
+                gpus_per_node,
+                seed,
+            });
+            let policy = Policy::default();
+            test_switch::READS.with(|r| r.set(0));
+            let with_memo = plan(&snapshot, &policy);
+            reads += test_switch::READS.with(std::cell::Cell::get);
+            test_switch::OFF.with(|o| o.set(true));
+            let without = plan(&snapshot, &policy);
+            test_switch::OFF.with(|o| o.set(false));
+            assert_eq!(with_memo, without, "seed {seed}");
+        }
+        assert!(
+            reads > 0,
+            "no search read the memo: the test proves nothing"
+        );
+    }
 
     fn gpus(g: i64) -> Resources {
         Resources {
