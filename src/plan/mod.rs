@@ -19,6 +19,7 @@ pub mod file;
 mod group_counts;
 mod levels;
 pub mod lp;
+mod node_trainers;
 mod nodes;
 pub mod packing;
 pub mod policy;
@@ -111,7 +112,7 @@ fn plan_round<'w, 's>(
     // again and hand it on, one step at a time. So plan again, the failed gang pending
     // and each short job capped at what was placed. Growth that merely falls short
     // needs no second pass: the top-up already hands its room on.
-    let free_room = packing::free_room(&view, topo);
+    let start = packing::start(&view, topo, &admission);
     let mut placeable = vec![None; view.jobs.len()];
     let mut pass = 0;
     let mut fair = fair_shares(&view, &admission, fair_memory);
@@ -122,7 +123,7 @@ fn plan_round<'w, 's>(
         let packed = packing::pack(
             &view,
             topo,
-            free_room.clone(),
+            start.clone(),
             &mut admission,
             &sizes.targets,
             view.capacity(),

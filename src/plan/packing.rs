@@ -18,6 +18,7 @@
 use super::admission::{Admission, queue_path};
 use super::fairshare::OrdF;
 use super::group_counts::GroupCounts;
+use super::node_trainers::NodeTrainers;
 use super::nodes::NodeState;
 use super::room_memo::{Bound, RoomMemo};
 use super::topology::TopologyIndex;
@@ -28,6 +29,7 @@ use crate::model::{
     DeleteReason, JobKey, PodDeletion, PodPlacement, Reason, Resources, Role, ServiceReservation,
     push_decimal,
 };
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
@@ -94,7 +96,7 @@ fn trainer_name(job: &str, ordinal: u32) -> String {
     name
 }
 
-struct JobPack {
+struct JobPack<'v> {
     admitted: bool,
     target: u32,
     min: u32,
@@ -104,8 +106,8 @@ struct JobPack {
     quota: u32,
     created: u32,
     /// Nodes holding the job's trainers, sorted (a set; a vector costs far less to build
-    /// for every job of every packing).
-    anchors: Vec<usize>,
+    /// for every job of every packing): the view's list until a trainer is placed.
+    anchors: Cow<'v, [usize]>,
     next_ordinal: Option<u32>,
     /// Unbound trainer pods whose names are reused before new names are minted.
     reusable: Vec<usize>,
@@ -165,10 +167,10 @@ struct Packer<'v, 'a> {
     view: &'v View<'a>,
     topo: &'v TopologyIndex,
     nodes: NodeState,
-    /// Trainers each node holds that may be evicted, as (job, pod); tracked (as the
-    /// jobs are) so that `room_memo` forgets what their changes make stale.
-    node_trainers: Tracked<Vec<(usize, usize)>>,
-    jobs: Tracked<JobPack>,
+    /// Trainers each node holds that may be evicted; it tracks its changes (as `jobs`
+    /// does) so that `room_memo` forgets what they make stale.
+    node_trainers: NodeTrainers,
+    jobs: Tracked<JobPack<'v>>,
     create: Vec<NewPod>,
     delete: Vec<Deletion>,
     recreate_after_delete: Vec<PodPlacement>,
@@ -189,48 +191,49 @@ struct Packer<'v, 'a> {
     gpu_nodes: Option<Vec<usize>>,
 }
 
-/// The nodes' free room as the view has it, indexed for packing: built once per view and
-/// copied for each sizing pass.
-pub fn free_room(view: &View, topo: &TopologyIndex) -> NodeState {
-    NodeState::new(
-        view.nodes.iter().map(|n| n.allocatable).collect(),
-        &view.used,
-        view.nodes.iter().map(|n| n.schedulable).collect(),
-        topo.group_of.clone(),
-    )
+/// What every sizing pass of a round starts from: the nodes' free room as the view has
+/// it, indexed for packing, and the trainers on each node. Built once per round and
+/// cloned for each pass.
+#[derive(Clone)]
+pub struct Start {
+    nodes: NodeState,
+    trainers: NodeTrainers,
 }
 
-/// `nodes` is [`free_room`] of this view and topology.
+/// The start of packing `view`. Between the passes of a round only jobs without live
+/// trainers (newcomers whose gang did not pack) change admission, so `admission` may be
+/// any pass's.
+pub fn start(view: &View, topo: &TopologyIndex, admission: &[Admission]) -> Start {
+    Start {
+        nodes: NodeState::new(
+            view.nodes.iter().map(|n| n.allocatable).collect(),
+            &view.used,
+            view.nodes.iter().map(|n| n.schedulable).collect(),
+            topo.group_of.clone(),
+        ),
+        trainers: NodeTrainers::build(view, |j| admission[j].admitted()),
+    }
+}
+
+/// `start` is [`start`] of this view and topology.
 pub fn pack(
     view: &View,
     topo: &TopologyIndex,
-    nodes: NodeState,
+    start: Start,
     admission: &mut [Admission],
     targets: &[u32],
     capacity: Resources,
 ) -> Packed {
-    let mut per_node = vec![0usize; view.nodes.len()];
-    for (j, jv) in view.jobs.iter().enumerate() {
-        if admission[j].admitted() {
-            for b in &jv.live_trainers {
-                per_node[b.node] += 1;
-            }
-        }
-    }
-    let mut node_trainers: Vec<Vec<(usize, usize)>> =
-        per_node.iter().map(|&c| Vec::with_capacity(c)).collect();
     let mut jobs = Vec::with_capacity(view.jobs.len());
     for (j, jv) in view.jobs.iter().enumerate() {
         let admitted = admission[j].admitted();
         let kept = jv.live_trainers.len() as u32;
-        let mut anchors = Vec::new();
-        if admitted {
-            // Trainers talk to each other most: they, not the master, set the locality.
-            anchors.clone_from(&jv.trainer_nodes);
-            for b in &jv.live_trainers {
-                node_trainers[b.node].push((j, b.pod));
-            }
-        }
+        // Trainers talk to each other most: they, not the master, set the locality.
+        let anchors = Cow::Borrowed(if admitted {
+            jv.trainer_nodes.as_slice()
+        } else {
+            &[]
+        });
         let reusable = jv
             .unbound
             .iter()
@@ -261,8 +264,8 @@ pub fn pack(
     let mut p = Packer {
         view,
         topo,
-        nodes,
-        node_trainers: Tracked::new(node_trainers),
+        nodes: start.nodes,
+        node_trainers: start.trainers,
         jobs: Tracked::new(jobs),
         shrinking,
         room_memo: RoomMemo::default(),
@@ -385,7 +388,7 @@ impl Packer<'_, '_> {
         self.take(node, res);
         let anchors = &mut self.jobs.get_mut(j).anchors;
         if let Err(at) = anchors.binary_search(&node) {
-            anchors.insert(at, node);
+            anchors.to_mut().insert(at, node);
         }
         for _ in 0..count {
             let name = self.new_trainer_name(j);
@@ -428,10 +431,7 @@ impl Packer<'_, '_> {
     fn evict(&mut self, j: usize, pod: usize, node: usize, tier: Tier, reason: DeleteReason) {
         let res = self.trainer_res(j);
         self.nodes.give(node, &res);
-        let list = self.node_trainers.get_mut(node);
-        if let Some(i) = list.iter().position(|&(jj, pp)| jj == j && pp == pod) {
-            list.swap_remove(i);
-        }
+        self.node_trainers.remove(node, (j, pod));
         let jp = self.jobs.get_mut(j);
         jp.kept -= 1;
         match tier {
@@ -620,7 +620,7 @@ impl Packer<'_, '_> {
         } else {
             &[Tier::AboveMin]
         };
-        let list = &self.node_trainers[n];
+        let list = self.node_trainers.on(n);
         for &pass in passes {
             let mut picked_before = 0;
             for &(j, pod) in list {
@@ -882,7 +882,7 @@ impl Packer<'_, '_> {
                 } => {
                     let res = self.trainer_res(job);
                     self.nodes.take(node, &res);
-                    self.node_trainers.get_mut(node).push((job, pod));
+                    self.node_trainers.put_back(node, (job, pod));
                     let jp = self.jobs.get_mut(job);
                     jp.kept += 1;
                     match tier {
@@ -909,7 +909,7 @@ impl Packer<'_, '_> {
             let mut on_node: Vec<(usize, Vec<usize>)> = Vec::new();
             let mut slot_of: FastMap<usize, usize> = FastMap::default();
             for b in &jv.live_trainers {
-                if !self.node_trainers[b.node].contains(&(j, b.pod)) {
+                if !self.node_trainers.on(b.node).contains(&(j, b.pod)) {
                     continue;
                 }
                 let slot = *slot_of.entry(b.node).or_insert_with(|| {
@@ -1108,7 +1108,7 @@ impl Packer<'_, '_> {
             }
             limits.add(self, j, 1);
             self.nodes.take(node, &res);
-            self.node_trainers.get_mut(node).push((j, pod));
+            self.node_trainers.put_back(node, (j, pod));
             let jp = self.jobs.get_mut(j);
             jp.kept += 1;
             jp.target += 1;

@@ -136,7 +136,7 @@ mod tests {
         DeleteReason, Job, JobPod, Node, OtherPod, PodGroup, Role, Snapshot, TrainerSpec,
     };
     use crate::plan::admission::{Admission, admit};
-    use crate::plan::packing::{free_room, pack};
+    use crate::plan::packing::{pack, start};
     use crate::plan::topology::TopologyIndex;
     use crate::plan::view::View;
     use crate::plan::world::World;
@@ -217,7 +217,7 @@ mod tests {
         let packed = pack(
             &view,
             &topo,
-            free_room(&view, &topo),
+            start(&view, &topo, &admission),
             &mut admission,
             &[2],
             view.capacity(),
