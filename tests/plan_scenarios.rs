@@ -63,6 +63,30 @@ fn static_sized_job_waits_when_its_gang_does_not_fit() {
     );
 }
 
+/// Admission asks whether each pod shape fits some node when empty: with many nodes of
+/// few shapes, a shape needs every dimension of one node (not the largest of each).
+#[test]
+fn a_pod_larger_than_every_node_shape_is_not_packable_and_the_rest_are_admitted() {
+    let mut nodes: Vec<Node> = (0..6).map(|i| gpu_node(&format!("g{i}"), 16, 8)).collect();
+    nodes.extend((0..6).map(|i| cpu_node(&format!("c{i}"), 64)));
+    let gpus = |cores: i64, gpus: i64| Resources::new(cores * 1000, GIB, gpus);
+    let jobs = vec![
+        job("fits-gpu", 1, 2, gpus(16, 8)),
+        job("fits-cpu", 1, 2, gpus(64, 0)),
+        // More GPUs than a GPU node has; more cores with GPUs than a GPU node has.
+        job("too-many-gpus", 1, 1, gpus(1, 9)),
+        job("too-many-cores-with-gpus", 1, 1, gpus(17, 1)),
+    ];
+    let p = plan(&snapshot(nodes, jobs), &Policy::default());
+    for name in ["fits-gpu", "fits-cpu"] {
+        assert!(p.job(&key(name)).is_some_and(|j| j.admitted), "{name}");
+    }
+    for name in ["too-many-gpus", "too-many-cores-with-gpus"] {
+        let j = p.job(&key(name)).expect("planned");
+        assert_eq!(j.reason, Some(Reason::NotPackable), "{name}");
+    }
+}
+
 #[test]
 fn higher_priority_is_admitted_first_and_strict_fifo_blocks_backfill() {
     let nodes = vec![cpu_node("n0", 20)];

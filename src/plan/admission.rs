@@ -49,12 +49,20 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
             }
         }
     }
-    let largest_node = view
+    // Each distinct node shape once: a cluster has few, and a job that fits no node
+    // would otherwise be checked against every node (newcomers times nodes).
+    let mut node_shapes = view
         .nodes
         .iter()
         .filter(|n| n.schedulable)
-        .map(|n| n.allocatable)
+        .map(|n| n.allocatable.as_array())
         .collect::<Vec<_>>();
+    node_shapes.sort_unstable();
+    node_shapes.dedup();
+    let node_shapes: Vec<Resources> = node_shapes
+        .into_iter()
+        .map(|[cpu_milli, memory_bytes, gpus]| Resources::new(cpu_milli, memory_bytes, gpus))
+        .collect();
 
     let mut candidates: Vec<usize> = (0..view.jobs.len())
         .filter(|&j| out[j] == Admission::New)
@@ -86,7 +94,7 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
             Some(Reason::QueueLimit {
                 queue: view.queues[q].name.clone(),
             })
-        } else if !fits_some_node(&largest_node, jv.job) {
+        } else if !fits_some_node(&node_shapes, jv.job) {
             Some(Reason::NotPackable)
         } else {
             None
