@@ -5,6 +5,7 @@
 //! the newcomer's minimum is a need that forces others to shrink. Whether the gang also
 //! packs onto nodes is checked by packing, which can still send the job back to pending.
 
+use super::FastSet;
 use super::policy::Policy;
 use super::view::View;
 use crate::model::{Reason, Resources};
@@ -51,17 +52,13 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
     }
     // Each distinct node shape once: a cluster has few, and a job that fits no node
     // would otherwise be checked against every node (newcomers times nodes).
-    let mut node_shapes = view
+    let mut seen = FastSet::default();
+    let node_shapes: Vec<Resources> = view
         .nodes
         .iter()
         .filter(|n| n.schedulable)
-        .map(|n| n.allocatable.as_array())
-        .collect::<Vec<_>>();
-    node_shapes.sort_unstable();
-    node_shapes.dedup();
-    let node_shapes: Vec<Resources> = node_shapes
-        .into_iter()
-        .map(|[cpu_milli, memory_bytes, gpus]| Resources::new(cpu_milli, memory_bytes, gpus))
+        .map(|n| n.allocatable)
+        .filter(|shape| seen.insert(*shape))
         .collect();
 
     let mut candidates: Vec<usize> = (0..view.jobs.len())

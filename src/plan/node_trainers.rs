@@ -9,6 +9,7 @@
 //! overflows. The order within a slot is that of a vector with `swap_remove` and `push`,
 //! which is what the victim search walks.
 
+use super::tracked::Changes;
 use super::view::View;
 
 #[derive(Clone)]
@@ -18,8 +19,7 @@ pub struct NodeTrainers {
     len: Vec<u32>,
     items: Vec<(usize, usize)>,
     /// Nodes whose trainers changed since `drain_changed` was last called.
-    changed: Vec<usize>,
-    marked: Vec<bool>,
+    changes: Changes,
 }
 
 impl NodeTrainers {
@@ -60,8 +60,7 @@ impl NodeTrainers {
             start,
             len,
             items,
-            changed: Vec::new(),
-            marked: vec![false; nodes],
+            changes: Changes::new(nodes),
         }
     }
 
@@ -76,7 +75,7 @@ impl NodeTrainers {
         if let Some(i) = self.items[first..first + len].iter().position(|&x| x == t) {
             self.items.swap(first + i, first + len - 1);
             self.len[n] -= 1;
-            self.mark(n);
+            self.changes.mark(n);
         }
     }
 
@@ -88,23 +87,13 @@ impl NodeTrainers {
         if len < room {
             self.items[self.start[n] + len] = t;
             self.len[n] += 1;
-            self.mark(n);
-        }
-    }
-
-    fn mark(&mut self, n: usize) {
-        if !self.marked[n] {
-            self.marked[n] = true;
-            self.changed.push(n);
+            self.changes.mark(n);
         }
     }
 
     /// Each node whose trainers changed since the last call, once.
-    pub fn drain_changed(&mut self, mut f: impl FnMut(usize)) {
-        for n in self.changed.drain(..) {
-            self.marked[n] = false;
-            f(n);
-        }
+    pub fn drain_changed(&mut self, f: impl FnMut(usize)) {
+        self.changes.drain(f);
     }
 }
 

@@ -1,24 +1,20 @@
 //! A vector that remembers which of its items were handed out for change since it was
 //! last asked: a cache over the items (see `room_memo`) learns what to forget without
 //! every writer having to remember to tell it. Reads go through `Index`; the only way
-//! to write is `get_mut`, so a change cannot slip past.
+//! to write is `get_mut`, so a change cannot slip past. `Changes` is the record itself,
+//! for containers with a layout of their own (`node_trainers`).
 
 use std::ops::Index;
 
 pub struct Tracked<T> {
     items: Vec<T>,
-    changed: Vec<usize>,
-    marked: Vec<bool>,
+    changes: Changes,
 }
 
 impl<T> Tracked<T> {
     pub fn new(items: Vec<T>) -> Self {
-        let marked = vec![false; items.len()];
-        Tracked {
-            items,
-            changed: Vec::new(),
-            marked,
-        }
+        let changes = Changes::new(items.len());
+        Tracked { items, changes }
     }
 
     pub fn len(&self) -> usize {
@@ -31,15 +27,40 @@ impl<T> Tracked<T> {
 
     /// Item `i` for writing; it counts as changed whether or not the caller writes.
     pub fn get_mut(&mut self, i: usize) -> &mut T {
-        if !self.marked[i] {
-            self.marked[i] = true;
-            self.changed.push(i);
-        }
+        self.changes.mark(i);
         &mut self.items[i]
     }
 
     /// Each item changed since the last call, once, in the order first changed.
-    pub fn drain_changed(&mut self, mut f: impl FnMut(usize)) {
+    pub fn drain_changed(&mut self, f: impl FnMut(usize)) {
+        self.changes.drain(f);
+    }
+}
+
+/// Which of `n` indices changed since they were last drained.
+#[derive(Clone)]
+pub struct Changes {
+    changed: Vec<usize>,
+    marked: Vec<bool>,
+}
+
+impl Changes {
+    pub fn new(n: usize) -> Self {
+        Changes {
+            changed: Vec::new(),
+            marked: vec![false; n],
+        }
+    }
+
+    pub fn mark(&mut self, i: usize) {
+        if !self.marked[i] {
+            self.marked[i] = true;
+            self.changed.push(i);
+        }
+    }
+
+    /// Each index marked since the last call, once, in the order first marked.
+    pub fn drain(&mut self, mut f: impl FnMut(usize)) {
         for i in self.changed.drain(..) {
             self.marked[i] = false;
             f(i);
