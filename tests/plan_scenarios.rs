@@ -747,3 +747,66 @@ fn applying_a_plan_finds_each_job_by_namespace_and_name() {
     assert!(pods(3).is_empty(), "the first dup/twice is untouched");
     assert_eq!(pods(4), ["twice-trainer-0"], "the later dup/twice grew");
 }
+
+/// A plan's per-job lines name jobs too: the admitted mark goes to the later of two jobs
+/// of one name, as for its pods (a plan lists jobs in snapshot order, and that order is
+/// not taken as the answer when a name is taken twice).
+#[test]
+fn a_plan_admits_the_later_of_two_jobs_of_one_name() {
+    let twice = job("twice", 1, 4, one_cpu());
+    let s = snapshot(vec![cpu_node("n0", 8)], vec![twice.clone(), twice]);
+    let line = |admitted: bool| JobPlan {
+        job: key("twice"),
+        admitted,
+        reason: None,
+        current_trainers: 0,
+        target_trainers: 0,
+        fair_trainers: 0,
+    };
+    let p = Plan {
+        jobs: vec![line(true), line(false)],
+        ..Plan::default()
+    };
+    let after = apply(&s, &p);
+    assert!(
+        !after.jobs[0].admitted,
+        "the first of the name is untouched"
+    );
+    assert!(after.jobs[1].admitted, "the later one is admitted");
+}
+
+/// A planner carrying its index from one tick to the next must see a job whose pods
+/// moved: here two trainers are found on `b` next tick, over-committing it, and only a
+/// fresh index of that job reports it.
+#[test]
+fn a_planner_carrying_work_sees_a_job_whose_pods_moved() {
+    let mut j = job("train", 4, 4, one_cpu());
+    j.pservers.replicas = 0;
+    j.admitted = true;
+    j.pods = (0..4)
+        .map(|i| bound(&format!("train-trainer-{i}"), Role::Trainer, "a"))
+        .chain([bound("train-master-0", Role::Master, "a")])
+        .collect();
+    let mut s = snapshot(vec![cpu_node("a", 6), cpu_node("b", 3)], vec![j]);
+    s.other_pods.push(OtherPod {
+        node: Some("b".into()),
+        ..unplaced_pod("web-0", Resources::new(2000, GIB, 0))
+    });
+    let policy = Policy::default();
+    let mut planner = ebb::plan::Planner::new();
+    let first = planner.plan(&s, &policy);
+    assert_eq!(first, plan(&s, &policy));
+    assert!(first.problems.is_empty(), "{:?}", first.problems);
+    for pod in s.jobs[0].pods.iter_mut().take(2) {
+        pod.node = Some("b".into());
+    }
+    let next = planner.plan(&s, &policy);
+    assert_eq!(next, plan(&s, &policy));
+    assert!(
+        next.problems
+            .iter()
+            .any(|p| matches!(p, Problem::NodeOvercommitted { node, .. } if node == "b")),
+        "{:?}",
+        next.problems
+    );
+}
