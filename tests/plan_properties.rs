@@ -9,7 +9,7 @@ use ebb::plan::apply::{apply, apply_in_place, apply_keeping_names};
 use ebb::plan::fairshare::{self, FairJob, FairProblem, FairQueue, job_share};
 use ebb::plan::view::View;
 use ebb::plan::world::World;
-use ebb::plan::{Planner, Policy, lp, plan};
+use ebb::plan::{Policy, lp, plan};
 use proptest::prelude::*;
 
 fn arb_node(i: usize) -> impl Strategy<Value = Node> {
@@ -302,70 +302,6 @@ proptest! {
             views_agree(&View::build_reusing(&world, Some(memo)), &View::build(&world))?;
         }
     }
-    /// A planner that carries its index of unchanged jobs from tick to tick plans as a
-    /// fresh `plan` does, whatever changed in between: jobs leaving, arriving (also under
-    /// a name already taken), pods moving or being deleted, nodes and queues changing.
-    #[test]
-    fn a_planner_carrying_work_across_ticks_plans_as_plan_does(
-        s in arb_snapshot(),
-        changes in prop::collection::vec((0u8..9, 0usize..64), 1..8),
-    ) {
-        let policy = Policy::default();
-        let mut planner = Planner::new();
-        let mut s = s;
-        let late = s.jobs.len() / 2;
-        let mut arriving = s.jobs.split_off(late);
-        for (tick, &(change, pick)) in changes.iter().enumerate() {
-            let carried = planner.plan(&s, &policy);
-            prop_assert_eq!(&carried, &plan(&s, &policy), "tick {}", tick);
-            apply_in_place(&mut s, &carried);
-            s.time_s += 7.0;
-            let n = s.jobs.len();
-            match change {
-                0 if n > 0 => {
-                    s.jobs.remove(pick % n);
-                }
-                1 if !arriving.is_empty() => {
-                    let mut j = arriving.remove(0);
-                    j.submit_time_s = s.time_s;
-                    s.jobs.push(j);
-                }
-                2 if n > 0 => {
-                    // A job under a name already taken, ahead of its holder.
-                    let mut twin = s.jobs[pick % n].clone();
-                    twin.pods.clear();
-                    twin.admitted = false;
-                    s.jobs.insert(0, twin);
-                }
-                3 if n > 0 && !s.nodes.is_empty() => {
-                    // A pod found on another node than last time.
-                    let node = s.nodes[pick % s.nodes.len()].name.clone();
-                    if let Some(pod) = s.jobs[pick % n].pods.iter_mut().find(|p| p.node.is_some()) {
-                        pod.node = Some(node);
-                    }
-                }
-                4 if n > 0 => {
-                    if let Some(pod) = s.jobs[pick % n].pods.last_mut() {
-                        pod.terminating = true;
-                    }
-                }
-                5 if s.nodes.len() > 1 => {
-                    s.nodes.remove(pick % s.nodes.len());
-                }
-                6 => {
-                    let q = pick % s.queues.len();
-                    s.queues[q].weight += 1.0;
-                }
-                7 if n > 1 => {
-                    // Reordered: the carried order no longer holds.
-                    s.jobs.swap(0, pick % n);
-                }
-                _ => {}
-            }
-        }
-        prop_assert_eq!(planner.plan(&s, &policy), plan(&s, &policy));
-    }
-
     /// Restricted to worlds with no newcomer: still fails when a job lost its trainers with
     /// a node and the repair only fits after the first plan's own changes.
     #[test]

@@ -12,7 +12,6 @@
 
 pub mod admission;
 pub mod apply;
-mod carry;
 mod compose;
 pub mod explain;
 pub mod fairshare;
@@ -34,12 +33,11 @@ pub mod world;
 
 use crate::model::{JobPlan, Plan, Reason, Resources, Snapshot};
 use admission::{Admission, queue_path};
-use carry::{Carried, Reused};
 use fairshare::{FairJob, FairProblem, FairQueue};
 pub use policy::Policy;
 use stability::StabilityJob;
 use topology::TopologyIndex;
-use view::{IndexedJob, View, ViewMemo};
+use view::{View, ViewMemo};
 use world::World;
 
 /// Hash maps keyed by names and indices inside one plan: foldhash instead of SipHash
@@ -59,80 +57,34 @@ const MAX_ROUNDS: usize = 4;
 const MAX_PASSES: usize = 4;
 
 pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
-    plan_reusing(snapshot, policy, Reused::nothing(), false).0
-}
-
-/// [`plan`] for a caller that plans a changing cluster again and again: each call hands
-/// the next what it may reuse (see [`carry`]). Its plans are [`plan`]'s.
-#[derive(Default)]
-pub struct Planner {
-    carried: Option<Carried>,
-}
-
-impl Planner {
-    pub fn new() -> Self {
-        Planner::default()
-    }
-
-    pub fn plan(&mut self, snapshot: &Snapshot, policy: &Policy) -> Plan {
-        let reused = match self.carried.take() {
-            Some(c) => c.reuse(snapshot),
-            None => Reused::nothing(),
-        };
-        let (plan, carried) = plan_reusing(snapshot, policy, reused, true);
-        self.carried = carried;
-        plan
-    }
-}
-
-/// A plan, and what the next call may reuse if `carry`.
-fn plan_reusing(
-    snapshot: &Snapshot,
-    policy: &Policy,
-    mut reused: Reused<'_>,
-    carry: bool,
-) -> (Plan, Option<Carried>) {
     // Rounds plan worlds that differ only in pods (applying a plan never touches a
     // node), so the topology is indexed once.
-    let mut topo = reused.topology.take();
+    let mut topo = None;
     let mut fair_memory = None;
     let mut world = World::of(snapshot);
-    let (mut composed, view) = plan_round(
-        &world,
-        reused.memo.take(),
-        policy,
-        &mut topo,
-        &mut fair_memory,
-        0,
-    );
-    // What the quiet last round found of each job of the world it planned: what the
-    // next call may reuse (nothing when the rounds run out unsettled).
-    let mut settled: Option<Vec<IndexedJob>> = None;
+    let (mut composed, view) = plan_round(&world, None, policy, &mut topo, &mut fair_memory, 0);
     if compose::is_quiet(&composed) {
-        settled = carry.then(|| view.into_indexed().collect());
-    } else {
-        let mut memo = Some(view.into_memo(&world));
-        world.apply_keeping_names(&composed);
-        for round_index in 1..MAX_ROUNDS {
-            let (round, view) = plan_round(
-                &world,
-                memo.take(),
-                policy,
-                &mut topo,
-                &mut fair_memory,
-                round_index,
-            );
-            if compose::is_quiet(&round) {
-                settled = carry.then(|| view.into_indexed().collect());
-                break;
-            }
-            memo = Some(view.into_memo(&world));
-            world.apply_keeping_names(&round);
-            composed = compose::compose(snapshot, composed, round);
-        }
+        return composed;
     }
-    let carried = carry.then(|| reused.carry_on(snapshot, &world, settled, topo));
-    (composed, carried)
+    let mut memo = view.into_memo(&world);
+    world.apply_keeping_names(&composed);
+    for round_index in 1..MAX_ROUNDS {
+        let (round, view) = plan_round(
+            &world,
+            Some(memo),
+            policy,
+            &mut topo,
+            &mut fair_memory,
+            round_index,
+        );
+        if compose::is_quiet(&round) {
+            break;
+        }
+        memo = view.into_memo(&world);
+        world.apply_keeping_names(&round);
+        composed = compose::compose(snapshot, composed, round);
+    }
+    composed
 }
 
 /// Round `round_index` on `world`, and its view (what it knows of the jobs the next

@@ -69,29 +69,8 @@ pub struct ViewMemo<'s> {
     jobs: Vec<Option<KnownJob<'s>>>,
 }
 
-impl<'s> ViewMemo<'s> {
-    pub fn with_capacity(jobs: usize) -> Self {
-        ViewMemo {
-            jobs: Vec::with_capacity(jobs),
-        }
-    }
-
-    /// The index found earlier for the next job of the world to plan, paired with that
-    /// very job (the world's own, borrowed from the snapshot), or None.
-    pub fn push(&mut self, known: Option<(&'s Job, IndexedJob)>) {
-        self.jobs
-            .push(known.map(|(job, indexed)| KnownJob { job, indexed }));
-    }
-}
-
 struct KnownJob<'s> {
     job: &'s Job,
-    indexed: IndexedJob,
-}
-
-/// What indexing one job found, owned: reused while the job, the nodes and the queues
-/// stay the same (see [`ViewMemo`]).
-pub struct IndexedJob {
     invalid: Option<Reason>,
     queue: usize,
     running: bool,
@@ -104,51 +83,6 @@ pub struct IndexedJob {
     terminating: Vec<BoundPod>,
     problems: Vec<Problem>,
     max_trainers: u32,
-}
-
-impl IndexedJob {
-    /// Its verdict depends on this job alone, given the nodes and queues: a job found
-    /// invalid may be a duplicate of another, which can leave.
-    pub fn stands_alone(&self) -> bool {
-        self.invalid.is_none()
-    }
-}
-
-impl<'a> JobView<'a> {
-    fn of(job: &'a Job, i: IndexedJob) -> JobView<'a> {
-        JobView {
-            job,
-            invalid: i.invalid,
-            queue: i.queue,
-            running: i.running,
-            live_trainers: i.live_trainers,
-            trainer_nodes: i.trainer_nodes,
-            live_support: i.live_support,
-            support_complete: i.support_complete,
-            unbound: i.unbound,
-            on_lost_nodes: i.on_lost_nodes,
-            terminating: i.terminating,
-            problems: i.problems,
-            max_trainers: i.max_trainers,
-        }
-    }
-
-    fn into_indexed(self) -> IndexedJob {
-        IndexedJob {
-            invalid: self.invalid,
-            queue: self.queue,
-            running: self.running,
-            live_trainers: self.live_trainers,
-            trainer_nodes: self.trainer_nodes,
-            live_support: self.live_support,
-            support_complete: self.support_complete,
-            unbound: self.unbound,
-            on_lost_nodes: self.on_lost_nodes,
-            terminating: self.terminating,
-            problems: self.problems,
-            max_trainers: self.max_trainers,
-        }
-    }
 }
 
 pub struct View<'a> {
@@ -221,15 +155,11 @@ impl<'a> View<'a> {
         let mut useful = UsefulSizes::default();
         for (index, edited) in world.jobs.iter().enumerate() {
             let job = edited.read();
-            let known = memo.get_mut(index).and_then(Option::take);
-            let first_of_its_name = seen.insert((job.namespace.as_str(), job.name.as_str()));
-            if let Some(known) = known
+            if let Some(known) = memo.get_mut(index).and_then(Option::take)
                 && let Edited::Borrowed(now) = edited
                 && std::ptr::eq(*now, known.job)
-                // A job that now follows another of its name is reported as one.
-                && (first_of_its_name || known.indexed.invalid.is_some())
             {
-                let known = known.indexed;
+                seen.insert((job.namespace.as_str(), job.name.as_str()));
                 // Live trainers are trainers: their pods need not be read (tens of
                 // thousands of scattered reads, a quarter of this round's view).
                 let per_trainer = job.trainers.resources;
@@ -240,12 +170,26 @@ impl<'a> View<'a> {
                     used[b.node] = used[b.node].add(&job.resources_of(job.pods[b.pod].role));
                 }
                 problems.extend(known.problems.iter().cloned());
-                jobs.push(JobView::of(job, known));
+                jobs.push(JobView {
+                    job,
+                    invalid: known.invalid,
+                    queue: known.queue,
+                    running: known.running,
+                    live_trainers: known.live_trainers,
+                    trainer_nodes: known.trainer_nodes,
+                    live_support: known.live_support,
+                    support_complete: known.support_complete,
+                    unbound: known.unbound,
+                    on_lost_nodes: known.on_lost_nodes,
+                    terminating: known.terminating,
+                    problems: known.problems,
+                    max_trainers: known.max_trainers,
+                });
                 continue;
             }
             let problems_before = problems.len();
             let mut invalid = validate_job(job).err();
-            if !first_of_its_name {
+            if !seen.insert((job.namespace.as_str(), job.name.as_str())) {
                 let key = job.key();
                 problems.push(Problem::DuplicateJob { job: key.clone() });
                 invalid.get_or_insert(Reason::InvalidSpec {
@@ -375,17 +319,23 @@ impl<'a> View<'a> {
             .map(|(jv, edited)| match edited {
                 Edited::Borrowed(job) => Some(KnownJob {
                     job,
-                    indexed: jv.into_indexed(),
+                    invalid: jv.invalid,
+                    queue: jv.queue,
+                    running: jv.running,
+                    live_trainers: jv.live_trainers,
+                    trainer_nodes: jv.trainer_nodes,
+                    live_support: jv.live_support,
+                    support_complete: jv.support_complete,
+                    unbound: jv.unbound,
+                    on_lost_nodes: jv.on_lost_nodes,
+                    terminating: jv.terminating,
+                    problems: jv.problems,
+                    max_trainers: jv.max_trainers,
                 }),
                 Edited::Copied(_) => None,
             })
             .collect();
         ViewMemo { jobs }
-    }
-
-    /// What indexing found, per job in order.
-    pub fn into_indexed(self) -> impl Iterator<Item = IndexedJob> {
-        self.jobs.into_iter().map(JobView::into_indexed)
     }
 
     /// Capacity the cluster offers, for shares: schedulable nodes whole, cordoned nodes

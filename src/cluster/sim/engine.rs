@@ -72,8 +72,6 @@ struct Engine<'s> {
     scenario: &'s Scenario,
     kind: PolicyKind,
     policy: Policy,
-    /// Carries what one tick's plan can hand the next (the same plans as `plan::plan`).
-    planner: plan::Planner,
     w: World,
     now: f64,
     /// Jobs by submit time, and how many of them are in.
@@ -144,7 +142,6 @@ impl<'s> Engine<'s> {
             scenario,
             kind,
             policy,
-            planner: plan::Planner::new(),
             submit_order,
             submitted: 0,
             active: Vec::new(),
@@ -325,7 +322,7 @@ impl<'s> Engine<'s> {
             return;
         }
         observer.before_plan(self.plans, &self.w.snapshot, &self.policy);
-        let p = self.planner.plan(&self.w.snapshot, &self.policy);
+        let p = plan::plan(&self.w.snapshot, &self.policy);
         self.plans += 1;
         self.last_tick = now;
         let changed =
