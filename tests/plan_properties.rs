@@ -294,7 +294,13 @@ proptest! {
                 pod.terminating = true;
             }
         }
-        for s in [&s, &after, &leaving] {
+        // And with a job under a name already taken (the verification round knows which
+        // names repeat from the first).
+        let mut twice = s.clone();
+        if let Some(first) = s.jobs.first() {
+            twice.jobs.insert(twice.jobs.len() / 2 + 1, first.clone());
+        }
+        for s in [&s, &after, &leaving, &twice] {
             let next = plan(s, &policy);
             let mut world = World::of(s);
             let memo = View::build(&world).into_memo(&world);
