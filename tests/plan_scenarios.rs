@@ -747,3 +747,30 @@ fn applying_a_plan_finds_each_job_by_namespace_and_name() {
     assert!(pods(3).is_empty(), "the first dup/twice is untouched");
     assert_eq!(pods(4), ["twice-trainer-0"], "the later dup/twice grew");
 }
+
+/// A plan's per-job lines name jobs too: the admitted mark goes to the later of two jobs
+/// of one name, as for its pods (a plan lists jobs in snapshot order, and that order is
+/// not taken as the answer when a name is taken twice).
+#[test]
+fn a_plan_admits_the_later_of_two_jobs_of_one_name() {
+    let twice = job("twice", 1, 4, one_cpu());
+    let s = snapshot(vec![cpu_node("n0", 8)], vec![twice.clone(), twice]);
+    let line = |admitted: bool| JobPlan {
+        job: key("twice"),
+        admitted,
+        reason: None,
+        current_trainers: 0,
+        target_trainers: 0,
+        fair_trainers: 0,
+    };
+    let p = Plan {
+        jobs: vec![line(true), line(false)],
+        ..Plan::default()
+    };
+    let after = apply(&s, &p);
+    assert!(
+        !after.jobs[0].admitted,
+        "the first of the name is untouched"
+    );
+    assert!(after.jobs[1].admitted, "the later one is admitted");
+}
