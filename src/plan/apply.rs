@@ -3,6 +3,7 @@
 
 use super::FastMap;
 use crate::model::{Job, JobPod, OtherPod, Plan, PodPlacement, Snapshot};
+use std::collections::hash_map::Entry;
 
 pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
     apply_with(snapshot, plan, Deleted::Gone)
@@ -205,15 +206,15 @@ impl<'j> JobIndex<'j> {
         for (i, j) in jobs.iter().enumerate() {
             let j = j.read();
             let (name, ns) = (j.name.as_str(), j.namespace.as_str());
-            match by_name.get_mut(name) {
-                None => {
-                    by_name.insert(name, (ns, i));
+            match by_name.entry(name) {
+                Entry::Vacant(v) => {
+                    v.insert((ns, i));
                 }
-                Some(first) if first.0 == ns => {
-                    first.1 = i;
+                Entry::Occupied(mut first) if first.get().0 == ns => {
+                    first.get_mut().1 = i;
                     unique = false;
                 }
-                Some(_) => match other_namespaces
+                Entry::Occupied(_) => match other_namespaces
                     .iter_mut()
                     .find(|(n, s, _)| *n == name && *s == ns)
                 {
