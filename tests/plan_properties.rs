@@ -294,8 +294,8 @@ proptest! {
                 pod.terminating = true;
             }
         }
-        // And with a job under a name already taken (the verification round knows which
-        // names repeat from the first).
+        // And with a job under a name already taken (a reused job's name must still be
+        // noted, or a later copy of it passes as new).
         let mut twice = s.clone();
         if let Some(first) = s.jobs.first() {
             twice.jobs.insert(twice.jobs.len() / 2 + 1, first.clone());

@@ -2,7 +2,7 @@
 //! once. The simulator, the benchmarks and the fixed-point tests advance with it.
 
 use super::FastMap;
-use crate::model::{Job, JobPod, OtherPod, Plan, PodPlacement, Snapshot};
+use crate::model::{Job, JobKey, JobPod, OtherPod, Plan, PodPlacement, Snapshot};
 use std::collections::hash_map::Entry;
 
 pub fn apply(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
@@ -79,7 +79,6 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
     // names from the jobs.
     let (delete_at, create_at, admit) = {
         let index = JobIndex::of(jobs);
-        let find = |key: &crate::model::JobKey| index.find(&key.name, &key.namespace);
         // A plan made on these very jobs lists them in their order: then its per-job
         // lines need no lookup (1,700 of them each tick of a long trace).
         let aligned = index.unique
@@ -88,19 +87,26 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
                 let j = j.read();
                 jp.job.name == j.name && jp.job.namespace == j.namespace
             });
-        let delete_at: Vec<Option<usize>> = plan.delete.iter().map(|d| find(&d.job)).collect();
+        let delete_at: Vec<Option<usize>> =
+            plan.delete.iter().map(|d| index.find(&d.job)).collect();
         let create_at: Vec<Option<usize>> = plan
             .create
             .iter()
             .chain(&plan.recreate_after_delete)
-            .map(|c| find(&c.job))
+            .map(|c| index.find(&c.job))
             .collect();
         let admit: Vec<usize> = plan
             .jobs
             .iter()
             .enumerate()
             .filter(|(_, jp)| jp.admitted)
-            .filter_map(|(i, jp)| if aligned { Some(i) } else { find(&jp.job) })
+            .filter_map(|(i, jp)| {
+                if aligned {
+                    Some(i)
+                } else {
+                    index.find(&jp.job)
+                }
+            })
             .collect();
         (delete_at, create_at, admit)
     };
@@ -233,13 +239,13 @@ impl<'j> JobIndex<'j> {
         }
     }
 
-    fn find(&self, name: &str, namespace: &str) -> Option<usize> {
-        match self.by_name.get(name)? {
-            &(ns, i) if ns == namespace => Some(i),
+    fn find(&self, key: &JobKey) -> Option<usize> {
+        match self.by_name.get(key.name.as_str())? {
+            &(ns, i) if ns == key.namespace => Some(i),
             _ => self
                 .other_namespaces
                 .iter()
-                .find(|&&(n, ns, _)| n == name && ns == namespace)
+                .find(|&&(n, ns, _)| n == key.name && ns == key.namespace)
                 .map(|&(_, _, i)| i),
         }
     }
