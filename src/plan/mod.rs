@@ -112,23 +112,28 @@ fn plan_round<'w, 's>(
     // again and hand it on, one step at a time. So plan again, the failed gang pending
     // and each short job capped at what was placed. Growth that merely falls short
     // needs no second pass: the top-up already hands its room on.
-    let start = packing::start(&view, topo, &admission);
+    // Most rounds pack once: the first pass takes the start as built, and a later one
+    // builds it again (the same start: see `packing::start`) rather than every pass
+    // copying it, which on a large cluster moved megabytes per pass.
+    let mut start = Some(packing::start(&view, topo, &admission));
     let mut placeable = vec![None; view.jobs.len()];
     let mut pass = 0;
     let mut fair = fair_shares(&view, &admission, fair_memory);
     let mut sizes = size(world.time_s, &view, &admission, &fair, &placeable, policy);
     let (fair_of, packed) = loop {
         pass += 1;
-        let before = admission.clone();
+        let this_start = start
+            .take()
+            .unwrap_or_else(|| packing::start(&view, topo, &admission));
         let packed = packing::pack(
             &view,
             topo,
-            start.clone(),
+            this_start,
             &mut admission,
             &sizes.targets,
             view.capacity(),
         );
-        let gang_failed = admission != before;
+        let gang_failed = packed.gang_failed;
         if gang_failed {
             fair = fair_shares(&view, &admission, fair_memory);
         }

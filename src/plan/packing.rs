@@ -41,6 +41,8 @@ pub struct Packed {
     pub reservations: Vec<ServiceReservation>,
     /// Trainers each job will hold after the plan.
     pub trainers: Vec<u32>,
+    /// Some newcomer's gang did not pack (its admission is now pending).
+    pub gang_failed: bool,
 }
 
 /// A pod this plan creates, with its job and node as indices into the view.
@@ -192,9 +194,7 @@ struct Packer<'v, 'a> {
 }
 
 /// What every sizing pass of a round starts from: the nodes' free room as the view has
-/// it, indexed for packing, and the trainers on each node. Built once per round and
-/// cloned for each pass.
-#[derive(Clone)]
+/// it, indexed for packing, and the trainers on each node. A pass uses it up.
 pub struct Start {
     nodes: NodeState,
     trainers: NodeTrainers,
@@ -283,7 +283,7 @@ pub fn pack(
     p.reserve_services();
     p.repair_running_gangs();
     p.scale_down();
-    p.admit_new_gangs(admission);
+    let gang_failed = p.admit_new_gangs(admission);
     p.grow();
     p.keep_victims_that_fit();
     p.top_up();
@@ -298,6 +298,7 @@ pub fn pack(
         recreate_after_delete: p.recreate_after_delete,
         reservations: p.reservations,
         trainers,
+        gang_failed,
     }
 }
 
@@ -799,7 +800,9 @@ impl Packer<'_, '_> {
         }
     }
 
-    fn admit_new_gangs(&mut self, admission: &mut [Admission]) {
+    /// Places each newcomer's gang or turns it pending; whether any turned pending.
+    fn admit_new_gangs(&mut self, admission: &mut [Admission]) -> bool {
+        let mut failed = false;
         let mut order: Vec<usize> = (0..self.jobs.len())
             .filter(|&j| admission[j] == Admission::New)
             .collect();
@@ -820,8 +823,10 @@ impl Packer<'_, '_> {
                 let jp = self.jobs.get_mut(j);
                 jp.admitted = false;
                 jp.target = 0;
+                failed = true;
             }
         }
+        failed
     }
 
     /// Trainers first: they are the big (often GPU) pods, and a master placed first on
