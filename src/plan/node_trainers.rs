@@ -8,6 +8,10 @@
 //! come back (the eviction undone), and no other ever joins, so the slot never
 //! overflows. The order within a slot is that of a vector with `swap_remove` and `push`,
 //! which is what the victim search walks.
+//!
+//! Indices are kept as `u32` (half the bytes to build and to copy on a large cluster,
+//! where this outgrows the caches): a snapshot with 2^32 jobs or pods would not fit in
+//! memory.
 
 use super::tracked::Changes;
 use super::view::View;
@@ -15,9 +19,10 @@ use super::view::View;
 #[derive(Clone)]
 pub struct NodeTrainers {
     /// Node n's slot starts at `start[n]`; its first `len[n]` entries are on it.
-    start: Vec<usize>,
+    start: Vec<u32>,
     len: Vec<u32>,
-    items: Vec<(usize, usize)>,
+    /// (job, pod) of each trainer.
+    items: Vec<(u32, u32)>,
     /// Nodes whose trainers changed since `drain_changed` was last called.
     changes: Changes,
 }
@@ -44,16 +49,16 @@ impl NodeTrainers {
             len[n] += 1;
         }
         let mut start = Vec::with_capacity(nodes + 1);
-        let mut at = 0;
+        let mut at = 0u32;
         for &l in &len {
             start.push(at);
-            at += l as usize;
+            at += l;
         }
         start.push(at);
-        let mut items = vec![(0, 0); at];
-        let mut filled = vec![0usize; nodes];
+        let mut items = vec![(0, 0); at as usize];
+        let mut filled = vec![0u32; nodes];
         for (n, t) in entries() {
-            items[start[n] + filled[n]] = t;
+            items[(start[n] + filled[n]) as usize] = compact(t);
             filled[n] += 1;
         }
         NodeTrainers {
@@ -64,13 +69,25 @@ impl NodeTrainers {
         }
     }
 
-    pub fn on(&self, n: usize) -> &[(usize, usize)] {
-        &self.items[self.start[n]..self.start[n] + self.len[n] as usize]
+    /// The trainers on node n, as (job, pod).
+    pub fn on(&self, n: usize) -> impl ExactSizeIterator<Item = (usize, usize)> + Clone + '_ {
+        self.slot(n).iter().map(|&(j, p)| (j as usize, p as usize))
+    }
+
+    /// Whether trainer `t` is on node n.
+    pub fn holds(&self, n: usize, t: (usize, usize)) -> bool {
+        self.slot(n).contains(&compact(t))
+    }
+
+    fn slot(&self, n: usize) -> &[(u32, u32)] {
+        let first = self.start[n] as usize;
+        &self.items[first..first + self.len[n] as usize]
     }
 
     /// Trainer `t` leaves node `n` (the last one on the node takes its place).
     pub fn remove(&mut self, n: usize, t: (usize, usize)) {
-        let first = self.start[n];
+        let t = compact(t);
+        let first = self.start[n] as usize;
         let len = self.len[n] as usize;
         if let Some(i) = self.items[first..first + len].iter().position(|&x| x == t) {
             self.items.swap(first + i, first + len - 1);
@@ -81,11 +98,11 @@ impl NodeTrainers {
 
     /// Trainer `t`, which left node `n`, is back on it (last).
     pub fn put_back(&mut self, n: usize, t: (usize, usize)) {
-        let len = self.len[n] as usize;
+        let len = self.len[n];
         let room = self.start[n + 1] - self.start[n];
         debug_assert!(len < room, "node {n} gets back a trainer it never had");
         if len < room {
-            self.items[self.start[n] + len] = t;
+            self.items[(self.start[n] + len) as usize] = compact(t);
             self.len[n] += 1;
             self.changes.mark(n);
         }
@@ -95,6 +112,11 @@ impl NodeTrainers {
     pub fn drain_changed(&mut self, f: impl FnMut(usize)) {
         self.changes.drain(f);
     }
+}
+
+/// (job, pod) as stored (see the module doc for why `u32` holds them).
+fn compact((job, pod): (usize, usize)) -> (u32, u32) {
+    (job as u32, pod as u32)
 }
 
 #[cfg(test)]
@@ -145,7 +167,7 @@ mod tests {
                 }
                 prop_assert_eq!(changed(&mut flat), touched.into_iter().collect::<Vec<_>>());
                 for (n, list) in model.iter().enumerate() {
-                    prop_assert_eq!(flat.on(n), list.as_slice());
+                    prop_assert_eq!(flat.on(n).collect::<Vec<_>>(), list.clone());
                 }
             }
         }
@@ -156,10 +178,11 @@ mod tests {
         let none = NodeTrainers::from_entries(0, std::iter::empty);
         assert!(none.items.is_empty());
         let mut t = NodeTrainers::from_entries(3, || [(2, (7, 1))].into_iter());
-        assert!(t.on(0).is_empty() && t.on(1).is_empty());
-        assert_eq!(t.on(2), &[(7, 1)]);
+        assert!(t.on(0).next().is_none() && t.on(1).next().is_none());
+        assert_eq!(t.on(2).collect::<Vec<_>>(), vec![(7, 1)]);
         t.remove(1, (7, 1)); // not there: nothing changes
         assert!(changed(&mut t).is_empty());
-        assert_eq!(t.on(2), &[(7, 1)]);
+        assert_eq!(t.on(2).collect::<Vec<_>>(), vec![(7, 1)]);
+        assert!(t.holds(2, (7, 1)) && !t.holds(2, (7, 0)) && !t.holds(1, (7, 1)));
     }
 }

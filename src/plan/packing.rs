@@ -624,7 +624,7 @@ impl Packer<'_, '_> {
         let list = self.node_trainers.on(n);
         for &pass in passes {
             let mut picked_before = 0;
-            for &(j, pod) in list {
+            for (j, pod) in list.clone() {
                 if res.fits_in(&free) {
                     break;
                 }
@@ -914,7 +914,7 @@ impl Packer<'_, '_> {
             let mut on_node: Vec<(usize, Vec<usize>)> = Vec::new();
             let mut slot_of: FastMap<usize, usize> = FastMap::default();
             for b in &jv.live_trainers {
-                if !self.node_trainers.on(b.node).contains(&(j, b.pod)) {
+                if !self.node_trainers.holds(b.node, (j, b.pod)) {
                     continue;
                 }
                 let slot = *slot_of.entry(b.node).or_insert_with(|| {
