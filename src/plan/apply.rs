@@ -48,8 +48,9 @@ impl Editable<OtherPod> for OtherPod {
 }
 
 /// [`apply`] on a snapshot the caller owns, without copying it (the simulator advances
-/// its world this way every tick).
-pub fn apply_in_place(snapshot: &mut Snapshot, plan: &Plan) {
+/// its world this way every tick). Returns the index of every job it changed, each once,
+/// ascending.
+pub fn apply_in_place(snapshot: &mut Snapshot, plan: &Plan) -> Vec<usize> {
     let time_s = snapshot.time_s;
     apply_into(
         &mut snapshot.jobs,
@@ -57,7 +58,7 @@ pub fn apply_in_place(snapshot: &mut Snapshot, plan: &Plan) {
         time_s,
         plan,
         Deleted::Gone,
-    );
+    )
 }
 
 fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
@@ -68,13 +69,15 @@ fn apply_with(snapshot: &Snapshot, plan: &Plan, deleted: Deleted) -> Snapshot {
 }
 
 /// Changes only the jobs and pods the plan names: a borrowed one is copied then.
+/// Returns the jobs changed, each once, ascending.
 pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
     jobs: &mut [J],
     other_pods: &mut [P],
     now: f64,
     plan: &Plan,
     deleted: Deleted,
-) {
+) -> Vec<usize> {
+    let mut edited = Vec::new();
     // Every job the plan names is found before any is changed: the index borrows its
     // names from the jobs.
     let (delete_at, create_at, admit) = {
@@ -123,6 +126,7 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
             continue;
         }
         note(j, jobs);
+        edited.push(j);
         let pods = &mut jobs[j].edit().pods;
         match deleted {
             Deleted::Gone => pods.retain(|p| p.name != d.pod),
@@ -148,6 +152,7 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
     }
     for (j, list) in creates {
         note(j, jobs);
+        edited.push(j);
         let slots = create_slots(&jobs[j].read().pods, &list);
         let pods = &mut jobs[j].edit().pods;
         for (c, slot) in list.into_iter().zip(slots) {
@@ -168,6 +173,7 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
     for j in admit {
         if !jobs[j].read().admitted {
             jobs[j].edit().admitted = true;
+            edited.push(j);
         }
     }
     for (j, count) in before {
@@ -175,8 +181,10 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
             jobs[j].edit().last_scale_time_s = Some(now);
         }
     }
+    edited.sort_unstable();
+    edited.dedup();
     if plan.service_reservations.is_empty() {
-        return;
+        return edited;
     }
     let reserved: FastMap<&str, &str> = plan
         .service_reservations
@@ -190,6 +198,7 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
             pod.edit().node = Some(node.to_string());
         }
     }
+    edited
 }
 
 /// Jobs by namespace and name, borrowing the names from the jobs: the last job of a

@@ -28,7 +28,7 @@ pub struct QueueView {
 }
 
 /// A bound pod of a job, by index into `job.pods` and into `View::nodes`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BoundPod {
     pub pod: usize,
     pub node: usize,
@@ -36,6 +36,23 @@ pub struct BoundPod {
 
 pub struct JobView<'a> {
     pub job: &'a Job,
+    /// Boxed: it moves from view to view (and, in the simulator, from plan to plan) as
+    /// a pointer.
+    index: Box<JobIndex>,
+}
+
+impl std::ops::Deref for JobView<'_> {
+    type Target = JobIndex;
+    fn deref(&self) -> &JobIndex {
+        &self.index
+    }
+}
+
+/// What indexing found of one job, owned, so that it can outlive the view: for the
+/// next round of a plan, or for the next plan of a caller that knows the job is the
+/// same on the same nodes and queues (see [`super::JobIndexCache`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobIndex {
     /// Why the job cannot be planned at all (bad spec, queue).
     pub invalid: Option<Reason>,
     pub queue: usize,
@@ -63,6 +80,12 @@ pub struct JobView<'a> {
     pub max_trainers: u32,
 }
 
+impl JobView<'_> {
+    fn into_index(self) -> Box<JobIndex> {
+        self.index
+    }
+}
+
 /// Per job of a world, by index: its index in an earlier view, while the job is the
 /// snapshot's own (borrowed, unchanged).
 pub struct ViewMemo<'s> {
@@ -71,18 +94,36 @@ pub struct ViewMemo<'s> {
 
 struct KnownJob<'s> {
     job: &'s Job,
-    invalid: Option<Reason>,
-    queue: usize,
-    running: bool,
-    live_trainers: Vec<BoundPod>,
-    trainer_nodes: Vec<usize>,
-    live_support: Vec<BoundPod>,
-    support_complete: bool,
-    unbound: Vec<usize>,
-    on_lost_nodes: Vec<usize>,
-    terminating: Vec<BoundPod>,
-    problems: Vec<Problem>,
-    max_trainers: u32,
+    index: Box<JobIndex>,
+}
+
+impl JobIndex {
+    /// Whether the job's name was taken by an earlier job: that depends on the other
+    /// jobs, so such an index is never reused.
+    pub(crate) fn was_duplicate(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| matches!(p, Problem::DuplicateJob { .. }))
+    }
+}
+
+impl<'s> ViewMemo<'s> {
+    /// Indexes kept by a caller, one per job of `jobs` (the snapshot about to be
+    /// planned), each of a job unchanged since it was made.
+    pub fn of_kept(jobs: &'s [Job], kept: Vec<Option<Box<JobIndex>>>) -> ViewMemo<'s> {
+        ViewMemo {
+            jobs: jobs
+                .iter()
+                .zip(kept)
+                .map(|(job, index)| index.map(|index| KnownJob { job, index }))
+                .collect(),
+        }
+    }
+
+    /// The indexes held, owned.
+    pub fn into_kept(self) -> Vec<Option<Box<JobIndex>>> {
+        self.jobs.into_iter().map(|k| k.map(|k| k.index)).collect()
+    }
 }
 
 pub struct View<'a> {
@@ -155,11 +196,17 @@ impl<'a> View<'a> {
         let mut useful = UsefulSizes::default();
         for (index, edited) in world.jobs.iter().enumerate() {
             let job = edited.read();
-            if let Some(known) = memo.get_mut(index).and_then(Option::take)
+            // A job first of its name is only known so while no earlier job takes
+            // it: a duplicate (then or now) is indexed anew.
+            if let Some(KnownJob {
+                job: known_job,
+                index: known,
+            }) = memo.get_mut(index).and_then(Option::take)
                 && let Edited::Borrowed(now) = edited
-                && std::ptr::eq(*now, known.job)
+                && std::ptr::eq(*now, known_job)
+                && !known.was_duplicate()
+                && seen.insert((job.namespace.as_str(), job.name.as_str()))
             {
-                seen.insert((job.namespace.as_str(), job.name.as_str()));
                 // Live trainers are trainers: their pods need not be read (tens of
                 // thousands of scattered reads, a quarter of this round's view).
                 let per_trainer = job.trainers.resources;
@@ -170,21 +217,7 @@ impl<'a> View<'a> {
                     used[b.node] = used[b.node].add(&job.resources_of(job.pods[b.pod].role));
                 }
                 problems.extend(known.problems.iter().cloned());
-                jobs.push(JobView {
-                    job,
-                    invalid: known.invalid,
-                    queue: known.queue,
-                    running: known.running,
-                    live_trainers: known.live_trainers,
-                    trainer_nodes: known.trainer_nodes,
-                    live_support: known.live_support,
-                    support_complete: known.support_complete,
-                    unbound: known.unbound,
-                    on_lost_nodes: known.on_lost_nodes,
-                    terminating: known.terminating,
-                    problems: known.problems,
-                    max_trainers: known.max_trainers,
-                });
+                jobs.push(JobView { job, index: known });
                 continue;
             }
             let problems_before = problems.len();
@@ -219,8 +252,7 @@ impl<'a> View<'a> {
                     0
                 }
             };
-            let mut view = JobView {
-                job,
+            let mut view = JobIndex {
                 invalid,
                 queue,
                 running: job.admitted,
@@ -278,7 +310,10 @@ impl<'a> View<'a> {
             view.trainer_nodes = view.live_trainers.iter().map(|b| b.node).collect();
             view.trainer_nodes.sort_unstable();
             view.trainer_nodes.dedup();
-            jobs.push(view);
+            jobs.push(JobView {
+                job,
+                index: Box::new(view),
+            });
         }
         for (i, node) in nodes.iter().enumerate() {
             let over = used[i].sub(&node.allocatable);
@@ -309,6 +344,11 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Every job's index, in job order.
+    pub fn into_indexes(self) -> Vec<Box<JobIndex>> {
+        self.jobs.into_iter().map(JobView::into_index).collect()
+    }
+
     /// The per-job index of the jobs `world` (the world this view was built on) still
     /// borrows from the snapshot, for [`View::build_reusing`].
     pub fn into_memo<'s>(self, world: &World<'s>) -> ViewMemo<'s> {
@@ -319,18 +359,7 @@ impl<'a> View<'a> {
             .map(|(jv, edited)| match edited {
                 Edited::Borrowed(job) => Some(KnownJob {
                     job,
-                    invalid: jv.invalid,
-                    queue: jv.queue,
-                    running: jv.running,
-                    live_trainers: jv.live_trainers,
-                    trainer_nodes: jv.trainer_nodes,
-                    live_support: jv.live_support,
-                    support_complete: jv.support_complete,
-                    unbound: jv.unbound,
-                    on_lost_nodes: jv.on_lost_nodes,
-                    terminating: jv.terminating,
-                    problems: jv.problems,
-                    max_trainers: jv.max_trainers,
+                    index: jv.into_index(),
                 }),
                 Edited::Copied(_) => None,
             })

@@ -64,6 +64,7 @@ impl<'a> World<'a> {
     /// The world a moment after the plan's API calls, as
     /// [`super::apply::apply_keeping_names`] makes it.
     pub fn apply_keeping_names(&mut self, plan: &Plan) {
+        // Which jobs changed shows in the world itself (copied, no longer borrowed).
         apply_into(
             &mut self.jobs,
             &mut self.other_pods,
