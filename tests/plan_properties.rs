@@ -9,7 +9,7 @@ use ebb::plan::apply::{apply, apply_in_place, apply_keeping_names};
 use ebb::plan::fairshare::{self, FairJob, FairProblem, FairQueue, job_share};
 use ebb::plan::view::View;
 use ebb::plan::world::World;
-use ebb::plan::{Policy, lp, plan};
+use ebb::plan::{JobIndexCache, Policy, lp, plan, plan_cached};
 use proptest::prelude::*;
 
 fn arb_node(i: usize) -> impl Strategy<Value = Node> {
@@ -308,6 +308,79 @@ proptest! {
             views_agree(&View::build_reusing(&world, Some(memo)), &View::build(&world))?;
         }
     }
+    /// A caller keeping each job's index from tick to tick, and telling the cache what it
+    /// changed, gets `plan`'s plans whatever changes: jobs leaving, arriving (also under
+    /// a name already taken, ahead of its holder), pods moving or terminating, nodes and
+    /// queues changing, jobs reordered. (Debug builds also check each reused index.)
+    #[test]
+    fn plans_reusing_kept_job_indexes_are_plan_s_plans(
+        s in arb_snapshot(),
+        changes in prop::collection::vec((0u8..9, 0usize..64), 1..8),
+    ) {
+        let policy = Policy::default();
+        let mut cache = JobIndexCache::new();
+        let mut s = s;
+        let late = s.jobs.len() / 2;
+        let mut arriving = s.jobs.split_off(late);
+        for (tick, &(change, pick)) in changes.iter().enumerate() {
+            let cached = plan_cached(&s, &policy, &mut cache);
+            prop_assert_eq!(&cached, &plan(&s, &policy), "tick {}", tick);
+            for j in apply_in_place(&mut s, &cached) {
+                cache.changed(j);
+            }
+            s.time_s += 7.0;
+            let n = s.jobs.len();
+            match change {
+                0 if n > 0 => {
+                    s.jobs.remove(pick % n);
+                    cache.removed(pick % n);
+                }
+                1 if !arriving.is_empty() => {
+                    let mut j = arriving.remove(0);
+                    j.submit_time_s = s.time_s;
+                    s.jobs.push(j);
+                    cache.pushed();
+                }
+                2 if n > 0 => {
+                    let mut twin = s.jobs[pick % n].clone();
+                    twin.pods.clear();
+                    twin.admitted = false;
+                    s.jobs.insert(0, twin);
+                    cache.inserted(0);
+                }
+                3 if n > 0 && !s.nodes.is_empty() => {
+                    let node = s.nodes[pick % s.nodes.len()].name.clone();
+                    if let Some(pod) = s.jobs[pick % n].pods.iter_mut().find(|p| p.node.is_some()) {
+                        pod.node = Some(node);
+                    }
+                    cache.changed(pick % n);
+                }
+                4 if n > 0 => {
+                    if let Some(pod) = s.jobs[pick % n].pods.last_mut() {
+                        pod.terminating = true;
+                    }
+                    cache.changed(pick % n);
+                }
+                5 if s.nodes.len() > 1 => {
+                    s.nodes.remove(pick % s.nodes.len());
+                    cache.clear();
+                }
+                6 => {
+                    let q = pick % s.queues.len();
+                    s.queues[q].weight += 1.0;
+                    cache.clear();
+                }
+                7 if n > 1 => {
+                    s.jobs.swap(0, pick % n);
+                    cache.changed(0);
+                    cache.changed(pick % n);
+                }
+                _ => {}
+            }
+        }
+        prop_assert_eq!(plan_cached(&s, &policy, &mut cache), plan(&s, &policy));
+    }
+
     /// Restricted to worlds with no newcomer: still fails when a job lost its trainers with
     /// a node and the repair only fits after the first plan's own changes.
     #[test]

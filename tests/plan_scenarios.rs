@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use ebb::model::*;
-use ebb::plan::{Policy, apply::apply, plan};
+use ebb::plan::{JobIndexCache, Policy, apply::apply, plan, plan_cached};
 
 /// The seed experiment in miniature: 240 cores, job-A alone takes everything, then
 /// job-B arrives and both share, B admitted at once.
@@ -773,4 +773,63 @@ fn a_plan_admits_the_later_of_two_jobs_of_one_name() {
         "the first of the name is untouched"
     );
     assert!(after.jobs[1].admitted, "the later one is admitted");
+}
+
+/// Three jobs settled on a CPU cluster (every trainer placed, so a plan changes nothing
+/// until something happens).
+fn three_settled_jobs() -> Snapshot {
+    let nodes: Vec<Node> = (0..6).map(|i| cpu_node(&format!("n{i}"), 16)).collect();
+    let jobs = (0..3)
+        .map(|i| job(&format!("job-{i}"), 2, 10, one_cpu()))
+        .collect();
+    let (s, last) = run(snapshot(nodes, jobs), &Policy::default(), 3, 400.0);
+    assert!(last.create.is_empty() && last.delete.is_empty(), "settled");
+    s
+}
+
+/// The cache keeps the index of every job a plan leaves alone, and only those: a job
+/// the plan changes is indexed anew next time.
+#[test]
+fn kept_job_indexes_cover_exactly_the_jobs_a_plan_leaves_alone() {
+    let policy = Policy::default();
+    let mut s = three_settled_jobs();
+    let mut cache = JobIndexCache::new();
+    let quiet = plan_cached(&s, &policy, &mut cache);
+    assert_eq!(quiet, plan(&s, &policy));
+    assert_eq!(cache.kept(), 3, "a quiet plan leaves every job as it was");
+    // A newcomer takes room from the others: the plan changes some jobs.
+    let mut newcomer = job("job-new", 20, 20, one_cpu());
+    newcomer.submit_time_s = s.time_s;
+    s.jobs.push(newcomer);
+    cache.pushed();
+    let busy = plan_cached(&s, &policy, &mut cache);
+    assert_eq!(busy, plan(&s, &policy));
+    let touched: std::collections::BTreeSet<&str> = busy
+        .create
+        .iter()
+        .map(|c| c.job.name.as_str())
+        .chain(busy.delete.iter().map(|d| d.job.name.as_str()))
+        .collect();
+    assert!(touched.contains("job-new"), "{touched:?}");
+    assert_eq!(cache.kept(), 4 - touched.len(), "{touched:?}");
+}
+
+/// A caller that changes a job without telling the cache gets stale indexes: debug
+/// builds (the tests) catch that at the next plan rather than plan a cluster that is
+/// not there.
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "is stale")]
+fn a_cache_out_of_step_with_its_snapshot_is_caught_in_debug_builds() {
+    let policy = Policy::default();
+    let mut s = three_settled_jobs();
+    let mut cache = JobIndexCache::new();
+    plan_cached(&s, &policy, &mut cache);
+    let pod = s.jobs[1]
+        .pods
+        .iter_mut()
+        .find(|p| p.node.as_deref() != Some("n5"))
+        .expect("a pod off n5");
+    pod.node = Some("n5".into());
+    plan_cached(&s, &policy, &mut cache);
 }

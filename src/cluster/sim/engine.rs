@@ -5,7 +5,9 @@
 //! The controller only ticks when something changed since its last plan, or when a
 //! scale-down cooldown runs out: `plan::plan` is a fixed point, so a tick on an unchanged
 //! world would change nothing, and skipping it is what makes hours of virtual time cost
-//! milliseconds.
+//! milliseconds. A tick plans with [`plan::plan_cached`] (the same plans): the world
+//! tells the cache which jobs changed since the last plan, so only those are indexed
+//! again.
 
 use super::error::SimError;
 use super::report::{PolicyResult, Sample};
@@ -322,7 +324,7 @@ impl<'s> Engine<'s> {
             return;
         }
         observer.before_plan(self.plans, &self.w.snapshot, &self.policy);
-        let p = plan::plan(&self.w.snapshot, &self.policy);
+        let p = plan::plan_cached(&self.w.snapshot, &self.policy, &mut self.w.index_cache);
         self.plans += 1;
         self.last_tick = now;
         let changed =
@@ -396,7 +398,9 @@ fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f
         .jobs_with_index()
         .map(|(_, job)| job.live_trainers().count() as u32)
         .collect();
-    plan::apply::apply_in_place(&mut w.snapshot, p);
+    for j in plan::apply::apply_in_place(&mut w.snapshot, p) {
+        w.index_cache.changed(j);
+    }
     w.pods_changed();
     // Deletions first: a recreated master or pserver reuses its name.
     for d in &p.delete {

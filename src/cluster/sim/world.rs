@@ -7,8 +7,8 @@ use super::services::SimService;
 pub use super::tally::Counts;
 use super::tally::Tally;
 use crate::model::{Job, Node, PodGroup, Role, Snapshot, TrainerSpec};
-use crate::plan::FastMap;
 use crate::plan::speedup::speedup;
+use crate::plan::{FastMap, JobIndexCache};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// How the jobs of a scenario are sized.
@@ -74,6 +74,9 @@ pub struct World {
     /// [`World::submit`] and leave at [`World::remove_job`]. Events look jobs up this
     /// way, not by name.
     sim_of: Vec<usize>,
+    /// What the controller's last plan indexed of each job in `snapshot.jobs`, kept in
+    /// step with them: a tick re-indexes only the jobs that changed since.
+    pub index_cache: JobIndexCache,
     pub policy: PolicyKind,
     /// Moves on whenever every job's rate must be worked out afresh.
     rate_epoch: u64,
@@ -147,6 +150,7 @@ impl World {
             upcoming_ready: BTreeSet::new(),
             job_by_name,
             sim_of: Vec::new(),
+            index_cache: JobIndexCache::new(),
             policy,
             rate_epoch: 0,
             counted: None,
@@ -192,6 +196,7 @@ impl World {
             },
         };
         self.snapshot.jobs.push(job);
+        self.index_cache.pushed();
         self.sim_of.push(j);
     }
 
@@ -204,6 +209,7 @@ impl World {
         // Kept in order: the controller sees jobs in the order they came.
         self.sim_of.remove(at);
         let gone = self.snapshot.jobs.remove(at);
+        self.index_cache.removed(at);
         let tally = self.tally.and_then(|t| t.without(&gone));
         self.pods_changed();
         if let Some(t) = tally {
@@ -330,6 +336,7 @@ impl World {
         self.forget_rates();
         self.pods_changed();
         self.snapshot.nodes.retain(|n| n.name != name);
+        self.index_cache.clear();
         // The Deployment replaces the pods it lost; job pods stay bound to the dead node
         // until the controller cleans them up, as the API server would show them.
         for p in &mut self.snapshot.other_pods {
@@ -345,6 +352,7 @@ impl World {
         if self.node_is_up(name) {
             return;
         }
+        self.index_cache.clear();
         // Whatever ran there died with the node.
         for job in &mut self.snapshot.jobs {
             job.pods.retain(|p| p.node.as_deref() != Some(name));
