@@ -833,3 +833,18 @@ fn a_cache_out_of_step_with_its_snapshot_is_caught_in_debug_builds() {
     pod.node = Some("n5".into());
     plan_cached(&s, &policy, &mut cache);
 }
+
+/// The cache keeps the nodes' topology too: a caller that changes a node without
+/// clearing the cache is caught in debug builds.
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "kept topology is stale")]
+fn a_kept_topology_out_of_step_with_the_nodes_is_caught_in_debug_builds() {
+    let policy = Policy::default();
+    let mut s = three_settled_jobs();
+    let mut cache = JobIndexCache::new();
+    plan_cached(&s, &policy, &mut cache);
+    s.nodes[0].topology.nvlink_group = Some("g".into());
+    s.nodes[1].topology.nvlink_group = Some("g".into());
+    plan_cached(&s, &policy, &mut cache);
+}

@@ -57,7 +57,7 @@ const MAX_ROUNDS: usize = 4;
 const MAX_PASSES: usize = 4;
 
 pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
-    plan_from(snapshot, policy, None, false).0
+    plan_from(snapshot, policy, None, None, false).0
 }
 
 /// What indexing found of each job of the snapshot a caller plans again and again (the
@@ -69,6 +69,8 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy) -> Plan {
 #[derive(Default)]
 pub struct JobIndexCache {
     jobs: Vec<Option<Box<view::JobIndex>>>,
+    /// The nodes' topology, kept until the nodes change.
+    topology: Option<TopologyIndex>,
 }
 
 impl JobIndexCache {
@@ -108,6 +110,7 @@ impl JobIndexCache {
     /// cannot follow job by job.
     pub fn clear(&mut self) {
         self.jobs.iter_mut().for_each(|slot| *slot = None);
+        self.topology = None;
     }
 
     /// How many jobs hold a kept index.
@@ -126,11 +129,20 @@ pub fn plan_cached(snapshot: &Snapshot, policy: &Policy, cache: &mut JobIndexCac
         }
         ViewMemo::of_kept(&snapshot.jobs, kept)
     });
-    let (plan, last) = plan_from(snapshot, policy, memo, true);
+    let topo = cache.topology.take();
+    if cfg!(debug_assertions)
+        && let Some(topo) = &topo
+    {
+        let world = World::of(snapshot);
+        let fresh = TopologyIndex::build(&View::build(&world).node_refs);
+        assert_eq!(topo, &fresh, "the kept topology is stale");
+    }
+    let (plan, last, topo) = plan_from(snapshot, policy, memo, topo, true);
     cache.jobs = match last {
         Some(memo) => memo.into_kept(),
         None => vec![None; snapshot.jobs.len()],
     };
+    cache.topology = topo;
     plan
 }
 
@@ -156,23 +168,24 @@ fn check_kept(snapshot: &Snapshot, kept: &[Option<Box<view::JobIndex>>]) {
     }
 }
 
-/// The rounds of a plan, the first reusing `memo`; with `keep`, also what the last
-/// round knew of each job the plan leaves unchanged (nothing when the rounds ran out
-/// unsettled: the last one's changes are applied after its view).
+/// The rounds of a plan, the first reusing `memo` and `topo` (this snapshot's
+/// topology, if known); with `keep`, also what the last round knew of each job the plan
+/// leaves unchanged (nothing when the rounds ran out unsettled: the last one's changes
+/// are applied after its view). The topology comes back too.
 fn plan_from<'s>(
     snapshot: &'s Snapshot,
     policy: &Policy,
     memo: Option<ViewMemo<'s>>,
+    mut topo: Option<TopologyIndex>,
     keep: bool,
-) -> (Plan, Option<ViewMemo<'s>>) {
+) -> (Plan, Option<ViewMemo<'s>>, Option<TopologyIndex>) {
     // Rounds plan worlds that differ only in pods (applying a plan never touches a
     // node), so the topology is indexed once.
-    let mut topo = None;
     let mut fair_memory = None;
     let mut world = World::of(snapshot);
     let (mut composed, view) = plan_round(&world, memo, policy, &mut topo, &mut fair_memory, 0);
     if compose::is_quiet(&composed) {
-        return (composed, keep.then(|| view.into_memo(&world)));
+        return (composed, keep.then(|| view.into_memo(&world)), topo);
     }
     let mut memo = view.into_memo(&world);
     world.apply_keeping_names(&composed);
@@ -186,13 +199,13 @@ fn plan_from<'s>(
             round_index,
         );
         if compose::is_quiet(&round) {
-            return (composed, keep.then(|| view.into_memo(&world)));
+            return (composed, keep.then(|| view.into_memo(&world)), topo);
         }
         memo = view.into_memo(&world);
         world.apply_keeping_names(&round);
         composed = compose::compose(snapshot, composed, round);
     }
-    (composed, None)
+    (composed, None, topo)
 }
 
 /// Round `round_index` on `world`, and its view (what it knows of the jobs the next

@@ -19,6 +19,7 @@ impl<'a> Domain<'a> {
     }
 }
 
+#[derive(Debug, PartialEq)]
 pub struct TopologyIndex {
     /// Dense group id of each node.
     pub group_of: Vec<usize>,
