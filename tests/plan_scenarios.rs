@@ -814,24 +814,33 @@ fn kept_job_indexes_cover_exactly_the_jobs_a_plan_leaves_alone() {
     assert_eq!(cache.kept(), 4 - touched.len(), "{touched:?}");
 }
 
+/// Plans `settled` with a fresh cache, makes `change` without telling the cache, and
+/// plans again (the debug checks are to panic).
+#[cfg(debug_assertions)]
+fn plan_again_after_an_untold(change: impl FnOnce(&mut Snapshot)) {
+    let policy = Policy::default();
+    let mut s = three_settled_jobs();
+    let mut cache = JobIndexCache::new();
+    plan_cached(&s, &policy, &mut cache);
+    change(&mut s);
+    plan_cached(&s, &policy, &mut cache);
+}
+
 /// A caller that changes a job without telling the cache gets stale indexes: debug
 /// builds (the tests) catch that at the next plan rather than plan a cluster that is
 /// not there.
 #[cfg(debug_assertions)]
 #[test]
-#[should_panic(expected = "is stale")]
+#[should_panic(expected = "the kept index of job 1 (ml/job-1) is stale")]
 fn a_cache_out_of_step_with_its_snapshot_is_caught_in_debug_builds() {
-    let policy = Policy::default();
-    let mut s = three_settled_jobs();
-    let mut cache = JobIndexCache::new();
-    plan_cached(&s, &policy, &mut cache);
-    let pod = s.jobs[1]
-        .pods
-        .iter_mut()
-        .find(|p| p.node.as_deref() != Some("n5"))
-        .expect("a pod off n5");
-    pod.node = Some("n5".into());
-    plan_cached(&s, &policy, &mut cache);
+    plan_again_after_an_untold(|s| {
+        let pod = s.jobs[1]
+            .pods
+            .iter_mut()
+            .find(|p| p.node.as_deref() != Some("n5"))
+            .expect("a pod off n5");
+        pod.node = Some("n5".into());
+    });
 }
 
 /// The cache keeps the nodes' topology too: a caller that changes a node without
@@ -840,11 +849,8 @@ fn a_cache_out_of_step_with_its_snapshot_is_caught_in_debug_builds() {
 #[test]
 #[should_panic(expected = "kept topology is stale")]
 fn a_kept_topology_out_of_step_with_the_nodes_is_caught_in_debug_builds() {
-    let policy = Policy::default();
-    let mut s = three_settled_jobs();
-    let mut cache = JobIndexCache::new();
-    plan_cached(&s, &policy, &mut cache);
-    s.nodes[0].topology.nvlink_group = Some("g".into());
-    s.nodes[1].topology.nvlink_group = Some("g".into());
-    plan_cached(&s, &policy, &mut cache);
+    plan_again_after_an_untold(|s| {
+        s.nodes[0].topology.nvlink_group = Some("g".into());
+        s.nodes[1].topology.nvlink_group = Some("g".into());
+    });
 }
