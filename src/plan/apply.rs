@@ -81,7 +81,7 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
     // Every job the plan names is found before any is changed: the index borrows its
     // names from the jobs.
     let (delete_at, create_at, admit) = {
-        let index = JobIndex::of(jobs);
+        let index = JobsByKey::of(jobs);
         // A plan made on these very jobs lists them in their order: then its per-job
         // lines need no lookup (1,700 of them each tick of a long trace).
         let aligned = index.unique
@@ -203,7 +203,7 @@ pub(crate) fn apply_into<J: Editable<Job>, P: Editable<OtherPod>>(
 
 /// Jobs by namespace and name, borrowing the names from the jobs: the last job of a
 /// name wins, as a map filled in order has it.
-struct JobIndex<'j> {
+struct JobsByKey<'j> {
     /// By name, then namespace: a name rarely recurs in another namespace; those few
     /// wait in a list.
     by_name: FastMap<&'j str, (&'j str, usize)>,
@@ -212,8 +212,8 @@ struct JobIndex<'j> {
     unique: bool,
 }
 
-impl<'j> JobIndex<'j> {
-    fn of<J: Editable<Job>>(jobs: &'j [J]) -> JobIndex<'j> {
+impl<'j> JobsByKey<'j> {
+    fn of<J: Editable<Job>>(jobs: &'j [J]) -> JobsByKey<'j> {
         let mut by_name: FastMap<&str, (&str, usize)> =
             FastMap::with_capacity_and_hasher(jobs.len(), Default::default());
         let mut other_namespaces: Vec<(&str, &str, usize)> = Vec::new();
@@ -241,7 +241,7 @@ impl<'j> JobIndex<'j> {
                 },
             }
         }
-        JobIndex {
+        JobsByKey {
             by_name,
             other_namespaces,
             unique,

@@ -70,20 +70,12 @@ impl JobIndexCache {
 /// leaving in it the index of each job the plan does not change. The plan is [`plan`](super::plan)'s.
 pub fn plan_cached(snapshot: &Snapshot, policy: &Policy, cache: &mut JobIndexCache) -> Plan {
     let kept = std::mem::take(&mut cache.jobs);
-    let memo = (kept.len() == snapshot.jobs.len()).then(|| {
-        if cfg!(debug_assertions) {
-            check_kept(snapshot, &kept);
-        }
-        ViewMemo::of_kept(&snapshot.jobs, kept)
-    });
+    let kept = (kept.len() == snapshot.jobs.len()).then_some(kept);
     let topo = cache.topology.take();
-    if cfg!(debug_assertions)
-        && let Some(topo) = &topo
-    {
-        let world = World::of(snapshot);
-        let fresh = TopologyIndex::build(&View::build(&world).node_refs);
-        assert_eq!(topo, &fresh, "the kept topology is stale");
+    if cfg!(debug_assertions) {
+        check_kept(snapshot, kept.as_deref(), topo.as_ref());
     }
+    let memo = kept.map(|kept| ViewMemo::of_kept(&snapshot.jobs, kept));
     let (plan, last, topo) = plan_from(snapshot, policy, memo, topo, true);
     cache.jobs = match last {
         Some(memo) => memo.into_kept(),
@@ -93,12 +85,25 @@ pub fn plan_cached(snapshot: &Snapshot, policy: &Policy, cache: &mut JobIndexCac
     plan
 }
 
-/// Each kept index is the one indexing the snapshot anew finds (a caller that lost
-/// step with its snapshot would get plans for a cluster that is not there).
-fn check_kept(snapshot: &Snapshot, kept: &[Option<Box<view::JobIndex>>]) {
+/// Each kept index and the kept topology are what indexing the snapshot anew finds (a
+/// caller that lost step with its snapshot would get plans for a cluster that is not
+/// there).
+fn check_kept(
+    snapshot: &Snapshot,
+    kept: Option<&[Option<Box<view::JobIndex>>]>,
+    topo: Option<&TopologyIndex>,
+) {
+    if kept.is_none() && topo.is_none() {
+        return;
+    }
     let world = World::of(snapshot);
-    let fresh = View::build(&world).into_indexes();
-    for (j, (kept, fresh)) in kept.iter().zip(&fresh).enumerate() {
+    let view = View::build(&world);
+    if let Some(topo) = topo {
+        let fresh = TopologyIndex::build(&view.node_refs);
+        assert_eq!(topo, &fresh, "the kept topology is stale");
+    }
+    let fresh = view.into_indexes();
+    for (j, (kept, fresh)) in kept.unwrap_or_default().iter().zip(&fresh).enumerate() {
         // Whether a name repeats depends on the other jobs: the view checks that itself
         // and indexes a duplicate anew (then or now).
         if let Some(kept) = kept

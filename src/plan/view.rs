@@ -80,12 +80,6 @@ pub struct JobIndex {
     pub max_trainers: u32,
 }
 
-impl JobView<'_> {
-    fn into_index(self) -> Box<JobIndex> {
-        self.index
-    }
-}
-
 /// Per job of a world, by index: its index in an earlier view, while the job is the
 /// snapshot's own (borrowed, unchanged).
 pub struct ViewMemo<'s> {
@@ -346,7 +340,7 @@ impl<'a> View<'a> {
 
     /// Every job's index, in job order.
     pub fn into_indexes(self) -> Vec<Box<JobIndex>> {
-        self.jobs.into_iter().map(JobView::into_index).collect()
+        self.jobs.into_iter().map(|jv| jv.index).collect()
     }
 
     /// The per-job index of the jobs `world` (the world this view was built on) still
@@ -359,7 +353,7 @@ impl<'a> View<'a> {
             .map(|(jv, edited)| match edited {
                 Edited::Borrowed(job) => Some(KnownJob {
                     job,
-                    index: jv.into_index(),
+                    index: jv.index,
                 }),
                 Edited::Copied(_) => None,
             })
