@@ -775,15 +775,15 @@ impl<'p> Filling<'p> {
     /// What orders jobs within one queue: the job's share with one more trainer, then
     /// whether it already holds that trainer, then its index. Changes only when the job
     /// itself is served.
-    fn own_key(&self, j: usize) -> (OrdF, u8, usize) {
+    fn own_key(&self, j: usize) -> OwnKey {
         let job = &self.p.jobs[j];
-        let own = OrdF(share_on(
+        let own = share_on(
             job,
             &self.p.capacity,
             self.dominant[j],
             f64::from(self.extra[j]) + 1.0,
-        ));
-        (own, u8::from(job.current_extra <= self.extra[j]), j)
+        );
+        OwnKey::new(own, job.current_extra <= self.extra[j], j)
     }
 
     /// Key of giving job j one more trainer, lower served first: the discrete form of
@@ -792,18 +792,18 @@ impl<'p> Filling<'p> {
     /// key. Current, not "after", for queues: in one queue every job would otherwise be
     /// ranked by how much its trainer moves the queue's dominant resource rather than by
     /// its own share.
-    fn key(&self, j: usize) -> (PathShares, u8, usize) {
+    fn key(&self, j: usize) -> FullKey {
         self.key_with(self.own_key(j))
     }
 
     /// [`Filling::key`] of the job whose [`Filling::own_key`] is `own_key` (a queue's heap
     /// holds them, exact).
-    fn key_with(&self, own_key: (OrdF, u8, usize)) -> (PathShares, u8, usize) {
-        let (own, holder, j) = own_key;
-        let queue_shares = self.paths[self.p.jobs[j].queue]
+    fn key_with(&self, own_key: OwnKey) -> FullKey {
+        let (own, tail) = own_key.parts();
+        let queue_shares = self.paths[self.p.jobs[own_key.job()].queue]
             .iter()
             .rev()
-            .map(|&q| OrdF(self.shares_now[q]));
+            .map(|&q| ordered_bits(self.shares_now[q]));
         let shares = if self.inline {
             let mut a = [PAST_THE_PATH; INLINE_SHARES];
             for (slot, s) in a.iter_mut().zip(queue_shares.chain([own])) {
@@ -813,7 +813,7 @@ impl<'p> Filling<'p> {
         } else {
             PathShares::Spilled(queue_shares.chain([own]).collect())
         };
-        (shares, holder, j)
+        FullKey { shares, tail }
     }
 
     /// Gives job `j` one more trainer if it fits the room and every limit on its path;
@@ -851,7 +851,7 @@ impl<'p> Filling<'p> {
 /// does not fit drops out for good, since room only shrinks.
 fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
     let mut f = Filling::start(p, start, inline);
-    let mut per_queue: Vec<BinaryHeap<Reverse<(OrdF, u8, usize)>>> =
+    let mut per_queue: Vec<BinaryHeap<Reverse<OwnKey>>> =
         (0..p.queues.len()).map(|_| BinaryHeap::new()).collect();
     for j in 0..p.jobs.len() {
         if f.candidate(j) {
@@ -872,11 +872,11 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
     }
     let mut next_front = fronts.pop().map(|Reverse(k)| k);
     while let Some(k) = next_front.take() {
-        let q = p.jobs[k.2].queue;
+        let q = p.jobs[k.job()].queue;
         // Only a queue's own front entry serves it: the entry of a queue alone in its
         // tree (most trees are flat) is never stale.
         if !alone[q] {
-            let fresh = f.key(k.2);
+            let fresh = f.key(k.job());
             if fresh > k {
                 // A queue on its path grew since.
                 next_front = Some(exchange_least(&mut fronts, fresh));
@@ -884,7 +884,7 @@ fn round_keyed(p: &FairProblem, start: &[f64], inline: bool) -> Vec<u32> {
             }
         }
         if let Some(mut front) = per_queue[q].peek_mut() {
-            let Reverse((_, _, j)) = *front;
+            let j = front.0.job();
             // The served job's entry is re-keyed in place: one sift, not a pop and a push.
             if f.serve(j) && f.extra[j] < p.jobs[j].max_extra {
                 *front = Reverse(f.own_key(j));
@@ -911,22 +911,79 @@ fn exchange_least<K: Ord>(heap: &mut BinaryHeap<Reverse<K>>, key: K) -> K {
     }
 }
 
-/// Shares on a job's path, root first, then the job's own: compared lexicographically,
-/// a shorter path first on a tie. Inline, the slots after the path hold a value below
-/// every share (also below a NaN), which keeps exactly that order.
+/// Shares on a job's path, root first, then the job's own, as [`ordered_bits`]:
+/// compared lexicographically, a shorter path first on a tie. Inline, the slots after
+/// the path hold a value below every share (also below a NaN), which keeps exactly that
+/// order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum PathShares {
-    Inline([OrdF; INLINE_SHARES]),
+    Inline([u64; INLINE_SHARES]),
     /// Trees deeper than the inline slots (every key of a run is one or the other).
-    Spilled(Vec<OrdF>),
+    Spilled(Vec<u64>),
 }
 
 /// The deepest path the planner lets through (`MAX_QUEUE_DEPTH` queues) and the job's own
 /// share: smaller keys move faster through the heaps.
 const INLINE_SHARES: usize = crate::model::MAX_QUEUE_DEPTH + 1;
 
-/// The least value in `f64::total_cmp` order (a negative NaN with every payload bit).
-const PAST_THE_PATH: OrdF = OrdF(f64::from_bits(u64::MAX));
+/// The least key in [`ordered_bits`] order: that of the least `f64` in `total_cmp` order
+/// (a negative NaN with every payload bit).
+const PAST_THE_PATH: u64 = 0;
+
+/// A job's key in its queue's heap: its share with one more trainer, then whether it
+/// holds that trainer already, then its index, packed so that the heap compares one
+/// integer per step (rounding sifts these tens of thousands of times a tick).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct OwnKey(u128);
+
+impl OwnKey {
+    /// `holder` takes the bit above the index: no snapshot holds 2^63 jobs.
+    fn new(share: f64, holder: bool, job: usize) -> OwnKey {
+        OwnKey(u128::from(ordered_bits(share)) << 64 | u128::from(tail(holder, job)))
+    }
+
+    fn job(self) -> usize {
+        job_of_tail(self.0 as u64)
+    }
+
+    /// (share, tail): the share's [`ordered_bits`] and (holder, job).
+    fn parts(self) -> (u64, u64) {
+        ((self.0 >> 64) as u64, self.0 as u64)
+    }
+}
+
+/// (whether the job holds the trainer, its index) in one integer, in that order.
+fn tail(holder: bool, job: usize) -> u64 {
+    u64::from(holder) << 63 | job as u64
+}
+
+fn job_of_tail(tail: u64) -> usize {
+    (tail & !(1 << 63)) as usize
+}
+
+/// A job's key among the queues' front jobs: the shares on its path, then (holder, job).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct FullKey {
+    shares: PathShares,
+    tail: u64,
+}
+
+impl FullKey {
+    fn job(&self) -> usize {
+        job_of_tail(self.tail)
+    }
+}
+
+/// `f64::total_cmp`'s order as an unsigned integer's: a negative float has every bit
+/// flipped (further from zero sorts lower), any other gains the sign bit.
+pub(crate) fn ordered_bits(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
 
 /// f64 with a total order, for heap keys.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -960,7 +1017,7 @@ mod key_tests {
             .map(|j| Reverse(f.key(j)))
             .collect();
         while let Some(Reverse(k)) = heap.pop() {
-            let j = k.2;
+            let j = k.job();
             let fresh = f.key(j);
             if fresh > k {
                 heap.push(Reverse(fresh));
@@ -1118,6 +1175,20 @@ mod rounding_properties {
                 queues,
                 jobs,
             }
+        }
+    }
+
+    proptest! {
+        /// Heap keys compare shares as integers: every pair of floats (NaNs, zeros and
+        /// infinities of both signs included) must keep `total_cmp`'s order.
+        #[test]
+        fn ordered_bits_keep_total_cmp_order(a in any::<u64>(), b in any::<u64>(), pick in 0usize..8) {
+            let special = [0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN, 1e-310, -1e-310];
+            let (a, b) = (f64::from_bits(a), f64::from_bits(b));
+            for (x, y) in [(a, b), (a, special[pick]), (special[pick], b), (a, a)] {
+                prop_assert_eq!(ordered_bits(x).cmp(&ordered_bits(y)), x.total_cmp(&y), "{} vs {}", x, y);
+            }
+            prop_assert_eq!(ordered_bits(f64::from_bits(u64::MAX)), PAST_THE_PATH);
         }
     }
 
