@@ -30,24 +30,13 @@ pub struct NodeTrainers {
 impl NodeTrainers {
     /// Trainers of the jobs `admitted` says, in job order then the view's order.
     pub fn build(view: &View, admitted: impl Fn(usize) -> bool) -> Self {
-        Self::from_entries(view.nodes.len(), || {
-            view.jobs
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| admitted(j))
-                .flat_map(|(j, jv)| jv.live_trainers.iter().map(move |b| (b.node, (j, b.pod))))
-        })
+        Self::from_entries(view.nodes.len(), &AdmittedTrainers { view, admitted })
     }
 
-    /// `entries()` yields (node, trainer) in the order each node's slot takes them.
-    fn from_entries<I>(nodes: usize, entries: impl Fn() -> I) -> Self
-    where
-        I: Iterator<Item = (usize, (usize, usize))>,
-    {
+    /// `entries` yields (node, trainer) in the order each node's slot takes them.
+    fn from_entries(nodes: usize, entries: &impl Entries) -> Self {
         let mut len = vec![0u32; nodes];
-        for (n, _) in entries() {
-            len[n] += 1;
-        }
+        entries.each(|n, _| len[n] += 1);
         let mut start = Vec::with_capacity(nodes + 1);
         let mut at = 0u32;
         for &l in &len {
@@ -57,10 +46,10 @@ impl NodeTrainers {
         start.push(at);
         let mut items = vec![(0, 0); at as usize];
         let mut filled = vec![0u32; nodes];
-        for (n, t) in entries() {
+        entries.each(|n, t| {
             items[(start[n] + filled[n]) as usize] = compact(t);
             filled[n] += 1;
-        }
+        });
         NodeTrainers {
             start,
             len,
@@ -114,6 +103,31 @@ impl NodeTrainers {
     }
 }
 
+/// What a `NodeTrainers` is built from: (node, (job, pod)) pairs, visited twice (to
+/// size the slots, then to fill them). A visit rather than an iterator: a flattened
+/// iterator stepped by `next` re-checks which job it is in at every trainer, and this
+/// runs over every live trainer of the cluster for each packing start.
+trait Entries {
+    fn each(&self, f: impl FnMut(usize, (usize, usize)));
+}
+
+struct AdmittedTrainers<'v, 'a, F> {
+    view: &'v View<'a>,
+    admitted: F,
+}
+
+impl<F: Fn(usize) -> bool> Entries for AdmittedTrainers<'_, '_, F> {
+    fn each(&self, mut f: impl FnMut(usize, (usize, usize))) {
+        for (j, jv) in self.view.jobs.iter().enumerate() {
+            if (self.admitted)(j) {
+                for b in &jv.live_trainers {
+                    f(b.node, (j, b.pod));
+                }
+            }
+        }
+    }
+}
+
 /// (job, pod) as stored (see the module doc for why `u32` holds them).
 fn compact((job, pod): (usize, usize)) -> (u32, u32) {
     (job as u32, pod as u32)
@@ -123,6 +137,14 @@ fn compact((job, pod): (usize, usize)) -> (u32, u32) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    impl Entries for &[(usize, (usize, usize))] {
+        fn each(&self, mut f: impl FnMut(usize, (usize, usize))) {
+            for &(n, t) in self.iter() {
+                f(n, t);
+            }
+        }
+    }
 
     fn changed(t: &mut NodeTrainers) -> Vec<usize> {
         let mut out = Vec::new();
@@ -143,7 +165,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, (n, j))| (n, (j, i)))
                 .collect();
-            let mut flat = NodeTrainers::from_entries(5, || entries.iter().copied());
+            let mut flat = NodeTrainers::from_entries(5, &entries.as_slice());
             let mut model: Vec<Vec<(usize, usize)>> = vec![Vec::new(); 5];
             for &(n, t) in &entries {
                 model[n].push(t);
@@ -175,9 +197,9 @@ mod tests {
 
     #[test]
     fn an_empty_cluster_and_empty_nodes_have_empty_slots() {
-        let none = NodeTrainers::from_entries(0, std::iter::empty);
+        let none = NodeTrainers::from_entries(0, &[].as_slice());
         assert!(none.items.is_empty());
-        let mut t = NodeTrainers::from_entries(3, || [(2, (7, 1))].into_iter());
+        let mut t = NodeTrainers::from_entries(3, &[(2, (7, 1))].as_slice());
         assert!(t.on(0).next().is_none() && t.on(1).next().is_none());
         assert_eq!(t.on(2).collect::<Vec<_>>(), vec![(7, 1)]);
         t.remove(1, (7, 1)); // not there: nothing changes
