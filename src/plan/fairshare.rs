@@ -937,31 +937,33 @@ const PAST_THE_PATH: u64 = 0;
 struct OwnKey(u128);
 
 impl OwnKey {
-    /// `holder` takes the bit above the index: no snapshot holds 2^63 jobs.
-    fn new(share: f64, holder: bool, job: usize) -> OwnKey {
-        OwnKey(u128::from(ordered_bits(share)) << 64 | u128::from(tail(holder, job)))
+    /// `not_held` (the job does not hold that trainer yet: holders go first) takes the
+    /// bit above the index: no snapshot holds 2^63 jobs.
+    fn new(share: f64, not_held: bool, job: usize) -> OwnKey {
+        OwnKey(u128::from(ordered_bits(share)) << 64 | u128::from(tail(not_held, job)))
     }
 
     fn job(self) -> usize {
         job_of_tail(self.0 as u64)
     }
 
-    /// (share, tail): the share's [`ordered_bits`] and (holder, job).
+    /// (share, tail): the share's [`ordered_bits`] and (not held, job).
     fn parts(self) -> (u64, u64) {
         ((self.0 >> 64) as u64, self.0 as u64)
     }
 }
 
-/// (whether the job holds the trainer, its index) in one integer, in that order.
-fn tail(holder: bool, job: usize) -> u64 {
-    u64::from(holder) << 63 | job as u64
+/// (whether the job does not hold the trainer yet, its index) in one integer, in that
+/// order.
+fn tail(not_held: bool, job: usize) -> u64 {
+    u64::from(not_held) << 63 | job as u64
 }
 
 fn job_of_tail(tail: u64) -> usize {
     (tail & !(1 << 63)) as usize
 }
 
-/// A job's key among the queues' front jobs: the shares on its path, then (holder, job).
+/// A job's key among the queues' front jobs: the shares on its path, then (not held, job).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct FullKey {
     shares: PathShares,
@@ -976,7 +978,7 @@ impl FullKey {
 
 /// `f64::total_cmp`'s order as an unsigned integer's: a negative float has every bit
 /// flipped (further from zero sorts lower), any other gains the sign bit.
-pub(crate) fn ordered_bits(x: f64) -> u64 {
+fn ordered_bits(x: f64) -> u64 {
     let bits = x.to_bits();
     if bits >> 63 == 1 {
         !bits
