@@ -1,8 +1,7 @@
 //! The live trainers of admitted jobs on each node, as (job, pod): the victims packing
-//! may evict. Laid out flat, one slot per node, so that it is built once per round and
-//! copied for each sizing pass: a vector per node cost 50,000 allocations per pass on a
-//! 50,000-node cluster, and the walk over every job's trainers to fill them was a third
-//! of a pass.
+//! may evict. Laid out flat, one slot per node, built in two walks over the trainers (a
+//! vector per node cost 50,000 allocations per pass on a 50,000-node cluster); a sizing
+//! pass uses one up, and a later pass of the round builds it again.
 //!
 //! A node's slot holds the trainers it started with; a trainer leaves (evicted) and may
 //! come back (the eviction undone), and no other ever joins, so the slot never
@@ -16,7 +15,6 @@
 use super::tracked::Changes;
 use super::view::View;
 
-#[derive(Clone)]
 pub struct NodeTrainers {
     /// Node n's slot starts at `start[n]`; its first `len[n]` entries are on it.
     start: Vec<u32>,
@@ -76,9 +74,9 @@ impl NodeTrainers {
     /// Trainer `t` leaves node `n` (the last one on the node takes its place).
     pub fn remove(&mut self, n: usize, t: (usize, usize)) {
         let t = compact(t);
-        let first = self.start[n] as usize;
-        let len = self.len[n] as usize;
-        if let Some(i) = self.items[first..first + len].iter().position(|&x| x == t) {
+        if let Some(i) = self.slot(n).iter().position(|&x| x == t) {
+            let first = self.start[n] as usize;
+            let len = self.len[n] as usize;
             self.items.swap(first + i, first + len - 1);
             self.len[n] -= 1;
             self.changes.mark(n);

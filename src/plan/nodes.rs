@@ -6,7 +6,6 @@ use super::levels::LevelIndex;
 use crate::model::Resources;
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Clone)]
 pub struct NodeState {
     /// Changed only by `take` and `give`, which keep the indexes and `no_fit` right.
     free: Vec<Resources>,
