@@ -28,6 +28,8 @@ pub struct NodeState {
     groups_by_free_gpus: LevelIndex,
     /// Every group whose room changed, in order: per-shape group counts catch up from it.
     pub changed_groups: Vec<usize>,
+    /// Every node whose room changed, in order: the room memo catches up from it.
+    pub changed_nodes: Vec<usize>,
     /// Counts `give`s: between two gives free room only shrinks, so a need that found
     /// no node still finds none.
     gives: u64,
@@ -97,6 +99,7 @@ impl NodeState {
             group_of,
             groups_by_free_gpus,
             changed_groups: Vec::new(),
+            changed_nodes: Vec::new(),
             gives: 0,
             no_fit: Default::default(),
         }
@@ -191,6 +194,7 @@ impl NodeState {
     }
 
     fn note_change(&mut self, n: usize) {
+        self.changed_nodes.push(n);
         if let Some(&g) = self.group_of.get(n) {
             self.changed_groups.push(g);
         }

@@ -482,6 +482,7 @@ impl Packer<'_, '_> {
         reason: &DeleteReason,
     ) -> Option<usize> {
         self.catch_up_room_memo(for_job);
+        self.room_memo.start_search(res, self.nodes.len());
         let mut best: Option<(EvictionCost, Vec<Victim>)> = None;
         let mut scratch = VictimScratch::default();
         // Only nodes holding trainers of shrinking jobs can offer scale-down victims;
@@ -502,7 +503,6 @@ impl Packer<'_, '_> {
         // (1, 0, 1, n): once the best costs no more than that, only nodes with quota
         // are worth a look.
         let fits_nowhere = self.nodes.best_fit(res, 1).is_none();
-        let mut quota_nodes_only = false;
         // Nodes in index order, only GPU nodes for a GPU pod; once only nodes with quota
         // are worth a look, the scan jumps from one to the next (on a large cluster it
         // walked every node for each pod that needed room, and the calls grow with the
@@ -510,75 +510,101 @@ impl Packer<'_, '_> {
         let gpu_nodes = (res.gpus > 0).then(|| std::mem::take(self.gpu_nodes()));
         let candidates = gpu_nodes.as_ref().map_or(self.nodes.len(), Vec::len);
         let node_at = |i: usize| gpu_nodes.as_ref().map_or(i, |g| g[i]);
-        let mut next = 0;
-        let mut next_quota = 0;
-        while next < candidates {
-            let n = node_at(next);
-            while quota_nodes.get(next_quota).is_some_and(|&q| q < n) {
-                next_quota += 1;
-            }
-            let quota_here = quota_nodes.get(next_quota) == Some(&n);
-            if quota_nodes_only && !quota_here {
-                let Some(&q) = quota_nodes.get(next_quota) else {
-                    break;
+        // Where the pod fits nowhere, a first pass passes over the nodes known to need
+        // more than one eviction above a minimum: if it finds a node where one is
+        // enough, none of those could beat it. Else a second pass looks at them too.
+        let mut skip_passed = fits_nowhere;
+        loop {
+            let mut next = 0;
+            let mut next_quota = 0;
+            let mut quota_nodes_only = false;
+            while next < candidates {
+                let n = node_at(next);
+                while quota_nodes.get(next_quota).is_some_and(|&q| q < n) {
+                    next_quota += 1;
+                }
+                let quota_here = quota_nodes.get(next_quota) == Some(&n);
+                if quota_nodes_only && !quota_here {
+                    let Some(&q) = quota_nodes.get(next_quota) else {
+                        break;
+                    };
+                    next = gpu_nodes
+                        .as_ref()
+                        .map_or(q, |g| g.partition_point(|&m| m < q));
+                    continue;
+                }
+                next += 1;
+                if skip_passed && !quota_here && self.room_memo.passed(n) {
+                    continue;
+                }
+                if !self.nodes.schedulable[n] || !res.fits_in(&self.nodes.allocatable[n]) {
+                    continue;
+                }
+                if !quota_here && let Some((best_cost, _)) = &best {
+                    let cpu_on_gpu = u8::from(res.gpus == 0 && self.nodes.has_gpus[n]);
+                    let evictions = usize::from(!res.fits_in(self.nodes.free(n)));
+                    if (evictions, cpu_on_gpu, evictions, n) >= *best_cost {
+                        continue;
+                    }
+                }
+                let free = *self.nodes.free(n);
+                let known = self.room_memo.bound(n, res, &free, quota_here);
+                let beaten = |b: &Bound| match *b {
+                    Bound::Never => true,
+                    Bound::AtLeast(above_min, cpu_on_gpu, evictions) => {
+                        best.as_ref().is_some_and(|(best_cost, _)| {
+                            (above_min, cpu_on_gpu, evictions, n) >= *best_cost
+                        })
+                    }
                 };
-                next = gpu_nodes
-                    .as_ref()
-                    .map_or(q, |g| g.partition_point(|&m| m < q));
-                continue;
-            }
-            next += 1;
-            if !self.nodes.schedulable[n] || !res.fits_in(&self.nodes.allocatable[n]) {
-                continue;
-            }
-            if !quota_here && let Some((best_cost, _)) = &best {
-                let cpu_on_gpu = u8::from(res.gpus == 0 && self.nodes.has_gpus[n]);
-                let evictions = usize::from(!res.fits_in(self.nodes.free(n)));
-                if (evictions, cpu_on_gpu, evictions, n) >= *best_cost {
-                    continue;
-                }
-            }
-            let free = *self.nodes.free(n);
-            match self.room_memo.bound(n, res, &free, quota_here) {
-                Some(Bound::Never) => continue,
-                Some(Bound::AtLeast(above_min, cpu_on_gpu, evictions))
-                    if best.as_ref().is_some_and(|(best_cost, _)| {
-                        (above_min, cpu_on_gpu, evictions, n) >= *best_cost
-                    }) =>
+                if let Some(bound) = known
+                    && beaten(&bound)
                 {
+                    if !quota_here {
+                        self.room_memo.mark_if_passed(n, bound);
+                    }
                     continue;
                 }
-                _ => {}
-            }
-            let weighed = self.victims_on(
-                n,
-                res,
-                for_job,
-                quota_here,
-                best.as_ref().map(|b| b.0),
-                &mut scratch,
-            );
-            let bound = match weighed {
-                Ok((above_min, cpu_on_gpu, evictions, _)) => {
-                    Bound::AtLeast(above_min, cpu_on_gpu, evictions)
+                let weighed = self.victims_on(
+                    n,
+                    res,
+                    for_job,
+                    quota_here,
+                    best.as_ref().map(|b| b.0),
+                    &mut scratch,
+                );
+                let bound = match weighed {
+                    Ok((above_min, cpu_on_gpu, evictions, _)) => {
+                        Bound::AtLeast(above_min, cpu_on_gpu, evictions)
+                    }
+                    Err(bound) => bound,
+                };
+                let nodes = self.nodes.len();
+                self.room_memo
+                    .remember(n, nodes, *res, free, quota_here, bound);
+                if !quota_here {
+                    self.room_memo.mark_if_passed(n, bound);
                 }
-                Err(bound) => bound,
-            };
-            let nodes = self.nodes.len();
-            self.room_memo
-                .remember(n, nodes, *res, free, quota_here, bound);
-            let Ok(cost) = weighed else {
-                continue;
-            };
-            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                let (above_min, cpu_on_gpu, evictions, _) = cost;
-                let perfect = above_min == 0 && cpu_on_gpu == 0 && evictions <= 1;
-                best = Some((cost, scratch.cands.clone()));
-                if perfect {
-                    break; // nothing later can cost less
+                let Ok(cost) = weighed else {
+                    continue;
+                };
+                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                    let (above_min, cpu_on_gpu, evictions, _) = cost;
+                    let perfect = above_min == 0 && cpu_on_gpu == 0 && evictions <= 1;
+                    best = Some((cost, scratch.cands.clone()));
+                    if perfect {
+                        break; // nothing later can cost less
+                    }
+                    quota_nodes_only = fits_nowhere && cost <= (1, 0, 1, usize::MAX);
                 }
-                quota_nodes_only = fits_nowhere && cost <= (1, 0, 1, usize::MAX);
             }
+            let settled = best
+                .as_ref()
+                .is_some_and(|(c, _)| c <= &(1, 0, 1, usize::MAX));
+            if !skip_passed || settled {
+                break;
+            }
+            skip_passed = false;
         }
         if let Some(g) = gpu_nodes {
             self.gpu_nodes = Some(g);
@@ -681,6 +707,10 @@ impl Packer<'_, '_> {
     /// (see `room_memo`).
     fn catch_up_room_memo(&mut self, for_job: Option<usize>) {
         let (memo, view) = (&mut self.room_memo, self.view);
+        for &n in &self.nodes.changed_nodes[memo.changes_seen..] {
+            memo.room_changed(n);
+        }
+        memo.changes_seen = self.nodes.changed_nodes.len();
         self.node_trainers.drain_changed(|n| memo.forget(n));
         self.jobs
             .drain_changed(|j| memo.forget_all(&view.jobs[j].trainer_nodes));

@@ -46,7 +46,20 @@ pub struct RoomMemo {
     any: bool,
     /// The job the remembered weighings skipped the trainers of.
     for_job: Option<usize>,
+    /// A bit per node whose entry, for a pod of shape `passed_shape` on a node without
+    /// quota, says that making room there takes more than one eviction of a trainer
+    /// above its minimum (or never suffices); cleared with the entry or when the node's
+    /// room changes. Where one eviction suffices somewhere, a search need not read
+    /// these nodes at all: on a full cluster they are most of those before the first
+    /// such node, and each search walked them again.
+    passed: Vec<u64>,
+    passed_shape: Option<Resources>,
+    /// How far into `NodeState::changed_nodes` the bits are.
+    pub changes_seen: usize,
 }
+
+/// The cost of one eviction of a trainer above its minimum, on a node fit for the pod.
+const ONE_ABOVE_MIN: (usize, u8, usize) = (1, 0, 1);
 
 impl RoomMemo {
     /// What is known of node `n` for a pod of shape `res`, if it still holds.
@@ -96,6 +109,55 @@ impl RoomMemo {
             && let Some(k) = self.known.get_mut(n)
         {
             *k = None;
+            self.room_changed(n);
+        }
+    }
+
+    /// A search for room for a pod of shape `res` starts: the passed bits are for it.
+    pub fn start_search(&mut self, res: &Resources, nodes: usize) {
+        if self.passed_shape != Some(*res) {
+            self.passed.clear();
+            self.passed.resize(nodes.div_ceil(64), 0);
+            self.passed_shape = Some(*res);
+        }
+    }
+
+    /// Whether node `n` (without quota) costs more than one eviction above a minimum,
+    /// for the shape of the search under way.
+    pub fn passed(&self, n: usize) -> bool {
+        #[cfg(test)]
+        if test_switch::OFF.with(std::cell::Cell::get) {
+            return false;
+        }
+        let passed = self
+            .passed
+            .get(n / 64)
+            .is_some_and(|w| w & (1 << (n % 64)) != 0);
+        #[cfg(test)]
+        if passed {
+            test_switch::PASSED.with(|p| p.set(p.get() + 1));
+        }
+        passed
+    }
+
+    /// Sets node `n`'s passed bit if `bound`, just read or remembered for it (without
+    /// quota, for the search's shape), says so.
+    pub fn mark_if_passed(&mut self, n: usize, bound: Bound) {
+        let passed = match bound {
+            Bound::Never => true,
+            Bound::AtLeast(above_min, cpu_on_gpu, evictions) => {
+                (above_min, cpu_on_gpu, evictions) > ONE_ABOVE_MIN
+            }
+        };
+        if passed && let Some(w) = self.passed.get_mut(n / 64) {
+            *w |= 1 << (n % 64);
+        }
+    }
+
+    /// Node `n`'s free room changed: its entry no longer holds, nor its bit.
+    pub fn room_changed(&mut self, n: usize) {
+        if let Some(w) = self.passed.get_mut(n / 64) {
+            *w &= !(1 << (n % 64));
         }
     }
 
@@ -125,6 +187,7 @@ mod test_switch {
     thread_local! {
         pub static OFF: Cell<bool> = const { Cell::new(false) };
         pub static READS: Cell<usize> = const { Cell::new(0) };
+        pub static PASSED: Cell<usize> = const { Cell::new(0) };
     }
 }
 
@@ -256,6 +319,10 @@ mod tests {
             reads > 0,
             "no search read the memo: the test proves nothing"
         );
+        assert!(
+            test_switch::PASSED.with(std::cell::Cell::get) > 0,
+            "no search passed over a node: the test proves nothing of that"
+        );
     }
 
     fn gpus(g: i64) -> Resources {
@@ -294,6 +361,48 @@ mod tests {
             None,
             "no such node"
         );
+    }
+
+    #[test]
+    fn a_node_is_passed_over_only_where_one_eviction_above_a_minimum_is_not_enough() {
+        let mut memo = RoomMemo::default();
+        memo.start_search(&gpus(8), 200);
+        let cases = [
+            (0, Bound::Never, true),
+            (1, Bound::AtLeast(1, 0, 2), true),
+            (2, Bound::AtLeast(1, 1, 1), true),
+            (3, Bound::AtLeast(2, 0, 1), true),
+            (4, Bound::AtLeast(1, 0, 1), false),
+            (5, Bound::AtLeast(0, 0, 3), false),
+            (130, Bound::AtLeast(0, 1, 0), false),
+            (199, Bound::Never, true),
+        ];
+        for (n, bound, _) in cases {
+            memo.mark_if_passed(n, bound);
+        }
+        for (n, bound, passed) in cases {
+            assert_eq!(memo.passed(n), passed, "node {n}, {bound:?}");
+        }
+        assert!(!memo.passed(6), "never marked");
+        assert!(!memo.passed(500), "no such node");
+    }
+
+    #[test]
+    fn passed_bits_go_with_a_change_of_room_a_forgotten_entry_or_another_shape() {
+        let mut memo = RoomMemo::default();
+        memo.start_search(&gpus(8), 100);
+        for n in 0..4 {
+            memo.remember(n, 100, gpus(8), gpus(0), false, Bound::Never);
+            memo.mark_if_passed(n, Bound::Never);
+        }
+        memo.room_changed(1);
+        memo.forget(2);
+        let passed: Vec<bool> = (0..4).map(|n| memo.passed(n)).collect();
+        assert_eq!(passed, vec![true, false, false, true]);
+        memo.start_search(&gpus(8), 100);
+        assert!(memo.passed(0), "same shape: kept");
+        memo.start_search(&gpus(4), 100);
+        assert!(!memo.passed(0) && !memo.passed(3), "other shape: none");
     }
 
     #[test]
