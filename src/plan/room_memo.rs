@@ -17,6 +17,13 @@
 //! beat its search's best) only says the cost is at least what it had reached, since
 //! more victims only cost more. A node whose bound beats a search's best is weighed
 //! again, so the victims evicted are always freshly chosen.
+//!
+//! Where the pod fits nowhere, a search ends at the first node where one eviction of a
+//! trainer above its minimum makes room (only nodes with scale-down quota can beat
+//! that). The nodes before it mostly need more, and reading their entries (scattered,
+//! with each node's room) was most of a search on a large cluster: a bit per node says
+//! so for the shape searched last, so a first pass reads only the bit, and a second
+//! pass reads them in full only when no such node was found.
 
 use crate::model::Resources;
 
