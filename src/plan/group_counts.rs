@@ -2,7 +2,7 @@
 //! and gives room: a new GPU gang asks for the smallest group that holds it all, and
 //! summing every group for every gang made that jobs × groups (a quarter of a
 //! 50,000-node tick). Counts are computed once per shape and then only for the groups
-//! whose room changed since (`NodeState::changed_groups`).
+//! of the nodes whose room changed since (`NodeState::changed_nodes`).
 
 use super::FastMap;
 use super::nodes::NodeState;
@@ -16,7 +16,7 @@ pub struct GroupCounts {
 }
 
 struct ShapeCounts {
-    /// How far into `NodeState::changed_groups` these counts are.
+    /// How far into `NodeState::changed_nodes` these counts are.
     seen: usize,
     count: Vec<u64>,
     /// (count, group) of the groups that hold at least one pod.
@@ -50,12 +50,13 @@ impl GroupCounts {
                 }
             }
             ShapeCounts {
-                seen: nodes.changed_groups.len(),
+                seen: nodes.changed_nodes.len(),
                 count,
                 by_count,
             }
         });
-        for &g in &nodes.changed_groups[shape.seen..] {
+        let changed = nodes.changed_nodes[shape.seen..].iter();
+        for g in changed.filter_map(|&n| nodes.group_of_node(n)) {
             let c = group_copies(nodes, topo, g, res);
             let old = std::mem::replace(&mut shape.count[g], c);
             if old != c {
@@ -65,7 +66,7 @@ impl GroupCounts {
                 }
             }
         }
-        shape.seen = nodes.changed_groups.len();
+        shape.seen = nodes.changed_nodes.len();
         &shape.by_count
     }
 

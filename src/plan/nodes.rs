@@ -26,9 +26,8 @@ pub struct NodeState {
     group_of: Vec<usize>,
     group_free_gpus: Vec<i64>,
     groups_by_free_gpus: LevelIndex,
-    /// Every group whose room changed, in order: per-shape group counts catch up from it.
-    pub changed_groups: Vec<usize>,
-    /// Every node whose room changed, in order: the room memo catches up from it.
+    /// Every node whose room changed, in order: the room memo and the per-shape group
+    /// counts (through `group_of_node`) catch up from it.
     pub changed_nodes: Vec<usize>,
     /// Counts `give`s: between two gives free room only shrinks, so a need that found
     /// no node still finds none.
@@ -98,7 +97,6 @@ impl NodeState {
             group_free_gpus,
             group_of,
             groups_by_free_gpus,
-            changed_groups: Vec::new(),
             changed_nodes: Vec::new(),
             gives: 0,
             no_fit: Default::default(),
@@ -195,9 +193,11 @@ impl NodeState {
 
     fn note_change(&mut self, n: usize) {
         self.changed_nodes.push(n);
-        if let Some(&g) = self.group_of.get(n) {
-            self.changed_groups.push(g);
-        }
+    }
+
+    /// Node n's NVLink group, if it has one.
+    pub fn group_of_node(&self, n: usize) -> Option<usize> {
+        self.group_of.get(n).copied()
     }
 
     /// Fewest free GPUs first; within a GPU level, only nodes with the CPU asked for are

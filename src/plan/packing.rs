@@ -707,10 +707,7 @@ impl Packer<'_, '_> {
     /// (see `room_memo`).
     fn catch_up_room_memo(&mut self, for_job: Option<usize>) {
         let (memo, view) = (&mut self.room_memo, self.view);
-        for &n in &self.nodes.changed_nodes[memo.changes_seen..] {
-            memo.room_changed(n);
-        }
-        memo.changes_seen = self.nodes.changed_nodes.len();
+        memo.rooms_changed(&self.nodes.changed_nodes);
         self.node_trainers.drain_changed(|n| memo.forget(n));
         self.jobs
             .drain_changed(|j| memo.forget_all(&view.jobs[j].trainer_nodes));

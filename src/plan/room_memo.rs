@@ -62,7 +62,7 @@ pub struct RoomMemo {
     passed: Vec<u64>,
     passed_shape: Option<Resources>,
     /// How far into `NodeState::changed_nodes` the bits are.
-    pub changes_seen: usize,
+    changes_seen: usize,
 }
 
 /// The cost of one eviction of a trainer above its minimum, on a node fit for the pod.
@@ -161,8 +161,16 @@ impl RoomMemo {
         }
     }
 
+    /// Catches up with `changed_nodes` (`NodeState`'s log of nodes whose room changed).
+    pub fn rooms_changed(&mut self, changed_nodes: &[usize]) {
+        for &n in &changed_nodes[self.changes_seen.min(changed_nodes.len())..] {
+            self.room_changed(n);
+        }
+        self.changes_seen = changed_nodes.len();
+    }
+
     /// Node `n`'s free room changed: its entry no longer holds, nor its bit.
-    pub fn room_changed(&mut self, n: usize) {
+    fn room_changed(&mut self, n: usize) {
         if let Some(w) = self.passed.get_mut(n / 64) {
             *w &= !(1 << (n % 64));
         }
@@ -402,7 +410,7 @@ mod tests {
             memo.remember(n, 100, gpus(8), gpus(0), false, Bound::Never);
             memo.mark_if_passed(n, Bound::Never);
         }
-        memo.room_changed(1);
+        memo.rooms_changed(&[1]);
         memo.forget(2);
         let passed: Vec<bool> = (0..4).map(|n| memo.passed(n)).collect();
         assert_eq!(passed, vec![true, false, false, true]);
