@@ -5,6 +5,7 @@
 //! tick that answers it. The cold plan (empty cluster, every pod placed) is timed too.
 
 use super::generate::{ClusterSpec, cluster, service_demand};
+use super::input_floor;
 use crate::model::{Resources, Snapshot};
 use crate::plan::{Policy, apply::apply, plan};
 use serde::Serialize;
@@ -22,6 +23,11 @@ pub struct PlanBench {
     pub gpu_alloc_frac: f64,
     pub cpu_alloc_frac: f64,
     pub pods_created_cold: usize,
+    /// Reference passes over the timed tick's snapshot, linear in its size by
+    /// construction (see [`input_floor`]): growth in `median_ms` with cluster size is
+    /// read against theirs.
+    pub input_clone_ms: f64,
+    pub input_index_ms: f64,
 }
 
 pub fn run(spec: &ClusterSpec, runs: usize) -> PlanBench {
@@ -71,6 +77,7 @@ fn time_ticks(
         last = Some(p);
     }
     times.sort_by(f64::total_cmp);
+    let floor = input_floor::measure(&steady, runs);
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     let after = last.map(|p| apply(&steady, &p)).unwrap_or(steady);
     let (gpu, cpu) = alloc_fractions(&after);
@@ -85,6 +92,8 @@ fn time_ticks(
         gpu_alloc_frac: gpu,
         cpu_alloc_frac: cpu,
         pods_created_cold,
+        input_clone_ms: floor.clone_ms,
+        input_index_ms: floor.index_ms,
     }
 }
 

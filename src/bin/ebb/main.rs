@@ -212,7 +212,7 @@ fn bench_plan(a: PlanArgs) -> Result<()> {
         print_json(&r)?;
     } else {
         println!(
-            "plan: {} nodes, {} jobs, {} queues: median {:.2} ms, p99 {:.2} ms (cold {:.1} ms); gpu alloc {:.1}%, cpu alloc {:.1}%",
+            "plan: {} nodes, {} jobs, {} queues: median {:.2} ms, p99 {:.2} ms (cold {:.1} ms); gpu alloc {:.1}%, cpu alloc {:.1}%; input clone {:.2} ms, index {:.2} ms",
             r.nodes,
             r.jobs,
             r.queues,
@@ -220,7 +220,9 @@ fn bench_plan(a: PlanArgs) -> Result<()> {
             r.p99_ms,
             r.cold_ms,
             r.gpu_alloc_frac * 100.0,
-            r.cpu_alloc_frac * 100.0
+            r.cpu_alloc_frac * 100.0,
+            r.input_clone_ms,
+            r.input_index_ms
         );
     }
     Ok(())
