@@ -3,6 +3,7 @@
 pub mod controller_bench;
 pub mod coord_bench;
 pub mod generate;
+pub mod growth;
 pub mod input_floor;
 pub mod plan_bench;
 pub mod sim_bench;

@@ -15,6 +15,7 @@ mod controller_cmd;
 mod coord_cmd;
 mod plan_cmd;
 mod sim_cmd;
+mod sweep_cmd;
 mod up_cmd;
 
 #[derive(Parser)]
@@ -127,6 +128,10 @@ struct PlanArgs {
     /// Also write the timed tick's snapshot here, as a file `ebb plan` reads.
     #[arg(long)]
     write_snapshot: Option<std::path::PathBuf>,
+    /// `bench plan` only: run at each of these node counts instead (jobs in the ratio of
+    /// --jobs to --nodes) and fit how the times grow with nodes + jobs.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    sweep: Option<Vec<usize>>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -180,6 +185,7 @@ fn cluster_spec(a: &PlanArgs) -> Result<ClusterSpec> {
 }
 
 fn bench_controller(a: PlanArgs) -> Result<()> {
+    anyhow::ensure!(a.sweep.is_none(), "--sweep is for `ebb bench plan` only");
     let spec = cluster_spec(&a)?;
     let r = ebb::bench::controller_bench::run(&spec, a.runs);
     if a.json {
@@ -201,6 +207,13 @@ fn bench_controller(a: PlanArgs) -> Result<()> {
 
 fn bench_plan(a: PlanArgs) -> Result<()> {
     let spec = cluster_spec(&a)?;
+    if let Some(nodes) = &a.sweep {
+        anyhow::ensure!(
+            a.write_snapshot.is_none(),
+            "--write-snapshot takes one size: leave out --sweep"
+        );
+        return sweep_cmd::run(&spec, nodes, a.runs, a.json);
+    }
     if let Some(path) = &a.write_snapshot {
         let (snapshot, policy) = plan_bench::steady_snapshot(&spec);
         let file = ebb::plan::file::SnapshotFile::new(snapshot, policy);
