@@ -195,8 +195,8 @@ fn http_get(addr: &str) -> std::io::Result<()> {
 const ALICE: &str = "alice-token-0123456789abcdef";
 const OPS: &str = "ops-token-0123456789abcdef";
 
-fn auth_file(up_dir: &std::path::Path) -> std::path::PathBuf {
-    let path = up_dir.with_extension("auth.yaml");
+fn auth_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("auth.yaml");
     std::fs::write(
         &path,
         format!(
@@ -224,7 +224,7 @@ fn code_and_err(out: &std::process::Output) -> (i32, String) {
 
 #[test]
 fn tokens_namespaces_roles_bad_specs_and_garbage() {
-    let base = std::env::temp_dir().join(format!("ebb-up-auth-{}", std::process::id()));
+    let base = Scratch::new("up-auth-tokens");
     let auth = auth_file(&base);
     let up = Up::start("auth", TWO_NODES, &["--auth", auth.to_str().unwrap()]);
     let config = up.dir.join("contexts.yaml");
@@ -379,8 +379,7 @@ fn openssl(args: &[&str], dir: &std::path::Path) {
 
 #[test]
 fn tls_when_a_certificate_is_configured() {
-    let base = std::env::temp_dir().join(format!("ebb-tls-certs-{}", std::process::id()));
-    std::fs::create_dir_all(&base).unwrap();
+    let base = Scratch::new("tls-certs");
     // A CA, and a server certificate for 127.0.0.1 that it signs.
     openssl(
         &[

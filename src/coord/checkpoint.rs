@@ -220,10 +220,12 @@ mod tests {
 
     #[test]
     fn truncated_or_flipped_files_are_rejected_and_prev_is_used() {
-        let dir = std::env::temp_dir().join(format!("ebb-ckpt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = path_for(&dir, 1);
+        let scratch = tempfile::Builder::new()
+            .prefix("ebb-ckpt-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path();
+        let path = path_for(dir, 1);
         let mut first = store(OptimizerKind::SgdMomentum);
         save(&first, &path).unwrap();
         first.version = 99;

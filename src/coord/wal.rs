@@ -265,10 +265,15 @@ mod tests {
         }
     }
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ebb-wal-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
+    /// A scratch directory (removed when dropped) and a state directory inside it that
+    /// does not exist yet: opening a journal creates it.
+    fn tmpdir(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::Builder::new()
+            .prefix(&format!("ebb-wal-{name}-"))
+            .tempdir()
+            .unwrap();
+        let state = root.path().join("state");
+        (root, state)
     }
 
     fn do_chunks(j: &mut Journal, b: &mut TaskBook, n: usize) {
@@ -284,7 +289,7 @@ mod tests {
 
     #[test]
     fn progress_survives_reopen_through_log_and_snapshot() {
-        let dir = tmpdir("reopen");
+        let (_root, dir) = tmpdir("reopen");
         for compact_every in [1000, 3] {
             let _ = std::fs::remove_dir_all(&dir);
             let (mut j, mut b, _) = Journal::open(&dir, config(), compact_every).unwrap();
@@ -301,7 +306,7 @@ mod tests {
 
     #[test]
     fn torn_last_line_is_dropped_and_a_changed_job_is_refused() {
-        let dir = tmpdir("torn");
+        let (_root, dir) = tmpdir("torn");
         let (mut j, mut b, _) = Journal::open(&dir, config(), 1000).unwrap();
         do_chunks(&mut j, &mut b, 4);
         drop(j);

@@ -7,17 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "scratch.rs"]
+mod scratch;
+pub use scratch::Scratch;
+
 pub const EBB: &str = env!("CARGO_BIN_EXE_ebb");
 
 pub fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits.csv.gz")
 }
 
-pub fn workdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ebb-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+pub fn workdir(name: &str) -> Scratch {
+    Scratch::new(name)
 }
 
 pub fn spawn(dir: &Path, log: &str, args: &[&str]) -> Child {
@@ -74,7 +75,7 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
 }
 
 pub struct Job {
-    pub dir: PathBuf,
+    pub dir: Scratch,
     pub master: Child,
     pub master_addr: String,
     pub pservers: Vec<Child>,

@@ -18,8 +18,12 @@ pub fn digits() -> String {
     format!("{}/tests/data/digits.csv.gz", env!("CARGO_MANIFEST_DIR"))
 }
 
+#[path = "scratch.rs"]
+mod scratch;
+pub use scratch::Scratch;
+
 pub struct Up {
-    pub dir: PathBuf,
+    pub dir: Scratch,
     pub child: Child,
     pub addr: String,
     pub config: PathBuf,
@@ -28,9 +32,7 @@ pub struct Up {
 impl Up {
     /// `ebb up` on a fresh directory with `cluster_yaml`, plus extra flags.
     pub fn start(name: &str, cluster_yaml: &str, extra: &[&str]) -> Up {
-        let dir = std::env::temp_dir().join(format!("ebb-up-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = Scratch::new(&format!("up-{name}"));
         std::fs::write(dir.join("cluster.yaml"), cluster_yaml).unwrap();
         let config = dir.join("ebbctl.yaml");
         let log = std::fs::File::create(dir.join("up.log")).unwrap();
@@ -113,6 +115,7 @@ impl Drop for Up {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
