@@ -63,8 +63,8 @@ fn a_sweep_runs_each_size_with_jobs_in_proportion_and_fits_the_growth() {
 }
 
 #[test]
-fn a_sweep_that_cannot_fit_a_growth_is_refused_by_name() {
-    let cases: [(&[&str], &str); 4] = [
+fn a_sweep_that_cannot_run_is_refused_by_name() {
+    let cases: [(&[&str], &str); 5] = [
         (
             &["bench", "plan", "--sweep", "20"],
             "at least two different node counts",
@@ -80,6 +80,17 @@ fn a_sweep_that_cannot_fit_a_growth_is_refused_by_name() {
         (
             &["bench", "controller", "--sweep", "20,40"],
             "--sweep is for `ebb bench plan` only",
+        ),
+        (
+            &[
+                "bench",
+                "plan",
+                "--sweep",
+                "20,40",
+                "--write-snapshot",
+                "never-written.json",
+            ],
+            "--write-snapshot takes one size",
         ),
     ];
     for (args, says) in cases {
