@@ -3,6 +3,7 @@
 
 use super::generate::ClusterSpec;
 use super::plan_bench::steady_snapshot;
+use super::quantile::quantile;
 use crate::cluster::kube::names::{LABEL_JOB, LABEL_ROLE, role_label};
 use crate::cluster::kube::snapshot::{NVLINK_GROUP_ANNOTATION, RACK_LABEL, build_snapshot};
 use crate::cluster::kube::{ClusterObjects, RenderConfig, decide};
@@ -147,18 +148,14 @@ pub fn run(spec: &ClusterSpec, runs: usize) -> ControllerBench {
         tick_ms.push(started.elapsed().as_secs_f64() * 1e3);
         actions = tick.actions.len();
     }
-    let pick = |v: &mut Vec<f64>, q: f64| {
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * q).round() as usize]
-    };
     ControllerBench {
         nodes: objects.nodes.len(),
         jobs: objects.jobs.len(),
         pods: objects.pods.len(),
         runs: runs.max(1),
-        snapshot_median_ms: pick(&mut snapshot_ms, 0.5),
-        tick_median_ms: pick(&mut tick_ms, 0.5),
-        tick_p99_ms: pick(&mut tick_ms, 0.99),
+        snapshot_median_ms: quantile(&mut snapshot_ms, 0.5),
+        tick_median_ms: quantile(&mut tick_ms, 0.5),
+        tick_p99_ms: quantile(&mut tick_ms, 0.99),
         actions,
     }
 }

@@ -6,6 +6,7 @@
 //! cluster (`docs/benchmarks.md`, session 17). Whether the planner grows "no worse than linearly" is read against
 //! these passes on the same machine, in the same minute, rather than against 10x.
 
+use super::quantile::quantile;
 use crate::model::Snapshot;
 use crate::plan::FastMap;
 use std::hint::black_box;
@@ -73,14 +74,9 @@ pub fn measure(snapshot: &Snapshot, runs: usize) -> InputFloor {
         index_ms.push(started.elapsed().as_secs_f64() * 1e3);
     }
     InputFloor {
-        clone_ms: median(&mut clone_ms),
-        index_ms: median(&mut index_ms),
+        clone_ms: quantile(&mut clone_ms, 0.5),
+        index_ms: quantile(&mut index_ms, 0.5),
     }
-}
-
-fn median(times: &mut [f64]) -> f64 {
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
 }
 
 #[cfg(test)]

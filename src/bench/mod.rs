@@ -6,4 +6,5 @@ pub mod generate;
 pub mod growth;
 pub mod input_floor;
 pub mod plan_bench;
+pub mod quantile;
 pub mod sim_bench;

@@ -6,6 +6,7 @@
 
 use super::generate::{ClusterSpec, cluster, service_demand};
 use super::input_floor;
+use super::quantile::quantile;
 use crate::model::{Resources, Snapshot};
 use crate::plan::{Policy, apply::apply, plan};
 use serde::Serialize;
@@ -76,14 +77,12 @@ fn time_ticks(
         times.push(t.elapsed().as_secs_f64() * 1e3);
         last = Some(p);
     }
-    times.sort_by(f64::total_cmp);
     let floor = input_floor::measure(&steady, runs);
-    let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     let after = last.map(|p| apply(&steady, &p)).unwrap_or(steady);
     let (gpu, cpu) = alloc_fractions(&after);
     PlanBench {
-        median_ms: pick(0.5),
-        p99_ms: pick(0.99),
+        median_ms: quantile(&mut times, 0.5),
+        p99_ms: quantile(&mut times, 0.99),
         nodes: spec.nodes,
         jobs: spec.jobs,
         queues: spec.queues,
