@@ -123,6 +123,13 @@ struct JobPack<'v> {
     support_created: Vec<String>,
 }
 
+impl JobPack<'_> {
+    /// Trainers the job holds as packing stands: kept live ones plus those created.
+    fn trainers(&self) -> u32 {
+        self.kept + self.created
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Tier {
     /// Already due to leave for scale-down.
@@ -295,7 +302,7 @@ pub fn pack(
     p.top_up();
     p.reserve_services();
     p.clean_up_unneeded();
-    let trainers = p.jobs.iter().map(|j| j.kept + j.created).collect();
+    let trainers = p.jobs.iter().map(JobPack::trainers).collect();
     let mut delete: Vec<PodDeletion> = p.delete.into_iter().map(|d| d.out).collect();
     delete.extend(p.cleanup);
     Packed {
@@ -311,6 +318,12 @@ pub fn pack(
 impl Packer<'_, '_> {
     fn trainer_res(&self, j: usize) -> Resources {
         self.view.jobs[j].job.trainers.resources
+    }
+
+    /// Whether one more trainer of job `j` fits on some node now. Free room only
+    /// shrinks while jobs grow, so a trainer that fits nowhere now never will.
+    fn trainer_fits_somewhere(&self, j: usize) -> bool {
+        self.nodes.best_fit(&self.trainer_res(j), 1).is_some()
     }
 
     fn key(&self, j: usize) -> JobKey {

@@ -45,7 +45,7 @@ impl Packer<'_, '_> {
                 self.hold_room_for_renamed_support(j, role, &live);
             }
             let res = self.trainer_res(j);
-            while self.jobs[j].kept + self.jobs[j].created < self.jobs[j].min {
+            while self.jobs[j].trainers() < self.jobs[j].min {
                 let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
                 match self.fit_or_make_room(&res, Some(j), &reason) {
                     Some(n) => self.place_trainer(j, n),

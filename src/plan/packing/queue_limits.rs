@@ -19,11 +19,9 @@ impl QueueLimits {
         for (j, jp) in p.jobs.iter().enumerate() {
             if jp.admitted {
                 let job = p.view.jobs[j].job;
-                let held = job.overhead().add(
-                    &job.trainers
-                        .resources
-                        .times(i64::from(jp.kept + jp.created)),
-                );
+                let held = job
+                    .overhead()
+                    .add(&job.trainers.resources.times(i64::from(jp.trainers())));
                 for &q in queue_path(p.view, p.view.jobs[j].queue) {
                     used[q] = used[q].add(&held);
                 }

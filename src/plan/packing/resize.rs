@@ -85,11 +85,11 @@ impl Packer<'_, '_> {
         let mut order = Vec::new();
         for j in 0..self.jobs.len() {
             let jp = &self.jobs[j];
-            let have = jp.kept + jp.created;
+            let have = jp.trainers();
             if !jp.admitted || jp.target <= have {
                 continue;
             }
-            if self.nodes.best_fit(&self.trainer_res(j), 1).is_none() {
+            if !self.trainer_fits_somewhere(j) {
                 self.jobs.get_mut(j).target = have;
                 continue;
             }
@@ -97,7 +97,7 @@ impl Packer<'_, '_> {
         }
         order.sort_by_cached_key(|&j| (OrdF(self.share(j, self.jobs[j].kept)), j));
         for j in order {
-            let have = self.jobs[j].kept + self.jobs[j].created;
+            let have = self.jobs[j].trainers();
             let asked = self.jobs[j].target.saturating_sub(have);
             let want = u64::from(asked).min(limits.copies_allowed(self, j)) as u32;
             if want == 0 {
@@ -239,12 +239,8 @@ impl Packer<'_, '_> {
         let mut heap = BinaryHeap::new();
         for j in 0..self.jobs.len() {
             let jp = &self.jobs[j];
-            let have = jp.kept + jp.created;
-            // As in `grow`: a trainer that fits nowhere now never will.
-            if jp.admitted
-                && have < jp.max
-                && self.nodes.best_fit(&self.trainer_res(j), 1).is_some()
-            {
+            let have = jp.trainers();
+            if jp.admitted && have < jp.max && self.trainer_fits_somewhere(j) {
                 heap.push(Reverse((OrdF(self.share(j, have + 1)), j)));
             }
         }
@@ -254,7 +250,7 @@ impl Packer<'_, '_> {
             }
             limits.add(self, j, 1);
             let jp = self.jobs.get_mut(j);
-            let have = jp.kept + jp.created;
+            let have = jp.trainers();
             jp.target = jp.target.max(have);
             if have < jp.max {
                 heap.push(Reverse((OrdF(self.share(j, have + 1)), j)));

@@ -17,7 +17,7 @@ impl Packer<'_, '_> {
             return Some(Tier::Quota);
         }
         let forced_so_far = taken - jp.quota;
-        let holds_after = (jp.kept + jp.created).saturating_sub(taken);
+        let holds_after = jp.trainers().saturating_sub(taken);
         let target_after = jp.target.saturating_sub(forced_so_far);
         (holds_after > jp.min && target_after > jp.min).then_some(Tier::AboveMin)
     }
