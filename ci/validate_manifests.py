@@ -8,6 +8,7 @@
   `# expect:` line names (CEL rules are checked by `cargo test --test crds` instead).
 """
 import glob
+import json
 import os
 import sys
 
@@ -72,11 +73,56 @@ def policy_errors(doc):
     return errors
 
 
+def kustomize_errors():
+    """An offline `kubectl kustomize`: each kustomization's files exist and parse, deploy/'s
+    lists every manifest beside it, and the monitoring one selects the controller's pods
+    on a port the controller declares."""
+    errors = []
+    deploy = os.path.join(ROOT, "deploy")
+    main = documents(os.path.join(deploy, "kustomization.yaml"))[0]
+    listed = set(main.get("resources", []))
+    present = {os.path.basename(p) for p in glob.glob(os.path.join(deploy, "*.yaml"))}
+    present.discard("kustomization.yaml")
+    for missing in sorted(present - listed):
+        errors.append(f"deploy/kustomization.yaml: {missing} is not listed")
+    for extra in sorted(listed - present):
+        errors.append(f"deploy/kustomization.yaml: {extra} does not exist")
+    controller = next(
+        d for p in sorted(present) for d in documents(os.path.join(deploy, p))
+        if d.get("kind") == "Deployment" and d["metadata"]["name"] == "ebb-controller"
+    )
+    pod_labels = controller["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"] for c in controller["spec"]["template"]["spec"]["containers"]
+             for p in c.get("ports", [])}
+    monitoring = os.path.join(deploy, "monitoring")
+    mk = documents(os.path.join(monitoring, "kustomization.yaml"))[0]
+    for res in mk.get("resources", []):
+        for doc in documents(os.path.join(monitoring, res)):
+            if doc.get("kind") != "PodMonitor":
+                continue
+            wanted = doc["spec"]["selector"]["matchLabels"]
+            if any(pod_labels.get(k) != v for k, v in wanted.items()):
+                errors.append(f"monitoring/{res}: selector {wanted} misses the controller's pods {pod_labels}")
+            for ep in doc["spec"]["podMetricsEndpoints"]:
+                if ep["port"] not in ports:
+                    errors.append(f"monitoring/{res}: port {ep['port']} is not a controller port {ports}")
+    for gen in mk.get("configMapGenerator", []):
+        for f in gen.get("files", []):
+            path = os.path.join(monitoring, f)
+            try:
+                with open(path) as fh:
+                    json.load(fh)
+            except (OSError, ValueError) as e:
+                errors.append(f"monitoring/{f}: {e}")
+    return errors
+
+
 def main():
     schemas = crd_schemas()
-    failures = []
+    failures = kustomize_errors()
     checked = 0
     files = sorted(glob.glob(os.path.join(ROOT, "deploy", "*.yaml")))
+    files.remove(os.path.join(ROOT, "deploy", "kustomization.yaml"))
     files += sorted(glob.glob(os.path.join(ROOT, "deploy", "examples", "*.yaml")))
     for path in files:
         rel = os.path.relpath(path, ROOT)

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the controller, served on `/metrics`.
 
 use crate::cluster::kube::Tick;
-use crate::crd::JobPhase;
+use crate::resource::JobPhase;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,11 +20,18 @@ pub struct ResourceLabel {
     pub resource: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabel {
+    pub namespace: String,
+    pub job: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     tick_seconds: Histogram,
     jobs: Family<PhaseLabel, Gauge>,
     trainers: Gauge,
+    job_trainers: Family<JobLabel, Gauge>,
     allocation: Family<ResourceLabel, Gauge<f64, AtomicU64>>,
     api_failures: Counter,
     leader: Gauge,
@@ -36,6 +43,7 @@ impl Default for Metrics {
         let tick_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let jobs = Family::<PhaseLabel, Gauge>::default();
         let trainers = Gauge::default();
+        let job_trainers = Family::<JobLabel, Gauge>::default();
         let allocation = Family::<ResourceLabel, Gauge<f64, AtomicU64>>::default();
         let api_failures = Counter::default();
         let leader = Gauge::default();
@@ -49,6 +57,11 @@ impl Default for Metrics {
             "trainers",
             "Trainers running or being placed",
             trainers.clone(),
+        );
+        registry.register(
+            "job_trainers",
+            "Trainers each job is planned to run (jobs not finished)",
+            job_trainers.clone(),
         );
         registry.register(
             "allocation_ratio",
@@ -70,6 +83,7 @@ impl Default for Metrics {
             tick_seconds,
             jobs,
             trainers,
+            job_trainers,
             allocation,
             api_failures,
             leader,
@@ -116,6 +130,16 @@ impl Metrics {
         }
         let trainers: u32 = tick.plan.jobs.iter().map(|j| j.target_trainers).sum();
         self.trainers.set(i64::from(trainers));
+        // Finished and deleted jobs leave the family rather than stay at their last value.
+        self.job_trainers.clear();
+        for jp in &tick.plan.jobs {
+            self.job_trainers
+                .get_or_create(&JobLabel {
+                    namespace: jp.job.namespace.clone(),
+                    job: jp.job.name.clone(),
+                })
+                .set(i64::from(jp.target_trainers));
+        }
         let snapshot = &tick.build.snapshot;
         let total = snapshot
             .nodes
@@ -176,6 +200,7 @@ mod tests {
             "ebb_jobs{phase=\"Scaling\"} 1",
             "ebb_jobs{phase=\"Running\"} 0",
             "ebb_trainers 3",
+            "ebb_job_trainers{namespace=\"ml\",job=\"a\"} 3",
             "ebb_api_failures_total 2",
             "ebb_leader 1",
             "ebb_tick_duration_seconds_count 1",
