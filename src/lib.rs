@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod coord;
-pub mod crd;
+pub mod logging;
 pub mod model;
 pub mod plan;
+pub mod resource;

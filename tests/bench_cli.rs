@@ -57,8 +57,14 @@ fn a_sweep_runs_each_size_with_jobs_in_proportion_and_fits_the_growth() {
         })
         .collect();
     assert_eq!(sizes, vec![(20, 8), (50, 20)]);
+    // The exponents are fitted to timings of microseconds at these sizes: any finite
+    // number is a fit (a loaded machine can make the larger size no slower), so only
+    // that they were fitted is checked here; what they measure is for `ebb bench`.
     for field in ["median_ms", "input_clone_ms", "input_index_ms"] {
-        positive(&v["exponent"], field);
+        let k = v["exponent"][field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("exponent.{field} missing: {v}"));
+        assert!(k.is_finite(), "exponent.{field} = {k}");
     }
 }
 

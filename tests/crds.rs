@@ -1,7 +1,7 @@
 //! The CRDs ebb installs: generated files are current, and the schema's CEL rule refuses
 //! what it must (the structural parts are checked offline by ci/validate_manifests.py).
 
-use ebb::crd::{TrainingJob, TrainingQueue};
+use ebb::resource::{TrainingJob, TrainingQueue};
 use kube::CustomResourceExt;
 use serde_json::Value;
 
@@ -12,7 +12,7 @@ fn read(rel: &str) -> String {
 
 #[test]
 fn generated_crds_are_current() {
-    let generated = ebb::crd::crds_yaml().unwrap();
+    let generated = ebb::resource::crds_yaml().unwrap();
     for file in ["crds/ebb.dev.yaml", "deploy/10-crds.yaml"] {
         assert!(
             read(file) == generated,

@@ -6,7 +6,10 @@ mod kube_common;
 
 use ebb::api::proto::job_service_server::JobService;
 use ebb::api::proto::queue_service_server::QueueService;
-use ebb::api::proto::{JobRef, JobSpec, Queue, Resources, ScaleRequest, SubmitRequest};
+use ebb::api::proto::{
+    EventsRequest, JobRef, JobSpec, LogsRequest, QueuePatch, QueueRef, Resources, ScaleRequest,
+    SubmitRequest,
+};
 use ebb::api::{AuthConfig, Control, Role, TokenEntry};
 use ebb::cluster::kube::control::KubeBackend;
 use http::{Method, StatusCode};
@@ -101,8 +104,8 @@ async fn submit_scale_delete_and_queues_are_kubernetes_objects() {
                 namespace: "ml".into(),
                 name: "mnist".into(),
             }),
-            min_trainers: 2,
-            max_trainers: 5,
+            min_trainers: Some(2),
+            max_trainers: Some(5),
         }),
     )
     .await
@@ -118,10 +121,10 @@ async fn submit_scale_delete_and_queues_are_kubernetes_objects() {
     .expect("deleted");
     QueueService::set(
         &control,
-        authed(Queue {
+        authed(QueuePatch {
             name: "research".into(),
-            weight: 2.0,
-            ..Queue::default()
+            weight: Some(2.0),
+            ..QueuePatch::default()
         }),
     )
     .await
@@ -231,4 +234,137 @@ async fn progress_comes_from_the_jobs_master() {
     tokio::task::spawn_blocking(move || drop(job))
         .await
         .unwrap();
+}
+
+/// The API server's answers for logs, events and one job: a master pod listed by label,
+/// its log as text, two recorded Events.
+fn inspect_server() -> (Control, Log) {
+    let (client, log) = api_server(Box::new(move |seen, _| {
+        if seen.path.ends_with("/log") {
+            return (
+                StatusCode::OK,
+                json!("line one\nError: dataset: io on /d: gone\n"),
+            );
+        }
+        if seen.path.ends_with("/pods") {
+            return (
+                StatusCode::OK,
+                json!({"kind": "PodList", "apiVersion": "v1", "metadata": {},
+                       "items": [job_pod("mnist", "master", 0, "n1", "Running"),
+                                 job_pod("mnist", "trainer", 3, "n1", "Running"),
+                                 job_pod("mnist", "trainer", 1, "n1", "Running")]}),
+            );
+        }
+        if seen.path.ends_with("/events") {
+            let event = |name: &str, reason: &str, t: &str| {
+                json!({"metadata": {"name": name, "namespace": "ml"},
+                       "involvedObject": {"kind": "TrainingJob", "name": "mnist", "namespace": "ml"},
+                       "reason": reason, "message": reason, "type": "Normal", "lastTimestamp": t})
+            };
+            return (
+                StatusCode::OK,
+                json!({"kind": "EventList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"},
+                       "items": [event("b", "Scaled", "2026-12-07T03:00:05Z"),
+                                 event("a", "Admitted", "2026-12-07T03:00:00Z")]}),
+            );
+        }
+        if seen.method == Method::PATCH {
+            return (StatusCode::OK, training_job("mnist", 1, 6, None));
+        }
+        (StatusCode::OK, training_job("mnist", 1, 4, None))
+    }));
+    let (jobs, _) = ebb::cluster::kube::job_store::store();
+    let (queues, _) = reflector::store();
+    let backend = KubeBackend::new(client, jobs, queues, Arc::default());
+    let auth = AuthConfig {
+        tokens: vec![TokenEntry {
+            token: TOKEN.into(),
+            name: "ops".into(),
+            role: Role::Operator,
+            namespaces: vec!["*".into()],
+        }],
+    };
+    (Control::new(Arc::new(backend), auth), log)
+}
+
+#[tokio::test]
+async fn logs_events_and_one_bound_scales_are_the_api_servers_requests() {
+    use futures::StreamExt;
+    let (control, log) = inspect_server();
+    let job = || {
+        Some(JobRef {
+            namespace: "ml".into(),
+            name: "mnist".into(),
+        })
+    };
+    let chunks: Vec<String> = JobService::logs(
+        &control,
+        authed(LogsRequest {
+            job: job(),
+            role: "trainer".into(),
+            tail_lines: 20,
+            ..LogsRequest::default()
+        }),
+    )
+    .await
+    .expect("logs")
+    .into_inner()
+    .map(|c| c.unwrap().text)
+    .collect()
+    .await;
+    assert_eq!(
+        chunks.concat(),
+        "line one\nError: dataset: io on /d: gone\n"
+    );
+    let events: Vec<String> = JobService::events(
+        &control,
+        authed(EventsRequest {
+            namespace: "ml".into(),
+            name: "mnist".into(),
+            watch: false,
+        }),
+    )
+    .await
+    .expect("events")
+    .into_inner()
+    .map(|e| e.unwrap().reason)
+    .collect()
+    .await;
+    assert_eq!(events, ["Admitted", "Scaled"], "oldest first");
+    JobService::scale(
+        &control,
+        authed(ScaleRequest {
+            job: job(),
+            min_trainers: None,
+            max_trainers: Some(6),
+        }),
+    )
+    .await
+    .expect("scaled");
+    let refused = QueueService::delete(&control, authed(QueueRef { name: "".into() }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+
+    let seen = log.lock().unwrap().clone();
+    let calls: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{} {}?{}", s.method, s.path, s.query))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "GET /apis/ebb.dev/v1alpha1/namespaces/ml/trainingjobs/mnist?",
+            "GET /api/v1/namespaces/ml/pods?&labelSelector=ebb.dev%2Fjob%3Dmnist",
+            "GET /api/v1/namespaces/ml/pods/mnist-trainer-1/log?&tailLines=20",
+            "GET /apis/ebb.dev/v1alpha1/namespaces/ml/trainingjobs/mnist?",
+            "GET /api/v1/namespaces/ml/events?&fieldSelector=involvedObject.kind%3DTrainingJob%2CinvolvedObject.name%3Dmnist",
+            "PATCH /apis/ebb.dev/v1alpha1/namespaces/ml/trainingjobs/mnist?&fieldManager=ebb-controller",
+        ]
+    );
+    assert_eq!(
+        seen[5].body,
+        json!({"spec": {"trainers": {"max": 6}}}),
+        "only the bound given"
+    );
 }

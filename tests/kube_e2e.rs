@@ -5,8 +5,8 @@
 use ebb::cluster::kube::RenderConfig;
 use ebb::cluster::kube::execute::Retry;
 use ebb::controller::{ControllerConfig, LeaseConfig};
-use ebb::crd::{TrainingJob, TrainingQueue};
 use ebb::plan::Policy;
+use ebb::resource::{TrainingJob, TrainingQueue};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};

@@ -6,9 +6,9 @@ mod kube_common;
 use ebb::cluster::kube::render::{RenderConfig, render_pod, render_services};
 use ebb::cluster::kube::snapshot::build_snapshot;
 use ebb::cluster::kube::{Action, decide};
-use ebb::crd::TrainingJob;
 use ebb::model::{Resources, Role};
 use ebb::plan::Policy;
+use ebb::resource::TrainingJob;
 use kube_common::*;
 
 const KI: i64 = 1024;
@@ -292,7 +292,7 @@ fn one_tick_on_the_recorded_cluster() {
             assert!(matches!(&tick.actions[i + 1], Action::Bind { pod, .. } if pod == name));
         }
     }
-    let statuses: Vec<(&str, &ebb::crd::TrainingJobStatus)> = tick
+    let statuses: Vec<(&str, &ebb::resource::TrainingJobStatus)> = tick
         .actions
         .iter()
         .filter_map(|a| match a {
@@ -312,7 +312,7 @@ fn one_tick_on_the_recorded_cluster() {
             .starts_with("spec.trainers.resources.cpu")
     );
     let bert = statuses.iter().find(|(j, _)| *j == "bert").unwrap().1;
-    assert_eq!(bert.phase, ebb::crd::JobPhase::Running);
+    assert_eq!(bert.phase, ebb::resource::JobPhase::Running);
     assert!(bert.target_trainers >= 1);
 }
 

@@ -93,10 +93,11 @@ fn two_jobs_share_the_cluster_the_first_shrinks_and_both_finish_trained() {
     let completions = up.ctl(&["completions", "bash"]);
     assert!(String::from_utf8_lossy(&completions.stdout).contains("ebbctl"));
 
+    // Both jobs have finished: `top` no longer gives them columns; its header has units.
     let top = up.ctl(&["top", "--count", "1"]);
     let text = String::from_utf8_lossy(&top.stdout);
     assert!(
-        text.contains("default/first") && text.contains("CPU%"),
+        text.contains("TIME(s)") && text.contains("CPU%") && !text.contains("default/first"),
         "{text}"
     );
 }

@@ -2,12 +2,12 @@
 //! backends store; validation here is what makes INVALID_ARGUMENT name the field.
 
 use super::proto;
-use crate::cluster::kube::job_spec::{job_model, queue_model};
-use crate::crd::{
+use crate::model::default_queue;
+use crate::resource::spec::{job_model, queue_model};
+use crate::resource::{
     DNS_LABEL_PATTERN, MasterSpec, PserverSpec, ResourceSpec, TrainerSpec, TrainingJob,
     TrainingJobSpec, TrainingQueue, TrainingQueueSpec,
 };
-use crate::model::default_queue;
 use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use tonic::Status;
@@ -177,7 +177,7 @@ pub fn job_spec(tj: &TrainingJob) -> proto::JobSpec {
 }
 
 pub fn seconds(t: Option<&Time>) -> f64 {
-    t.map_or(0.0, crate::cluster::kube::snapshot::seconds)
+    t.map_or(0.0, crate::resource::time::seconds)
 }
 
 pub fn job_status(tj: &TrainingJob) -> proto::JobStatus {
@@ -216,7 +216,7 @@ pub fn training_queue(q: &proto::Queue) -> Result<TrainingQueue, Status> {
             ..ObjectMeta::default()
         },
         spec: TrainingQueueSpec {
-            weight: if q.weight == 0.0 { 1.0 } else { q.weight },
+            weight: q.weight,
             guaranteed: resources(q.guaranteed.as_ref()),
             limit: q.limit.as_ref().map(|l| resources(Some(l))),
             parent: (!q.parent.is_empty()).then(|| q.parent.clone()),
@@ -227,6 +227,97 @@ pub fn training_queue(q: &proto::Queue) -> Result<TrainingQueue, Status> {
     }
     queue_model(&tq).map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok(tq)
+}
+
+/// The queue `patch` leaves: the stored one (`queues` holds every queue) with only the
+/// patch's fields changed, or a new one at weight 1, top level, with no guarantee and no
+/// limit. A weight of 0, a parent that does not exist (or is the queue itself, or would
+/// close a cycle) are refused naming the field.
+pub fn patched_queue(
+    queues: &[proto::Queue],
+    patch: &proto::QueuePatch,
+) -> Result<proto::Queue, Status> {
+    let mut q = queues
+        .iter()
+        .find(|q| q.name == patch.name)
+        .cloned()
+        .unwrap_or_else(|| proto::Queue {
+            name: patch.name.clone(),
+            weight: 1.0,
+            guaranteed: Some(proto::Resources::default()),
+            limit: None,
+            parent: String::new(),
+        });
+    if let Some(w) = patch.weight {
+        if !(0.01..=1000.0).contains(&w) {
+            return Err(invalid(
+                "spec.weight",
+                format!("{w} is not between 0.01 and 1000"),
+            ));
+        }
+        q.weight = w;
+    }
+    if let Some(parent) = &patch.parent {
+        if !parent.is_empty() {
+            check_name("spec.parent", parent)?;
+            if *parent == patch.name {
+                return Err(invalid("spec.parent", "a queue cannot be its own parent"));
+            }
+            if !queues.iter().any(|other| other.name == *parent) {
+                return Err(invalid(
+                    "spec.parent",
+                    format!("queue {parent:?} does not exist (see `ebbctl queue list`)"),
+                ));
+            }
+            // Walk up from the new parent: meeting this queue would close a cycle.
+            let mut at = parent.as_str();
+            for _ in 0..=queues.len() {
+                let Some(up) = queues.iter().find(|o| o.name == at) else {
+                    break;
+                };
+                if up.parent.is_empty() {
+                    break;
+                }
+                if up.parent == patch.name {
+                    return Err(invalid(
+                        "spec.parent",
+                        format!(
+                            "{parent:?} sits below {:?}: that would be a cycle",
+                            patch.name
+                        ),
+                    ));
+                }
+                at = &up.parent;
+            }
+        }
+        q.parent = parent.clone();
+    }
+    if let Some(g) = &patch.guaranteed {
+        let base = q.guaranteed.get_or_insert_with(Default::default);
+        apply_resources(base, g);
+    }
+    if patch.clear_limit {
+        if patch.limit.is_some() {
+            return Err(invalid("limit", "give a limit or clear it, not both"));
+        }
+        q.limit = None;
+    } else if let Some(l) = &patch.limit {
+        let base = q.limit.get_or_insert_with(Default::default);
+        apply_resources(base, l);
+    }
+    Ok(q)
+}
+
+fn apply_resources(base: &mut proto::Resources, patch: &proto::ResourcesPatch) {
+    if let Some(cpu) = &patch.cpu {
+        base.cpu = cpu.clone();
+    }
+    if let Some(memory) = &patch.memory {
+        base.memory = memory.clone();
+    }
+    if let Some(gpus) = patch.gpus {
+        base.gpus = gpus;
+    }
 }
 
 pub fn queue_proto(tq: &TrainingQueue) -> proto::Queue {

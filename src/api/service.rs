@@ -1,13 +1,14 @@
 //! The gRPC services: authenticate, authorize by namespace and role, validate, delegate.
 
 use super::auth::{AuthConfig, Principal};
-use super::backend::ControlBackend;
+use super::backend::{ControlBackend, EventQuery, EventStream, LogQuery, LogStream};
 use super::convert;
 use super::proto::cluster_service_server::{ClusterService, ClusterServiceServer};
 use super::proto::job_service_server::{JobService, JobServiceServer};
 use super::proto::queue_service_server::{QueueService, QueueServiceServer};
 use super::proto::*;
-use crate::cluster::kube::job_spec::check_trainer_range;
+use crate::model::Role;
+use crate::resource::spec::check_trainer_range;
 use futures::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -68,7 +69,7 @@ fn job_ref(r: Option<&JobRef>) -> Result<(String, String), Status> {
     Ok((namespace, r.name.clone()))
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<JobEvent, Status>> + Send>>;
+type JobEventStream = Pin<Box<dyn Stream<Item = Result<JobEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl JobService for Control {
@@ -80,7 +81,7 @@ impl JobService for Control {
             .ok_or_else(|| Status::invalid_argument("spec: missing"))?;
         let tj = convert::training_job(&spec)?;
         who.check_namespace(tj.metadata.namespace.as_deref().unwrap_or_default())?;
-        tracing::info!(user = %who.name, job = ?tj.metadata.name, "submit");
+        tracing::info!(user = %who.name, job = tj.metadata.name.as_deref().unwrap_or_default(), "submit");
         self.backend.submit(tj).await.map(Response::new)
     }
 
@@ -113,10 +114,19 @@ impl JobService for Control {
         let r = request.into_inner();
         let (namespace, name) = job_ref(r.job.as_ref())?;
         who.check_namespace(&namespace)?;
-        check_trainer_range(r.min_trainers, r.max_trainers)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if r.max_trainers > 10_000 {
+        if r.min_trainers.is_none() && r.max_trainers.is_none() {
+            return Err(Status::invalid_argument(
+                "scale: give min_trainers, max_trainers or both",
+            ));
+        }
+        if let (Some(min), Some(max)) = (r.min_trainers, r.max_trainers) {
+            check_trainer_range(min, max).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
+        if r.max_trainers.is_some_and(|m| m > 10_000) {
             return Err(Status::invalid_argument("spec.trainers.max: at most 10000"));
+        }
+        if r.min_trainers == Some(0) {
+            return Err(Status::invalid_argument("spec.trainers.min: at least 1"));
         }
         self.backend
             .scale(&namespace, &name, r.min_trainers, r.max_trainers)
@@ -132,7 +142,7 @@ impl JobService for Control {
         Ok(Response::new(DeleteReply {}))
     }
 
-    type WatchStream = EventStream;
+    type WatchStream = JobEventStream;
 
     async fn watch(
         &self,
@@ -143,6 +153,16 @@ impl JobService for Control {
         if !r.namespace.is_empty() {
             who.check_namespace(&r.namespace)?;
         }
+        let asked = format!(
+            "{}/{}",
+            if r.namespace.is_empty() {
+                "default"
+            } else {
+                &r.namespace
+            },
+            r.name
+        );
+        let named = !r.name.is_empty();
         let wanted = move |job: &Job| {
             who.sees(namespace_of(job))
                 && (r.namespace.is_empty() || namespace_of(job) == r.namespace)
@@ -151,6 +171,9 @@ impl JobService for Control {
         // Subscribe before listing so no change falls between the two.
         let mut events = self.backend.subscribe();
         let current: Vec<Job> = self.backend.list().await?;
+        if named && !current.iter().any(&wanted) {
+            return Err(Status::not_found(format!("job {asked} does not exist")));
+        }
         let stream = async_stream(move |tx| async move {
             for job in current.into_iter().filter(|j| wanted(j)) {
                 let added = JobEvent {
@@ -178,10 +201,82 @@ impl JobService for Control {
         });
         Ok(Response::new(stream))
     }
+
+    type LogsStream = LogStream;
+
+    async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<LogStream>, Status> {
+        let who = self.who(&request)?;
+        let r = request.into_inner();
+        let (namespace, job) = job_ref(r.job.as_ref())?;
+        who.check_namespace(&namespace)?;
+        let role = match r.role.as_str() {
+            "" | "master" => Role::Master,
+            "pserver" => Role::Pserver,
+            "trainer" => Role::Trainer,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "role: {other:?} is none of master, pserver, trainer"
+                )));
+            }
+        };
+        if !r.pod.is_empty() {
+            convert::check_name("pod", &r.pod)?;
+        }
+        let query = LogQuery {
+            namespace,
+            job,
+            pod: (!r.pod.is_empty()).then_some(r.pod),
+            role,
+            follow: r.follow,
+            previous: r.previous,
+            tail_lines: (r.tail_lines > 0).then_some(r.tail_lines),
+        };
+        self.backend.logs(query).await.map(Response::new)
+    }
+
+    type EventsStream = EventStream;
+
+    async fn events(
+        &self,
+        request: Request<EventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let who = self.who(&request)?;
+        let r = request.into_inner();
+        if !r.namespace.is_empty() {
+            convert::check_name("namespace", &r.namespace)?;
+            who.check_namespace(&r.namespace)?;
+        }
+        if !r.name.is_empty() {
+            convert::check_name("name", &r.name)?;
+        }
+        let namespace = match (r.namespace.is_empty(), r.name.is_empty()) {
+            // A job's Events without a namespace: the default one, as everywhere else.
+            (true, false) => Some("default".to_string()),
+            (true, true) => None,
+            (false, _) => Some(r.namespace),
+        };
+        if let (Some(ns), false) = (&namespace, r.name.is_empty()) {
+            // NOT_FOUND for a job that does not exist, like `get`.
+            self.backend.get(ns, &r.name).await?;
+        }
+        let query = EventQuery {
+            namespace,
+            job: (!r.name.is_empty()).then_some(r.name),
+            watch: r.watch,
+        };
+        let events = self.backend.events(query).await?;
+        // A backend may hold other namespaces' Events: only those the caller may see.
+        use futures::StreamExt;
+        let visible = events.filter(move |e| {
+            let keep = e.as_ref().map_or(true, |e| who.sees(&e.namespace));
+            async move { keep }
+        });
+        Ok(Response::new(Box::pin(visible)))
+    }
 }
 
 /// A stream fed by a task, ended when the client goes away.
-fn async_stream<F, Fut>(body: F) -> EventStream
+fn async_stream<F, Fut>(body: F) -> JobEventStream
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<JobEvent, Status>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -195,12 +290,31 @@ where
 
 #[tonic::async_trait]
 impl QueueService for Control {
-    async fn set(&self, request: Request<Queue>) -> Result<Response<Queue>, Status> {
+    async fn set(&self, request: Request<QueuePatch>) -> Result<Response<Queue>, Status> {
         let who = self.who(&request)?;
         who.check_operator()?;
-        let tq = convert::training_queue(request.get_ref())?;
+        let patch = request.into_inner();
+        convert::check_name("name", &patch.name)?;
+        let queues: Vec<Queue> = self
+            .backend
+            .queues()
+            .await?
+            .iter()
+            .map(convert::queue_proto)
+            .collect();
+        let merged = convert::patched_queue(&queues, &patch)?;
+        let tq = convert::training_queue(&merged)?;
         let stored = self.backend.set_queue(tq).await?;
         Ok(Response::new(convert::queue_proto(&stored)))
+    }
+
+    async fn delete(&self, request: Request<QueueRef>) -> Result<Response<DeleteReply>, Status> {
+        let who = self.who(&request)?;
+        who.check_operator()?;
+        let name = &request.get_ref().name;
+        convert::check_name("name", name)?;
+        self.backend.delete_queue(name).await?;
+        Ok(Response::new(DeleteReply {}))
     }
 
     async fn get(&self, request: Request<QueueRef>) -> Result<Response<Queue>, Status> {

@@ -4,10 +4,10 @@
 use super::generate::ClusterSpec;
 use super::plan_bench::steady_snapshot;
 use super::quantile::quantile;
-use crate::cluster::kube::names::{LABEL_JOB, LABEL_ROLE, role_label};
 use crate::cluster::kube::snapshot::{NVLINK_GROUP_ANNOTATION, RACK_LABEL, build_snapshot};
 use crate::cluster::kube::{ClusterObjects, RenderConfig, decide};
 use crate::model::{Job, Resources, Snapshot};
+use crate::resource::names::{LABEL_JOB, LABEL_ROLE, role_label};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 use serde_json::{Value, json};

@@ -12,6 +12,8 @@ use tonic::{Request, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    #[error("context {context}: {message}")]
+    Scheme { context: String, message: String },
     #[error("endpoint {endpoint:?}: {message}")]
     Endpoint { endpoint: String, message: String },
     #[error("reading CA {path}")]
@@ -48,6 +50,10 @@ pub fn connect(context: &Context) -> Result<Clients, ConnectError> {
         endpoint: context.endpoint.clone(),
         message,
     };
+    super::errors::check_endpoint(&context.endpoint).map_err(|message| ConnectError::Scheme {
+        context: context.name.clone(),
+        message,
+    })?;
     let mut endpoint = Endpoint::from_shared(context.endpoint.clone())
         .map_err(|e| bad(e.to_string()))?
         .connect_timeout(std::time::Duration::from_secs(3));

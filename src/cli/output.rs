@@ -1,6 +1,6 @@
 //! What ebbctl prints: tables for people, JSON and YAML for programs.
 
-use crate::api::proto::{ClusterState, Job, Queue};
+use crate::api::proto::{ClusterState, Event, Job, Queue};
 use comfy_table::{Table, presets::NOTHING};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -188,7 +188,7 @@ pub fn top_header(state: &ClusterState) -> String {
     let services: Vec<&String> = state.services.iter().map(|s| &s.name).collect();
     format!(
         "{:>8} | {} | {} | {:>4} | {:>5} {:>5} {:>5}",
-        "TIME",
+        "TIME(s)",
         jobs.iter()
             .map(|j| format!("{j:>14}"))
             .collect::<Vec<_>>()
@@ -226,4 +226,113 @@ pub fn top_row(state: &ClusterState, start_s: f64) -> String {
         state.memory_util * 100.0,
         state.gpu_util * 100.0
     )
+}
+
+/// An Event as `-o json|yaml` shows it.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub namespace: String,
+    pub job: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub reason: String,
+    pub message: String,
+    pub time_s: f64,
+    pub count: u32,
+}
+
+pub fn event_view(e: &Event) -> EventView {
+    EventView {
+        namespace: e.namespace.clone(),
+        job: e.job.clone(),
+        kind: e.r#type.clone(),
+        reason: e.reason.clone(),
+        message: e.message.clone(),
+        time_s: e.time_s,
+        count: e.count,
+    }
+}
+
+/// `ebbctl events`, like `kubectl get events`: LAST SEEN (seconds before `now_s`), TYPE,
+/// REASON, OBJECT, MESSAGE (with the count when it repeated).
+pub fn events_table(events: &[Event], now_s: f64) -> String {
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header(["LAST SEEN", "TYPE", "REASON", "JOB", "MESSAGE"]);
+    for e in events {
+        t.add_row([
+            age(now_s - e.time_s),
+            e.r#type.clone(),
+            e.reason.clone(),
+            format!("{}/{}", e.namespace, e.job),
+            event_message(e),
+        ]);
+    }
+    t.to_string()
+}
+
+/// One Event as a line, for `events -w` and `describe`.
+pub fn event_line(e: &Event, now_s: f64) -> String {
+    format!(
+        "{:<8} {:<8} {:<12} {}/{}: {}",
+        age(now_s - e.time_s),
+        e.r#type,
+        e.reason,
+        e.namespace,
+        e.job,
+        event_message(e)
+    )
+}
+
+fn event_message(e: &Event) -> String {
+    if e.count > 1 {
+        format!("{} (x{})", e.message, e.count)
+    } else {
+        e.message.clone()
+    }
+}
+
+/// An age as kubectl prints it: 45s, 3m12s, 2h5m, 3d4h.
+pub fn age(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        assert_eq!(age(45.2), "45s");
+        assert_eq!(age(192.0), "3m12s");
+        assert_eq!(age(7500.0), "2h5m");
+        assert_eq!(age(3.0 * 86400.0 + 4.0 * 3600.0), "3d4h");
+        assert_eq!(age(-5.0), "0s");
+    }
+
+    #[test]
+    fn repeated_events_show_their_count() {
+        let e = Event {
+            namespace: "default".into(),
+            job: "j".into(),
+            r#type: "Warning".into(),
+            reason: "PodFailed".into(),
+            message: "j-master-0 failed".into(),
+            time_s: 100.0,
+            count: 3,
+        };
+        let line = event_line(&e, 110.0);
+        assert!(line.starts_with("10s"), "{line}");
+        assert!(
+            line.ends_with("default/j: j-master-0 failed (x3)"),
+            "{line}"
+        );
+        assert!(events_table(&[e], 110.0).contains("PodFailed"));
+    }
 }

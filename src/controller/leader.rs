@@ -30,7 +30,7 @@ pub async fn leadership(
         .with_identity(lease.identity)
         .with_duration(lease.duration_s)
         .with_grace(lease.grace_s)
-        .with_field_manager(super::super::cluster::kube::names::CONTROLLER_NAME)
+        .with_field_manager(crate::resource::names::CONTROLLER_NAME)
         .with_create_mode(LeaseCreateMode::AutoCreate)
         .build()
         .await?;

@@ -2,7 +2,7 @@
 
 use crate::cluster::kube::ClusterObjects;
 use crate::cluster::kube::job_store::{self, JobStore};
-use crate::crd::TrainingQueue;
+use crate::resource::TrainingQueue;
 use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, Pod};

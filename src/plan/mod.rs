@@ -3,42 +3,62 @@
 //! No I/O, no async, no clock: time is `snapshot.time_s`. The same function runs in the
 //! Kubernetes controller, the local backend and the simulator.
 //!
-//! Steps: [`view`] checks and indexes the snapshot; [`admission`] admits gangs;
-//! [`fairshare`] computes each job's weighted DRF share; [`stability`] applies hysteresis;
-//! [`packing`] places pods on nodes and picks victims. Sizing repeats within a round when
-//! packing fell short of a size that cost others trainers, and rounds repeat on the
-//! world the plan leaves until one changes nothing (`compose` folds them into one plan),
-//! so that re-planning an applied plan is a fixed point.
+//! The decision's steps, in the order a round runs them (the modules below are listed
+//! the same way):
+//! 1. [`view`] checks the snapshot (a bad job is pending with the field named) and
+//!    indexes each job's pods;
+//! 2. [`admission`] admits gangs (master + pservers + `min` trainers) in priority, then
+//!    submit order;
+//! 3. [`fairshare`] gives each admitted job its weighted dominant-resource share of the
+//!    cluster over the queue tree, with guarantees, limits and borrowing;
+//! 4. [`stability`] turns shares into trainer targets with a dead band and a cooldown;
+//! 5. [`packing`] places pods on nodes (services first, gangs, growth, top-up) and picks
+//!    victims; sizing repeats within a round when packing fell short of a size that
+//!    cost others trainers;
+//! 6. [`compose`] folds the rounds into one plan: rounds repeat on the world the plan
+//!    leaves ([`world`]) until one changes nothing, so that re-planning an applied plan
+//!    is a fixed point;
+//! 7. [`explain`] says per job why it got what it got.
+//!
+//! The indexes that make the steps fast (free room per node, trainers per node,
+//! topology, memos kept between searches and between plans) are in [`index`]; they
+//! change how fast a plan is found, never which plan. [`policy`] holds the operator's
+//! knobs, [`speedup`] a job's measured scaling, [`file`] the snapshot and plan files,
+//! [`apply`] the world a plan leaves when every action succeeds, and [`lp`] the fair
+//! share as linear programmes for cross-checking.
+
+// The steps, in the order a round runs them (kept apart so that nothing sorts them).
+pub mod view;
 
 pub mod admission;
-pub mod apply;
-mod compose;
-pub mod explain;
+
 pub mod fairshare;
-pub mod file;
-mod group_counts;
-mod index_cache;
-mod levels;
-pub mod lp;
-mod node_trainers;
-mod nodes;
-pub mod packing;
-pub mod policy;
-mod room_memo;
-pub mod speedup;
+
 pub mod stability;
-pub mod topology;
-mod tracked;
-pub mod view;
+
+pub mod packing;
+
+mod compose;
+
 pub mod world;
+
+pub mod explain;
+
+pub mod index;
+
+pub mod apply;
+pub mod file;
+pub mod lp;
+pub mod policy;
+pub mod speedup;
 
 use crate::model::{JobPlan, Plan, Reason, Resources, Snapshot};
 use admission::{Admission, queue_path};
 use fairshare::{FairJob, FairProblem, FairQueue};
-pub use index_cache::{JobIndexCache, plan_cached};
+pub use index::index_cache::{JobIndexCache, plan_cached};
+use index::topology::TopologyIndex;
 pub use policy::Policy;
 use stability::StabilityJob;
-use topology::TopologyIndex;
 use view::{View, ViewMemo};
 use world::World;
 

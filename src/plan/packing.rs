@@ -26,12 +26,12 @@ mod room;
 
 use super::FastSet;
 use super::admission::Admission;
-use super::group_counts::GroupCounts;
-use super::node_trainers::NodeTrainers;
-use super::nodes::NodeState;
-use super::room_memo::RoomMemo;
-use super::topology::TopologyIndex;
-use super::tracked::Tracked;
+use super::index::group_counts::GroupCounts;
+use super::index::node_trainers::NodeTrainers;
+use super::index::nodes::NodeState;
+use super::index::room_memo::RoomMemo;
+use super::index::topology::TopologyIndex;
+use super::index::tracked::Tracked;
 use super::view::View;
 use crate::model::{
     DeleteReason, JobKey, PodDeletion, PodPlacement, Resources, Role, ServiceReservation,

@@ -133,6 +133,8 @@ pub fn service_pod(name: &str, cpu: &str, node: Option<&str>) -> Value {
 pub struct Seen {
     pub method: Method,
     pub path: String,
+    /// The query string ("" without one).
+    pub query: String,
     pub body: Value,
 }
 
@@ -148,13 +150,19 @@ pub fn api_server(mut respond: Responder) -> (kube::Client, Arc<Mutex<Vec<Seen>>
         while let Some((request, send)) = handle.next_request().await {
             let method = request.method().clone();
             let path = request.uri().path().to_string();
+            let query = request.uri().query().unwrap_or_default().to_string();
             let bytes = request
                 .into_body()
                 .collect_bytes()
                 .await
                 .unwrap_or_default();
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let entry = Seen { method, path, body };
+            let entry = Seen {
+                method,
+                path,
+                query,
+                body,
+            };
             let before = {
                 let mut l = log.lock().unwrap();
                 let n = l
@@ -165,9 +173,15 @@ pub fn api_server(mut respond: Responder) -> (kube::Client, Arc<Mutex<Vec<Seen>>
                 n
             };
             let (status, reply) = respond(&entry, before);
+            // A bare JSON string is sent as plain text (what `pods/log` answers); no JSON
+            // API answers a bare string.
+            let bytes = match reply {
+                Value::String(text) => text.into_bytes(),
+                other => serde_json::to_vec(&other).unwrap(),
+            };
             let response = Response::builder()
                 .status(status)
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .body(Body::from(bytes))
                 .unwrap();
             send.send_response(response);
         }

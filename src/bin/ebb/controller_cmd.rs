@@ -132,6 +132,9 @@ pub fn controller(a: ControllerArgs) -> Result<()> {
 }
 
 pub fn crds() -> Result<()> {
-    print!("{}", ebb::crd::crds_yaml().context("rendering the CRDs")?);
+    print!(
+        "{}",
+        ebb::resource::crds_yaml().context("rendering the CRDs")?
+    );
     Ok(())
 }

@@ -155,7 +155,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn master(a: MasterArgs) -> Result<()> {
     let records = match (&a.records, &a.data) {
         (Some(r), _) => *r,
-        (None, Some(path)) => Dataset::load(path)?.split().train.len() as u64,
+        // One line, so the job's Failed condition can quote it (see resource::failure).
+        (None, Some(path)) => Dataset::load(path)
+            .map_err(|e| anyhow::anyhow!("dataset: {e}"))?
+            .split()
+            .train
+            .len() as u64,
         (None, None) => anyhow::bail!("give --data (a dataset) or --records (a count)"),
     };
     anyhow::ensure!(records > 0, "--records must be at least 1");

@@ -25,6 +25,8 @@ mod up_cmd;
     about = "Elastic training-job scheduler for Kubernetes"
 )]
 struct Cli {
+    /// Log lines as text (plain unless standard error is a terminal; NO_COLOR respected)
+    /// or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -135,15 +137,10 @@ struct PlanArgs {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    ebb::logging::init(match format {
+        LogFormat::Text => ebb::logging::LogFormat::Text,
+        LogFormat::Json => ebb::logging::LogFormat::Json,
+    });
 }
 
 fn main() -> Result<()> {

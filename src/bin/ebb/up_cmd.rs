@@ -8,8 +8,8 @@ use ebb::cli::config::{Context, CtlConfig, default_path};
 use ebb::cluster::local::config::resources;
 use ebb::cluster::local::services::ServiceRuntime;
 use ebb::cluster::local::{LocalBackend, LocalClusterSpec, World, runtime};
-use ebb::crd::{TrainingQueue, TrainingQueueSpec};
 use ebb::plan::Policy;
+use ebb::resource::{TrainingQueue, TrainingQueueSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,10 +22,13 @@ pub struct UpArgs {
     /// Identical nodes to declare (ignored with --cluster).
     #[arg(long, default_value_t = 4)]
     nodes: u32,
+    /// CPU of each declared node, a Kubernetes quantity (ignored with --cluster).
     #[arg(long, default_value = "8")]
     cpus: String,
+    /// Memory of each declared node, a Kubernetes quantity (ignored with --cluster).
     #[arg(long, default_value = "16Gi")]
     memory: String,
+    /// GPUs of each declared node (ignored with --cluster).
     #[arg(long, default_value_t = 0)]
     gpus: u32,
     /// A YAML file with `nodes:` and `services:` (see docs/up.md).
@@ -40,6 +43,7 @@ pub struct UpArgs {
     /// Logs, journals and checkpoints of every pod.
     #[arg(long, default_value = "ebb-up")]
     work_dir: PathBuf,
+    /// Milliseconds between planning ticks.
     #[arg(long, default_value_t = 1000)]
     tick_ms: u64,
     /// Tokens, roles and namespaces (YAML); without it a token is generated for an
@@ -52,6 +56,7 @@ pub struct UpArgs {
     /// Serve TLS with this certificate (PEM) and --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
     #[arg(long)]
     tls_key: Option<PathBuf>,
     /// Seconds a trainer has to return its chunk and leave when told to.
@@ -114,6 +119,7 @@ pub fn up(a: UpArgs) -> Result<()> {
         queues: BTreeMap::from([("default".to_string(), default_queue)]),
         services,
         events,
+        event_log: Default::default(),
         work_dir,
         exe,
         policy: Policy {

@@ -7,47 +7,61 @@ use ebb::api::proto::{
     JobRef, JobSpec, ListJobsRequest, Resources, ScaleRequest, SubmitRequest, WatchRequest,
 };
 use ebb::cli::client::Clients;
+use ebb::cli::errors::SpecRefused;
 use ebb::cli::output::{describe, job_view, jobs_table};
-use ebb::crd::TrainingJob;
+use ebb::resource::TrainingJob;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct SubmitArgs {
     /// A TrainingJob YAML file (what `kubectl apply -f` takes).
     #[arg(short = 'f', long, conflicts_with = "name")]
     file: Option<PathBuf>,
+    /// The job's name (a DNS label: lowercase letters, digits, '-').
     #[arg(long, required_unless_present = "file")]
     name: Option<String>,
+    /// The job's namespace.
     #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
+    /// Container image (Kubernetes); `ebb up` runs ebb's own processes and ignores it.
     #[arg(long, default_value = "")]
     image: String,
     /// The trainer command (split on spaces); default: ebb's reference trainer.
     #[arg(long)]
     entry: Option<String>,
+    /// Fewest trainers the job runs with (its gang: master + pservers + min trainers).
     #[arg(long, default_value_t = 1)]
     min: u32,
+    /// Most trainers the job grows to when the cluster has room.
     #[arg(long, default_value_t = 1)]
     max: u32,
-    /// Per trainer.
+    /// CPU per trainer, a Kubernetes quantity ("1", "500m").
     #[arg(long, default_value = "1")]
     cpu: String,
+    /// GPUs per trainer.
     #[arg(long, default_value_t = 0)]
     gpu: u32,
+    /// Memory per trainer, a Kubernetes quantity ("1Gi", "512Mi").
     #[arg(long, default_value = "1Gi")]
     memory: String,
+    /// Parameter servers (the parameters are split across them).
     #[arg(long, default_value_t = 1)]
     pservers: u32,
+    /// CPU per parameter server.
     #[arg(long, default_value = "1")]
     pscpu: String,
+    /// Memory per parameter server.
     #[arg(long, default_value = "1Gi")]
     psmemory: String,
+    /// Passes over the dataset before the job succeeds.
     #[arg(long, default_value_t = 1)]
     passes: u32,
+    /// The queue whose share the job draws on (`ebbctl queue list`).
     #[arg(long, default_value = "default")]
     queue: String,
+    /// The training data; a relative path is made absolute against this directory.
     #[arg(long)]
     dataset: Option<String>,
 }
@@ -61,27 +75,34 @@ pub struct ListArgs {
 
 #[derive(Args)]
 pub struct JobArgs {
+    /// The job's name.
     pub name: String,
+    /// The job's namespace.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("bounds").required(true).multiple(true).args(["min", "max"])))]
 pub struct ScaleArgs {
+    /// The job's name.
     name: String,
+    /// The job's namespace.
     #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
+    /// New minimum trainers (kept when not given).
     #[arg(long)]
-    min: u32,
+    min: Option<u32>,
+    /// New maximum trainers (kept when not given).
     #[arg(long)]
-    max: u32,
+    max: Option<u32>,
 }
 
 fn spec_from_file(path: &PathBuf) -> Result<JobSpec> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let tj: TrainingJob = serde_saphyr::from_str(&text)
-        .with_context(|| format!("{} is not a TrainingJob", path.display()))?;
+        .map_err(|e| SpecRefused(format!("{} is not a TrainingJob: {e}", path.display())))?;
     let mut spec = ebb::api::convert::job_spec(&tj);
     if spec.namespace.is_empty() {
         spec.namespace = "default".into();
@@ -116,11 +137,13 @@ fn spec_from_flags(a: SubmitArgs) -> JobSpec {
     }
 }
 
-pub async fn submit(c: &mut Clients, a: SubmitArgs, output: Output) -> Result<()> {
-    let spec = match &a.file {
+pub async fn submit(c: &mut Clients, a: SubmitArgs, endpoint: &str, output: Output) -> Result<()> {
+    let mut spec = match &a.file {
         Some(path) => spec_from_file(path)?,
         None => spec_from_flags(a),
     };
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    spec.dataset = resolve_dataset(&spec.dataset, &cwd, endpoint).map_err(SpecRefused)?;
     let job = c
         .jobs
         .submit(SubmitRequest { spec: Some(spec) })
@@ -130,6 +153,31 @@ pub async fn submit(c: &mut Clients, a: SubmitArgs, output: Output) -> Result<()
     print(output, &view, || {
         format!("job {}/{} submitted", view.namespace, view.name)
     })
+}
+
+/// A relative dataset path means the caller's directory, not the server's: made absolute
+/// against `cwd` when the server runs on this machine (a loopback endpoint, as `ebb up`
+/// has), refused when it runs elsewhere, where this machine's paths mean nothing.
+pub fn resolve_dataset(dataset: &str, cwd: &Path, endpoint: &str) -> Result<String, String> {
+    if dataset.is_empty() || Path::new(dataset).is_absolute() || dataset.contains("://") {
+        return Ok(dataset.to_string());
+    }
+    let host = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .split(['/', ']'])
+        .next()
+        .unwrap_or_default();
+    let local = ["127.", "localhost", "[::1", "::1"]
+        .iter()
+        .any(|h| host.starts_with(h));
+    if !local {
+        return Err(format!(
+            "--dataset {dataset:?} is a relative path, but the endpoint {endpoint} is not on \
+             this machine: give the path as the server's pods see it (absolute, or a URL)"
+        ));
+    }
+    Ok(cwd.join(dataset).display().to_string())
 }
 
 pub async fn list(c: &mut Clients, a: ListArgs, output: Output) -> Result<()> {
@@ -150,7 +198,12 @@ fn job_ref(a: &JobArgs) -> JobRef {
 
 pub async fn get(c: &mut Clients, a: JobArgs, output: Output) -> Result<()> {
     let job = c.jobs.get(job_ref(&a)).await?.into_inner();
-    print(output, &job_view(&job), || describe(&job))
+    let events = if output == Output::Table {
+        super::inspect::job_events(c, &a.namespace, &a.name, super::inspect::now()).await
+    } else {
+        String::new()
+    };
+    print(output, &job_view(&job), || describe(&job) + &events)
 }
 
 pub async fn scale(c: &mut Clients, a: ScaleArgs, output: Output) -> Result<()> {
@@ -251,4 +304,33 @@ pub async fn watch(c: &mut Clients, a: JobArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_dataset;
+    use std::path::Path;
+
+    #[test]
+    fn a_relative_dataset_is_the_callers() {
+        let cwd = Path::new("/home/me/work");
+        assert_eq!(
+            resolve_dataset("data/d.csv.gz", cwd, "http://127.0.0.1:7160").unwrap(),
+            "/home/me/work/data/d.csv.gz"
+        );
+        assert_eq!(
+            resolve_dataset("d.csv", cwd, "http://localhost:1").unwrap(),
+            "/home/me/work/d.csv"
+        );
+        assert_eq!(
+            resolve_dataset("/abs/d.csv", cwd, "https://ebb.example:443").unwrap(),
+            "/abs/d.csv"
+        );
+        assert_eq!(resolve_dataset("", cwd, "http://h:1").unwrap(), "");
+        let e = resolve_dataset("d.csv", cwd, "https://ebb.example:443").unwrap_err();
+        assert!(
+            e.contains("--dataset \"d.csv\"") && e.contains("ebb.example"),
+            "{e}"
+        );
+    }
 }

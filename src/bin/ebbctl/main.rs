@@ -3,26 +3,36 @@
 
 use anyhow::{Context as _, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use ebb::cli::client::{Clients, connect};
-use ebb::cli::config::{CtlConfig, default_path};
+use ebb::cli::client::{ConnectError, connect};
+use ebb::cli::config::{Context, CtlConfig, default_path};
+use ebb::cli::errors::{SpecRefused, describe_failure, is_transport};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod inspect;
 mod jobs;
 mod queues;
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 1 other error, 2 bad usage, 3 invalid argument, \
-4 unauthenticated or permission denied, 5 not found, 6 server unavailable.";
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 other error, 2 bad usage (flags, an endpoint \
+without http:// or https://), 3 invalid argument (a spec refused by ebbctl or by the server, \
+a precondition such as a queue still in use), 4 unauthenticated or permission denied, \
+5 not found, 6 server unreachable or unavailable.
+
+Completions: `ebbctl completions bash > ~/.local/share/bash-completion/completions/ebbctl` \
+(zsh: `ebbctl completions zsh > ~/.zfunc/_ebbctl`; fish: \
+`ebbctl completions fish > ~/.config/fish/completions/ebbctl.fish`).";
 
 #[derive(Parser)]
 #[command(name = "ebbctl", version, about = "Submit and watch elastic training jobs", after_help = EXIT_CODES)]
 struct Cli {
-    /// Config file with contexts (default: $EBBCTL_CONFIG or ~/.config/ebb/config.yaml).
+    /// Config file with contexts (default: $EBBCTL_CONFIG or ~/.config/ebb/config.yaml;
+    /// `ebb up` writes one).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Context to use instead of the current one.
     #[arg(long, global = true)]
     context: Option<String>,
+    /// How to print results: a table for people, or JSON / YAML for programs.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table, global = true)]
     output: Output,
     #[command(subcommand)]
@@ -42,9 +52,13 @@ enum Command {
     Submit(jobs::SubmitArgs),
     /// List jobs.
     List(jobs::ListArgs),
-    /// One job (status, conditions, pods).
-    #[command(alias = "describe")]
+    /// One job: status, conditions, pods and, as a table, its Events.
+    #[command(visible_alias = "describe")]
     Get(jobs::JobArgs),
+    /// A job's pod log (the master's unless a pod or --role is given).
+    Logs(inspect::LogsArgs),
+    /// What happened to jobs: Admitted, Scaled, Succeeded, Failed, PodFailed, InvalidSpec.
+    Events(inspect::EventsArgs),
     /// Change a job's trainer range.
     Scale(jobs::ScaleArgs),
     /// Delete a job; its pods stop (trainers get their grace period).
@@ -56,42 +70,58 @@ enum Command {
     /// Queues (set is for operators).
     #[command(subcommand)]
     Queue(queues::QueueCommand),
-    /// Shell completions: `ebbctl completions bash > /etc/bash_completion.d/ebbctl`.
+    /// Shell completions (how to install them: see the end of `ebbctl --help`).
     Completions(CompletionArgs),
 }
 
 #[derive(Args)]
 struct CompletionArgs {
+    /// The shell to write completions for.
     shell: clap_complete::Shell,
 }
 
-fn clients(cli: &Cli) -> Result<Clients> {
+fn load_context(cli: &Cli) -> Result<Context> {
     let path = cli.config.clone().unwrap_or_else(default_path);
     let config = CtlConfig::load(&path)?;
-    let context = config.context(cli.context.as_deref(), &path)?;
-    Ok(connect(context)?)
+    Ok(config.context(cli.context.as_deref(), &path)?.clone())
 }
 
-/// Maps a gRPC failure to the documented exit code.
+/// Maps a failure to the documented exit code.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<tonic::Status>().map(tonic::Status::code) {
-        Some(tonic::Code::InvalidArgument | tonic::Code::AlreadyExists) => 3,
-        Some(tonic::Code::Unauthenticated | tonic::Code::PermissionDenied) => 4,
-        Some(tonic::Code::NotFound) => 5,
-        Some(tonic::Code::Unavailable) => 6,
+    if let Some(s) = e.downcast_ref::<tonic::Status>() {
+        if is_transport(s) {
+            return 6;
+        }
+        return match s.code() {
+            tonic::Code::InvalidArgument
+            | tonic::Code::AlreadyExists
+            | tonic::Code::FailedPrecondition => 3,
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => 4,
+            tonic::Code::NotFound => 5,
+            tonic::Code::Unavailable => 6,
+            _ => 1,
+        };
+    }
+    if e.downcast_ref::<SpecRefused>().is_some() {
+        return 3;
+    }
+    match e.downcast_ref::<ConnectError>() {
+        Some(ConnectError::Scheme { .. } | ConnectError::Endpoint { .. }) => 2,
         _ => 1,
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = run(cli);
+    let mut context = None;
+    let result = run(cli, &mut context);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let message = match e.downcast_ref::<tonic::Status>() {
-                Some(s) => format!("{:?}: {}", s.code(), s.message()),
-                None => format!("{e:#}"),
+            let message = match (e.downcast_ref::<tonic::Status>(), &context) {
+                (Some(s), Some(c)) => describe_failure(s, c),
+                (Some(s), None) => format!("{:?}: {}", s.code(), s.message()),
+                _ => format!("{e:#}"),
             };
             eprintln!("ebbctl: {message}");
             ExitCode::from(exit_code(&e))
@@ -99,7 +129,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, context_used: &mut Option<Context>) -> Result<()> {
     if let Command::Completions(a) = &cli.command {
         clap_complete::generate(
             a.shell,
@@ -112,14 +142,19 @@ fn run(cli: Cli) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let output = cli.output;
     runtime.block_on(async {
-        let mut c = clients(&cli)?;
+        let context = load_context(&cli)?;
+        let mut c = connect(&context)?;
+        let endpoint = context.endpoint.clone();
+        *context_used = Some(context);
         match cli.command {
-            Command::Submit(a) => jobs::submit(&mut c, a, output).await,
+            Command::Submit(a) => jobs::submit(&mut c, a, &endpoint, output).await,
             Command::List(a) => jobs::list(&mut c, a, output).await,
             Command::Get(a) => jobs::get(&mut c, a, output).await,
             Command::Scale(a) => jobs::scale(&mut c, a, output).await,
             Command::Delete(a) => jobs::delete(&mut c, a).await,
             Command::Watch(a) => jobs::watch(&mut c, a).await,
+            Command::Logs(a) => inspect::logs(&mut c, a).await,
+            Command::Events(a) => inspect::events(&mut c, a, output).await,
             Command::Top(a) => queues::top(&mut c, a).await,
             Command::Queue(q) => queues::queue(&mut c, q, output).await,
             Command::Completions(_) => Ok(()),

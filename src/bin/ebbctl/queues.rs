@@ -3,38 +3,62 @@
 use super::{Output, print};
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use ebb::api::proto::{ClusterStateRequest, ListQueuesRequest, Queue, Resources};
+use ebb::api::proto::{
+    ClusterStateRequest, ListQueuesRequest, QueuePatch, QueueRef, Resources, ResourcesPatch,
+};
 use ebb::cli::client::Clients;
 use ebb::cli::output::{queues_table, top_header, top_row};
 use std::time::Duration;
 
 #[derive(Subcommand)]
 pub enum QueueCommand {
-    /// Create or change a queue (operators only).
+    /// Create a queue, or change only the fields given (operators only).
     Set(QueueSetArgs),
+    /// One queue.
+    Get(QueueNameArgs),
+    /// Every queue.
     List,
+    /// Delete a queue no job and no child queue uses (operators only).
+    Delete(QueueNameArgs),
+}
+
+#[derive(Args)]
+pub struct QueueNameArgs {
+    /// The queue's name.
+    name: String,
 }
 
 #[derive(Args)]
 pub struct QueueSetArgs {
+    /// The queue's name (created if it does not exist).
     name: String,
-    #[arg(long, default_value_t = 1.0)]
-    weight: f64,
+    /// Share relative to its sibling queues, 0.01 to 1000 (a new queue: 1).
+    #[arg(long)]
+    weight: Option<f64>,
+    /// The parent queue ("" for the top level); it must exist.
     #[arg(long)]
     parent: Option<String>,
-    /// Guaranteed resources: cpu quantity, memory quantity, GPUs.
-    #[arg(long, default_value = "")]
-    guaranteed_cpu: String,
-    #[arg(long, default_value = "")]
-    guaranteed_memory: String,
-    #[arg(long, default_value_t = 0)]
-    guaranteed_gpus: u32,
+    /// Guaranteed CPU, a Kubernetes quantity ("8", "500m").
+    #[arg(long)]
+    guaranteed_cpu: Option<String>,
+    /// Guaranteed memory, a Kubernetes quantity ("32Gi").
+    #[arg(long)]
+    guaranteed_memory: Option<String>,
+    /// Guaranteed GPUs.
+    #[arg(long)]
+    guaranteed_gpus: Option<u32>,
+    /// Most CPU the queue's jobs may hold.
     #[arg(long)]
     limit_cpu: Option<String>,
+    /// Most memory the queue's jobs may hold.
     #[arg(long)]
     limit_memory: Option<String>,
+    /// Most GPUs the queue's jobs may hold.
     #[arg(long)]
     limit_gpus: Option<u32>,
+    /// Remove the queue's limit.
+    #[arg(long, conflicts_with_all = ["limit_cpu", "limit_memory", "limit_gpus"])]
+    clear_limit: bool,
 }
 
 #[derive(Args)]
@@ -52,36 +76,62 @@ struct QueueView {
     name: String,
     weight: f64,
     parent: String,
+    guaranteed: Option<ResourcesView>,
+    limit: Option<ResourcesView>,
+}
+
+#[derive(serde::Serialize)]
+struct ResourcesView {
+    cpu: String,
+    memory: String,
+    gpus: u32,
+}
+
+fn resources_view(r: &Option<Resources>) -> Option<ResourcesView> {
+    r.as_ref().map(|r| ResourcesView {
+        cpu: r.cpu.clone(),
+        memory: r.memory.clone(),
+        gpus: r.gpus,
+    })
+}
+
+fn patch(a: QueueSetArgs) -> QueuePatch {
+    let some = |cpu: &Option<String>, memory: &Option<String>, gpus: Option<u32>| {
+        (cpu.is_some() || memory.is_some() || gpus.is_some()).then(|| ResourcesPatch {
+            cpu: cpu.clone(),
+            memory: memory.clone(),
+            gpus,
+        })
+    };
+    QueuePatch {
+        guaranteed: some(&a.guaranteed_cpu, &a.guaranteed_memory, a.guaranteed_gpus),
+        limit: some(&a.limit_cpu, &a.limit_memory, a.limit_gpus),
+        clear_limit: a.clear_limit,
+        name: a.name,
+        weight: a.weight,
+        parent: a.parent,
+    }
 }
 
 pub async fn queue(c: &mut Clients, q: QueueCommand, output: Output) -> Result<()> {
     let queues = match q {
-        QueueCommand::Set(a) => {
-            let limited =
-                a.limit_cpu.is_some() || a.limit_memory.is_some() || a.limit_gpus.is_some();
-            let queue = Queue {
-                name: a.name,
-                weight: a.weight,
-                parent: a.parent.unwrap_or_default(),
-                guaranteed: Some(Resources {
-                    cpu: a.guaranteed_cpu,
-                    memory: a.guaranteed_memory,
-                    gpus: a.guaranteed_gpus,
-                }),
-                limit: limited.then(|| Resources {
-                    cpu: a.limit_cpu.unwrap_or_default(),
-                    memory: a.limit_memory.unwrap_or_default(),
-                    gpus: a.limit_gpus.unwrap_or(0),
-                }),
-            };
-            vec![c.queues.set(queue).await?.into_inner()]
-        }
+        QueueCommand::Set(a) => vec![c.queues.set(patch(a)).await?.into_inner()],
+        QueueCommand::Get(a) => vec![c.queues.get(QueueRef { name: a.name }).await?.into_inner()],
         QueueCommand::List => {
             c.queues
                 .list(ListQueuesRequest {})
                 .await?
                 .into_inner()
                 .queues
+        }
+        QueueCommand::Delete(a) => {
+            c.queues
+                .delete(QueueRef {
+                    name: a.name.clone(),
+                })
+                .await?;
+            println!("queue {} deleted", a.name);
+            return Ok(());
         }
     };
     let views: Vec<QueueView> = queues
@@ -90,10 +140,15 @@ pub async fn queue(c: &mut Clients, q: QueueCommand, output: Output) -> Result<(
             name: q.name.clone(),
             weight: q.weight,
             parent: q.parent.clone(),
+            guaranteed: resources_view(&q.guaranteed),
+            limit: resources_view(&q.limit),
         })
         .collect();
     print(output, &views, || queues_table(&queues))
 }
+
+/// Rows between repeated headers of `ebbctl top`.
+const HEADER_EVERY: u64 = 20;
 
 pub async fn top(c: &mut Clients, a: TopArgs) -> Result<()> {
     anyhow::ensure!(a.interval_s > 0.0, "--interval-s must be positive");
@@ -102,8 +157,10 @@ pub async fn top(c: &mut Clients, a: TopArgs) -> Result<()> {
     let mut header = String::new();
     loop {
         let state = c.cluster.state(ClusterStateRequest {}).await?.into_inner();
+        // The header again when the columns change, and every HEADER_EVERY rows so it
+        // stays on screen.
         let h = top_header(&state);
-        if h != header {
+        if h != header || rows.is_multiple_of(HEADER_EVERY) {
             println!("{h}");
             header = h;
         }

@@ -1,14 +1,15 @@
 //! One tick, decided: the reflectors' objects in, the API calls to make out. Pure, so the
 //! controller's behaviour is tested call by call without an API server.
 
-use super::names::{LABEL_ROLE, role_from_label};
 use super::objects::ClusterObjects;
 use super::render::{RenderConfig, render_pod, render_services};
 use super::snapshot::{SnapshotBuild, build_snapshot};
-use super::status::{JobOutcome, next_status};
-use crate::crd::{JobPhase, TrainingJob, TrainingJobStatus};
 use crate::model::{JobKey, Plan, Role};
 use crate::plan::{Policy, plan};
+use crate::resource::events::transition_events;
+use crate::resource::names::{LABEL_ROLE, role_from_label};
+use crate::resource::status::{JobOutcome, next_status};
+use crate::resource::{TrainingJob, TrainingJobStatus};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::{HashMap, HashSet};
@@ -200,61 +201,21 @@ fn status_change(
     if previous == Some(&next) {
         return;
     }
-    actions.extend(events(&key, previous, &next));
+    actions.extend(
+        transition_events(previous, &next)
+            .into_iter()
+            .map(|e| Action::Event {
+                job: key.clone(),
+                warning: e.warning,
+                reason: e.reason,
+                note: e.note,
+            }),
+    );
     actions.push(Action::PatchStatus {
         namespace: key.namespace,
         job: key.name,
         status: Box::new(next),
     });
-}
-
-/// Events for the transitions users watch: admitted, scaled, finished, refused.
-fn events(
-    key: &JobKey,
-    before: Option<&TrainingJobStatus>,
-    after: &TrainingJobStatus,
-) -> Vec<Action> {
-    let condition = |s: Option<&TrainingJobStatus>, kind: &str| {
-        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == kind))
-            .cloned()
-    };
-    let event = |warning, reason, note: String| Action::Event {
-        job: key.clone(),
-        warning,
-        reason,
-        note,
-    };
-    let mut out = Vec::new();
-    let was = condition(before, "Admitted");
-    let now = condition(Some(after), "Admitted");
-    if let Some(now) = &now {
-        let was_true = was.as_ref().is_some_and(|c| c.status == "True");
-        if now.status == "True" && !was_true {
-            out.push(event(false, "Admitted", now.message.clone()));
-        }
-        let message_changed = was.as_ref().is_none_or(|c| c.message != now.message);
-        if now.reason == "InvalidSpec" && message_changed {
-            out.push(event(true, "InvalidSpec", now.message.clone()));
-        }
-    }
-    let before_target = before.map_or(0, |s| s.target_trainers);
-    let admitted_before = was.is_some_and(|c| c.status == "True");
-    if admitted_before && !after.phase.is_finished() && before_target != after.target_trainers {
-        out.push(event(
-            false,
-            "Scaled",
-            format!("trainers {before_target} -> {}", after.target_trainers),
-        ));
-    }
-    let finished_before = before.is_some_and(|s| s.phase.is_finished());
-    if after.phase.is_finished() && !finished_before {
-        let failed = after.phase == JobPhase::Failed;
-        let note = condition(Some(after), if failed { "Failed" } else { "Succeeded" })
-            .map(|c| c.message)
-            .unwrap_or_default();
-        out.push(event(failed, after.phase.as_str(), note));
-    }
-    out
 }
 
 /// Pods nobody will use again: every pod but the master of a finished job (the master

@@ -3,11 +3,12 @@
 
 use super::job_store::{JobStore, read};
 use crate::api::ControlBackend;
+use crate::api::backend::{EventQuery, EventStream, LogQuery, LogStream, refuse_queue_delete};
 use crate::api::cluster_state::from_snapshot;
 use crate::api::convert::{job_spec, job_status};
 use crate::api::proto::{ClusterState, Job, JobEvent};
-use crate::crd::{TrainingJob, TrainingQueue};
 use crate::plan::file::SnapshotFile;
+use crate::resource::{TrainingJob, TrainingQueue};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
 use std::collections::HashMap;
@@ -16,9 +17,9 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tonic::Status;
 
-use super::names::CONTROLLER_NAME;
-use super::names::master_address;
 use super::progress::{ProgressBook, lookup, poll};
+use crate::resource::names::CONTROLLER_NAME;
+use crate::resource::names::master_address;
 
 #[derive(Clone)]
 pub struct KubeBackend {
@@ -187,8 +188,23 @@ impl ControlBackend for KubeBackend {
             .collect())
     }
 
-    async fn scale(&self, namespace: &str, name: &str, min: u32, max: u32) -> Result<Job, Status> {
-        let patch = serde_json::json!({"spec": {"trainers": {"min": min, "max": max}}});
+    async fn scale(
+        &self,
+        namespace: &str,
+        name: &str,
+        min: Option<u32>,
+        max: Option<u32>,
+    ) -> Result<Job, Status> {
+        // Only the bounds given: a merge patch leaves the other as it is, and the CRD's
+        // CEL rule refuses a result with min > max.
+        let mut trainers = serde_json::Map::new();
+        if let Some(min) = min {
+            trainers.insert("min".into(), min.into());
+        }
+        if let Some(max) = max {
+            trainers.insert("max".into(), max.into());
+        }
+        let patch = serde_json::json!({"spec": {"trainers": trainers}});
         let tj = self
             .api(namespace)
             .patch(name, &params(), &Patch::Merge(&patch))
@@ -223,6 +239,49 @@ impl ControlBackend for KubeBackend {
 
     async fn queues(&self) -> Result<Vec<TrainingQueue>, Status> {
         Ok(self.queues.state().iter().map(|q| (**q).clone()).collect())
+    }
+
+    async fn delete_queue(&self, name: &str) -> Result<(), Status> {
+        let queues = self.queues.state();
+        let children: Vec<&str> = queues
+            .iter()
+            .filter(|q| q.spec.parent.as_deref() == Some(name))
+            .filter_map(|q| q.metadata.name.as_deref())
+            .collect();
+        let users: Vec<String> = self
+            .jobs
+            .state()
+            .iter()
+            .filter(|j| {
+                j.spec.queue == name && !j.status.as_ref().is_some_and(|s| s.phase.is_finished())
+            })
+            .map(|j| {
+                format!(
+                    "{}/{}",
+                    j.metadata.namespace.as_deref().unwrap_or_default(),
+                    j.metadata.name.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        refuse_queue_delete(name, &children, &users)?;
+        let api: Api<TrainingQueue> = Api::all(self.client.clone());
+        api.delete(name, &DeleteParams::default())
+            .await
+            .map_err(status_of)?;
+        Ok(())
+    }
+
+    async fn logs(&self, query: LogQuery) -> Result<LogStream, Status> {
+        // NOT_FOUND for a job that does not exist, as on every other call.
+        self.api(&query.namespace)
+            .get(&query.job)
+            .await
+            .map_err(status_of)?;
+        super::pod_logs::logs(self.client.clone(), query).await
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<EventStream, Status> {
+        super::job_events::events(self.client.clone(), query).await
     }
 
     async fn cluster_state(&self) -> Result<ClusterState, Status> {

@@ -3,8 +3,8 @@
 //! errors, and never fatal: what fails is logged and re-decided next tick.
 
 use super::actions::Action;
-use super::names::CONTROLLER_NAME;
-use crate::crd::TrainingJob;
+use crate::resource::TrainingJob;
+use crate::resource::names::CONTROLLER_NAME;
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};

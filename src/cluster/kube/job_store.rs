@@ -2,8 +2,8 @@
 //! longer parses (written under an older, looser CRD) must not stall the watch of all
 //! the others, so the reflector keeps raw objects and each is parsed here.
 
-use crate::crd::TrainingJob;
 use crate::model::JobKey;
+use crate::resource::TrainingJob;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{Store, store::Writer};
 use std::sync::Arc;

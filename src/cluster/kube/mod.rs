@@ -4,16 +4,13 @@
 pub mod actions;
 pub mod control;
 pub mod execute;
-pub mod job_spec;
+pub mod job_events;
 pub mod job_store;
-pub mod names;
 pub mod objects;
-pub mod pod_requests;
+pub mod pod_logs;
 pub mod progress;
-pub mod quantity;
 pub mod render;
 pub mod snapshot;
-pub mod status;
 
 pub use actions::{Action, Tick, decide};
 pub use objects::ClusterObjects;

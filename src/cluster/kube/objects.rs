@@ -1,6 +1,6 @@
 //! What the controller's reflectors hold at one instant: the input of a tick.
 
-use crate::crd::{TrainingJob, TrainingQueue};
+use crate::resource::{TrainingJob, TrainingQueue};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! The Pods and Services of a TrainingJob, rendered from its spec: pure, so the exact
 //! objects the controller creates are tested against fixtures.
 
-use super::names::*;
-use crate::crd::{ResourceSpec, TrainingJob};
 use crate::model::Role;
+use crate::resource::names::*;
+use crate::resource::{ResourceSpec, TrainingJob};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, Pod, ResourceRequirements, Service,
     ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
@@ -52,6 +52,9 @@ pub fn render_pod(tj: &TrainingJob, role: Role, pod_name: &str, config: &RenderC
     };
     let mut container = container;
     container.resources = Some(requirements(resources));
+    // The last lines of the log become the termination message when the process wrote
+    // none, so a failed job's condition can say why (see `resource::failure`).
+    container.termination_message_policy = Some("FallbackToLogsOnError".into());
     container.env = Some(merge_env(
         container.env.take().unwrap_or_default(),
         common_env(tj, &job, &namespace),

@@ -1,12 +1,14 @@
 //! The reflectors' objects to the planner's `Snapshot`: a pure function, so a tick is
 //! reproducible from recorded API objects.
 
-use super::job_spec::{SpecError, job_model, queue_model};
-use super::names::{LABEL_JOB, LABEL_ROLE, role_from_label};
 use super::objects::ClusterObjects;
-use super::pod_requests::{pod_requests, quantities};
-use crate::crd::{JobPhase, TrainingJob};
 use crate::model::{self, JobKey, JobPod, OtherPod, Snapshot, Topology};
+use crate::resource::failure::{failed_message, failure_line};
+use crate::resource::names::{LABEL_JOB, LABEL_ROLE, role_from_label};
+use crate::resource::pod_requests::{pod_requests, quantities};
+use crate::resource::spec::{SpecError, job_model, queue_model};
+use crate::resource::time::seconds;
+use crate::resource::{JobPhase, TrainingJob};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::{BTreeMap, HashMap};
@@ -125,10 +127,6 @@ pub fn build_snapshot(objects: &ClusterObjects, now: &Time) -> SnapshotBuild {
     out
 }
 
-pub fn seconds(t: &Time) -> f64 {
-    t.0.as_millisecond() as f64 / 1000.0
-}
-
 fn node_model(node: &Node, warnings: &mut Vec<String>) -> Option<model::Node> {
     let name = node.metadata.name.clone()?;
     let status = node.status.as_ref();
@@ -233,13 +231,40 @@ fn master_outcome(pods: &[&Pod]) -> Option<(JobPhase, String)> {
     match pod_phase(master) {
         "Succeeded" => Some((JobPhase::Succeeded, "the master finished every pass".into())),
         "Failed" => {
-            let why = status
-                .and_then(|s| s.message.clone().or_else(|| s.reason.clone()))
-                .unwrap_or_else(|| "the master pod failed".into());
+            let why = termination_message(master).unwrap_or_else(|| {
+                status
+                    .and_then(|s| s.message.clone().or_else(|| s.reason.clone()))
+                    .unwrap_or_else(|| "the master pod failed".into())
+            });
             Some((JobPhase::Failed, why))
         }
         _ => None,
     }
+}
+
+/// Why the pod's container last ended, from its termination message (the log's tail
+/// under `FallbackToLogsOnError`): `POD failed N times (exit C): LINE`.
+pub fn termination_message(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.as_deref()?;
+    let container = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
+    let ended = container
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .or_else(|| {
+            container
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+        })?;
+    let line = ended.message.as_deref().and_then(failure_line);
+    let times = u32::try_from(container.restart_count).unwrap_or(0) + 1;
+    Some(failed_message(
+        name,
+        times,
+        Some(ended.exit_code),
+        line.as_deref(),
+    ))
 }
 
 fn other_pod(pod: &Pod, warnings: &mut Vec<String>) -> Option<OtherPod> {
@@ -321,4 +346,38 @@ fn hpa_wanted_pods(objects: &ClusterObjects, others: &[OtherPod]) -> Vec<OtherPo
         }
     }
     wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_master_says_why_from_its_termination_message() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "j-master-0", "labels": {"ebb.dev/role": "master"}},
+            "status": {
+                "phase": "Failed",
+                "containerStatuses": [{
+                    "name": "master", "image": "x", "imageID": "", "ready": false,
+                    "restartCount": 4,
+                    "state": {"terminated": {
+                        "exitCode": 1,
+                        "message": "INFO starting\nError: dataset: io on /data/d.csv: No such file or directory (os error 2)\n"
+                    }}
+                }]
+            }
+        }))
+        .unwrap();
+        let (phase, why) = master_outcome(&[&pod]).unwrap();
+        assert_eq!(phase, JobPhase::Failed);
+        assert_eq!(
+            why,
+            "j-master-0 failed 5 times (exit 1): dataset: io on /data/d.csv: No such file or directory (os error 2)"
+        );
+        let mut bare = pod.clone();
+        bare.status.as_mut().unwrap().container_statuses = None;
+        bare.status.as_mut().unwrap().message = Some("evicted".into());
+        assert_eq!(master_outcome(&[&bare]).unwrap().1, "evicted");
+    }
 }

@@ -1,13 +1,19 @@
 //! The control API served by the embedded cluster.
 
 use super::jobs::JobRecord;
+use super::logs::previous_path;
+use super::process::log_path;
 use super::world::World;
 use crate::api::ControlBackend;
+use crate::api::backend::{
+    EventQuery, EventStream, LogQuery, LogStream, first_pod, refuse_queue_delete,
+};
 use crate::api::cluster_state::from_snapshot;
 use crate::api::proto::{self, ClusterState, Job, JobEvent};
-use crate::cluster::kube::job_spec::job_model;
-use crate::crd::{TrainingJob, TrainingQueue};
 use crate::model::JobKey;
+use crate::resource::spec::check_trainer_range;
+use crate::resource::spec::job_model;
+use crate::resource::{TrainingJob, TrainingQueue};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 use tonic::Status;
@@ -77,15 +83,24 @@ impl ControlBackend for LocalBackend {
         Ok(self.world().jobs.values().map(World::job_message).collect())
     }
 
-    async fn scale(&self, namespace: &str, name: &str, min: u32, max: u32) -> Result<Job, Status> {
+    async fn scale(
+        &self,
+        namespace: &str,
+        name: &str,
+        min: Option<u32>,
+        max: Option<u32>,
+    ) -> Result<Job, Status> {
         let mut world = self.world();
         let record = world
             .jobs
             .get_mut(&JobKey::new(namespace, name))
             .ok_or_else(|| not_found(namespace, name))?;
         let mut changed = record.tj.clone();
-        changed.spec.trainers.min = min;
-        changed.spec.trainers.max = max;
+        let trainers = &mut changed.spec.trainers;
+        let (min, max) = (min.unwrap_or(trainers.min), max.unwrap_or(trainers.max));
+        check_trainer_range(min, max).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        trainers.min = min;
+        trainers.max = max;
         job_model(&changed, 0.0).map_err(|e| Status::invalid_argument(e.to_string()))?;
         record.tj = changed;
         let generation = record.tj.metadata.generation.unwrap_or(1) + 1;
@@ -120,15 +135,108 @@ impl ControlBackend for LocalBackend {
         Ok(self.world().queues.values().cloned().collect())
     }
 
+    async fn delete_queue(&self, name: &str) -> Result<(), Status> {
+        let mut world = self.world();
+        if !world.queues.contains_key(name) {
+            return Err(Status::not_found(format!("queue {name:?} does not exist")));
+        }
+        let children: Vec<&str> = world
+            .queues
+            .values()
+            .filter(|q| q.spec.parent.as_deref() == Some(name))
+            .filter_map(|q| q.metadata.name.as_deref())
+            .collect();
+        let users: Vec<String> = world
+            .jobs
+            .iter()
+            .filter(|(_, r)| r.tj.spec.queue == name && !r.deleting)
+            .map(|(k, _)| k.to_string())
+            .collect();
+        refuse_queue_delete(name, &children, &users)?;
+        world.queues.remove(name);
+        Ok(())
+    }
+
+    async fn logs(&self, query: LogQuery) -> Result<LogStream, Status> {
+        let world = self.world();
+        let key = JobKey::new(&query.namespace, &query.job);
+        let record = world
+            .jobs
+            .get(&key)
+            .ok_or_else(|| not_found(&query.namespace, &query.job))?;
+        let pod = match &query.pod {
+            Some(p) => {
+                if !record.pods.contains_key(p) {
+                    return Err(Status::not_found(format!(
+                        "job {key} has no pod {p:?} (pods: {})",
+                        record.pods.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                p.clone()
+            }
+            None => first_pod(
+                record.pods.iter().map(|(n, (r, _))| (n.as_str(), *r)),
+                query.role,
+            )
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "job {key} has no {} pod yet: it is not admitted (see `ebbctl get {}`)",
+                    query.role, query.job
+                ))
+            })?,
+        };
+        let log = log_path(&record.dir, &pod);
+        let path = if query.previous {
+            let previous = previous_path(&log);
+            if !previous.exists() {
+                return Err(Status::failed_precondition(format!(
+                    "pod {pod} has not restarted: there is no previous log"
+                )));
+            }
+            previous
+        } else {
+            log
+        };
+        drop(world);
+        let state = self.world.clone();
+        let (job, pod_name) = (key, pod.clone());
+        let ended = move || {
+            let world = lock(&state);
+            world
+                .jobs
+                .get(&job)
+                .and_then(|r| r.pods.get(&pod_name))
+                .is_none_or(|(_, p)| p.phase.ended() && p.pid().is_none())
+        };
+        // The previous run ended already: nothing to follow.
+        let follow = query.follow && !query.previous;
+        super::logs::stream(pod, path, query.tail_lines, follow, ended)
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<EventStream, Status> {
+        Ok(self.world().event_log.stream(query))
+    }
+
     async fn cluster_state(&self) -> Result<ClusterState, Status> {
         let world = self.world();
         let Some(snapshot) = &world.last_snapshot else {
             return Err(Status::unavailable("the first tick has not run yet"));
         };
         let mut state = from_snapshot(snapshot);
-        // Finished jobs stay listed (with 0 trainers) so `ebbctl top` keeps its columns.
-        for key in world.jobs.keys() {
-            state.trainers.entry(key.to_string()).or_insert(0);
+        // Jobs not finished are listed even with no trainer yet (pending); finished ones
+        // leave `ebbctl top`'s columns.
+        for (key, record) in &world.jobs {
+            let finished = record.outcome.is_some()
+                || record
+                    .tj
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.phase.is_finished());
+            if finished {
+                state.trainers.remove(&key.to_string());
+            } else {
+                state.trainers.entry(key.to_string()).or_insert(0);
+            }
         }
         for svc in &world.services {
             let running = svc.pods.values().filter(|p| p.holds_resources()).count() as u32;

@@ -1,9 +1,9 @@
 //! The declared virtual cluster of `ebb up`: nodes and online services, from flags or a
 //! YAML file.
 
-use crate::cluster::kube::job_spec;
-use crate::crd::ResourceSpec;
 use crate::model::{self, Resources};
+use crate::resource::ResourceSpec;
+use crate::resource::spec;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,7 +77,7 @@ pub fn resources(
         memory: Some(memory.to_string()),
         gpus: Some(gpus),
     };
-    job_spec::resources(field, &spec, true).map_err(|e| err(e.field().to_string(), e.to_string()))
+    spec::resources(field, &spec, true).map_err(|e| err(e.field().to_string(), e.to_string()))
 }
 
 impl LocalClusterSpec {

@@ -3,8 +3,8 @@
 
 use super::process::{Launch, LocalPod, PodPhase, log_path};
 use crate::api::proto;
-use crate::crd::TrainingJob;
 use crate::model::{JobPod, Role};
+use crate::resource::TrainingJob;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +20,7 @@ pub struct JobRecord {
     pub dir: PathBuf,
     pub deleting: bool,
     /// Set when the master ended: Succeeded or Failed, and why.
-    pub outcome: Option<(crate::crd::JobPhase, String)>,
+    pub outcome: Option<(crate::resource::JobPhase, String)>,
 }
 
 impl JobRecord {
@@ -82,7 +82,7 @@ impl JobRecord {
     /// How to start pod `name` now, or None while it must wait for its peers.
     pub fn launch(&self, exe: &Path, name: &str, role: Role) -> Option<Launch> {
         let spec = &self.tj.spec;
-        let index = crate::cluster::kube::names::ordinal(name).unwrap_or(0);
+        let index = crate::resource::names::ordinal(name).unwrap_or(0);
         let log = log_path(&self.dir, name);
         let mut env = vec![
             ("EBB_JOB".to_string(), self.name().to_string()),
@@ -166,7 +166,7 @@ impl JobRecord {
             Role::Trainer => &self.tj.spec.trainers.resources,
         };
         let resources =
-            crate::cluster::kube::job_spec::resources("spec", resources, false).unwrap_or_default();
+            crate::resource::spec::resources("spec", resources, false).unwrap_or_default();
         let grace = if role == Role::Trainer {
             trainer_grace
         } else {

@@ -3,7 +3,9 @@
 
 pub mod backend;
 pub mod config;
+pub mod events;
 pub mod jobs;
+pub mod logs;
 pub mod process;
 pub mod runtime;
 pub mod services;

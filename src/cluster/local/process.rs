@@ -76,6 +76,7 @@ impl LocalPod {
         if let Some(f) = &self.addr_file {
             let _ = std::fs::remove_file(f);
         }
+        super::logs::rotate(&launch.log);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

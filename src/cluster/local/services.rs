@@ -97,7 +97,7 @@ impl ServiceRuntime {
                 let p = &self.pods[n];
                 (
                     p.node.is_some(),
-                    std::cmp::Reverse(crate::cluster::kube::names::ordinal(n)),
+                    std::cmp::Reverse(crate::resource::names::ordinal(n)),
                 )
             });
             for name in victims.into_iter().take((active - self.desired) as usize) {

@@ -1,16 +1,19 @@
 //! The embedded cluster's state and its tick: the same snapshot -> `plan::plan` -> apply
 //! loop as the Kubernetes controller, with local processes for pods.
 
+use super::events::EventLog;
 use super::jobs::{JobRecord, MAX_RESTARTS};
-use super::process::PodPhase;
+use super::process::{PodPhase, log_path};
 use super::services::ServiceRuntime;
 use crate::api::proto::{self, JobEvent};
-use crate::cluster::kube::job_spec::job_model;
-use crate::cluster::kube::snapshot::seconds;
-use crate::cluster::kube::status::{JobOutcome, next_status};
-use crate::crd::{JobPhase, TrainingQueue};
 use crate::model::{self, JobKey, Plan, Resources, Role, Snapshot};
 use crate::plan::{Policy, plan};
+use crate::resource::events::transition_events;
+use crate::resource::failure::{failed_message, failure_line};
+use crate::resource::spec::job_model;
+use crate::resource::status::{JobOutcome, next_status};
+use crate::resource::time::seconds;
+use crate::resource::{JobPhase, TrainingQueue};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -23,6 +26,8 @@ pub struct World {
     pub queues: BTreeMap<String, TrainingQueue>,
     pub services: Vec<ServiceRuntime>,
     pub events: broadcast::Sender<JobEvent>,
+    /// What `ebbctl events` lists: status transitions and pod failures.
+    pub event_log: EventLog,
     pub work_dir: PathBuf,
     /// The `ebb` binary that runs masters, pservers, trainers and services.
     pub exe: PathBuf,
@@ -77,12 +82,27 @@ impl World {
     }
 
     fn reap(&mut self, now: Instant) {
-        for record in self.jobs.values_mut() {
+        let time_s = seconds(&Self::now());
+        for (key, record) in self.jobs.iter_mut() {
             let name = record.name().to_string();
             for (pod_name, (role, pod)) in record.pods.iter_mut() {
                 let was_stopping = pod.phase == PodPhase::Terminating;
                 let Some(code) = pod.reap(now) else { continue };
                 tracing::info!(job = %name, pod = %pod_name, code, "exited");
+                // Why it failed, from the run that just ended (its log is rotated only
+                // when the pod starts again).
+                let cause = (code != 0 && !was_stopping).then(|| {
+                    let log = std::fs::read_to_string(log_path(&record.dir, pod_name));
+                    log.ok().as_deref().and_then(failure_line)
+                });
+                if let Some(cause) = &cause {
+                    // The same words for every failed run, so repeats count up one Event.
+                    let note = match cause {
+                        Some(line) => format!("{pod_name} exited {code}: {line}"),
+                        None => format!("{pod_name} exited {code}"),
+                    };
+                    self.event_log.record(key, true, "PodFailed", &note, time_s);
+                }
                 match role {
                     Role::Master if code == 0 && !was_stopping => {
                         record.outcome =
@@ -94,9 +114,15 @@ impl World {
                         pod.phase = PodPhase::Waiting;
                     }
                     Role::Master | Role::Pserver if code != 0 && !was_stopping => {
+                        let cause = cause.flatten();
                         record.outcome = Some((
                             JobPhase::Failed,
-                            format!("{pod_name} failed {MAX_RESTARTS} times (exit {code})"),
+                            failed_message(
+                                pod_name,
+                                MAX_RESTARTS + 1,
+                                Some(code),
+                                cause.as_deref(),
+                            ),
                         ));
                     }
                     _ => {}
@@ -124,7 +150,7 @@ impl World {
             queues: self
                 .queues
                 .values()
-                .filter_map(|q| crate::cluster::kube::job_spec::queue_model(q).ok())
+                .filter_map(|q| crate::resource::spec::queue_model(q).ok())
                 .collect(),
             ..Snapshot::default()
         };
@@ -274,6 +300,10 @@ impl World {
                 time,
             );
             if before.as_ref() != Some(&next) {
+                for e in transition_events(before.as_ref(), &next) {
+                    self.event_log
+                        .record(&key, e.warning, e.reason, &e.note, seconds(time));
+                }
                 record.tj.status = Some(next);
                 let record = &self.jobs[&key];
                 self.emit("MODIFIED", record);

@@ -1,4 +1,4 @@
-//! What a run measured, in the shape `--json` writes (DESIGN.md, "Interfaces"), and the
+//! What a run measured, in the shape `--json` writes (`docs/scenarios.md`), and the
 //! seed's tables.
 
 use super::world::{PolicyKind, World};

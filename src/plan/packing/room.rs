@@ -4,7 +4,7 @@
 
 use super::{EvictionCost, Packer, Tier, Victim, VictimScratch};
 use crate::model::{DeleteReason, Resources, ServiceReservation};
-use crate::plan::room_memo::Bound;
+use crate::plan::index::room_memo::Bound;
 
 impl Packer<'_, '_> {
     /// Whether one more trainer of job `j` may go, `taken` being already earmarked.

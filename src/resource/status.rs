@@ -1,8 +1,8 @@
 //! A TrainingJob's next status from the last plan: phase, conditions with Kubernetes
 //! semantics (a transition time moves only when the status flips), trainer counts, times.
 
-use crate::crd::{JobPhase, TrainingJobStatus};
 use crate::model::{JobPlan, Reason};
+use crate::resource::{JobPhase, TrainingJobStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// What this tick learned about one job.

@@ -13,7 +13,7 @@
 //! memory.
 
 use super::tracked::Changes;
-use super::view::View;
+use crate::plan::view::View;
 
 pub struct NodeTrainers {
     /// Node n's slot starts at `start[n]`; its first `len[n]` entries are on it.

@@ -1,11 +1,11 @@
 //! Indexes kept from one plan to the next by a caller that plans a changing cluster
-//! again and again, and told what changed: the plans are [`super::plan`]'s.
+//! again and again, and told what changed: the plans are [`crate::plan::plan`]'s.
 
 use super::topology::TopologyIndex;
-use super::view::{self, View, ViewMemo};
-use super::world::World;
-use super::{Policy, plan_from};
 use crate::model::{Plan, Snapshot};
+use crate::plan::view::{self, View, ViewMemo};
+use crate::plan::world::World;
+use crate::plan::{Policy, plan_from};
 
 /// What indexing found of each job of the snapshot a caller plans again and again (the
 /// simulator: each tick changes a few of 1,700 jobs), kept from one plan to the next so
@@ -66,8 +66,8 @@ impl JobIndexCache {
     }
 }
 
-/// [`plan`](super::plan), reusing the index `cache` keeps of each job the caller vouches for, and
-/// leaving in it the index of each job the plan does not change. The plan is [`plan`](super::plan)'s.
+/// [`plan`](crate::plan::plan), reusing the index `cache` keeps of each job the caller vouches for, and
+/// leaving in it the index of each job the plan does not change. The plan is [`plan`](crate::plan::plan)'s.
 pub fn plan_cached(snapshot: &Snapshot, policy: &Policy, cache: &mut JobIndexCache) -> Plan {
     let kept = std::mem::take(&mut cache.jobs);
     let kept = (kept.len() == snapshot.jobs.len()).then_some(kept);

@@ -2,8 +2,8 @@
 //! flattened into the lookups packing asks for. (The tree is only ever read flat, so it
 //! is built flat: a graph of every node cost a twentieth of a plan.)
 
-use super::FastMap;
 use crate::model::Node;
+use crate::plan::FastMap;
 
 /// A rack or NVLink group: a real id, or the node itself when it has none (then it is
 /// alone at that level).

@@ -214,8 +214,8 @@ mod tests {
         DeleteReason, Job, JobPod, Node, OtherPod, PodGroup, Role, Snapshot, TrainerSpec,
     };
     use crate::plan::admission::{Admission, admit};
+    use crate::plan::index::topology::TopologyIndex;
     use crate::plan::packing::{pack, start};
-    use crate::plan::topology::TopologyIndex;
     use crate::plan::view::View;
     use crate::plan::world::World;
     use crate::plan::{plan, policy::Policy};

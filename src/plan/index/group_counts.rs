@@ -4,10 +4,10 @@
 //! 50,000-node tick). Counts are computed once per shape and then only for the groups
 //! of the nodes whose room changed since (`NodeState::changed_nodes`).
 
-use super::FastMap;
 use super::nodes::NodeState;
 use super::topology::TopologyIndex;
 use crate::model::Resources;
+use crate::plan::FastMap;
 use std::collections::BTreeSet;
 
 #[derive(Default)]

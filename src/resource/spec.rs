@@ -1,8 +1,8 @@
 //! TrainingJob and TrainingQueue specs to the planner's model, with errors naming the field.
 
 use super::quantity::{QuantityError, Unit, parse_quantity};
-use crate::crd::{ResourceSpec, TrainingJob, TrainingQueue};
 use crate::model::{self, PodGroup, ResourceError, Resources};
+use crate::resource::{ResourceSpec, TrainingJob, TrainingQueue};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {

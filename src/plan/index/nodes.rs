@@ -1,9 +1,9 @@
 //! Free capacity per node, indexed so that a best-fit lookup looks only at nodes with
 //! the room asked for (by free GPUs, or by free CPU), not at every node.
 
-use super::FastMap;
 use super::levels::LevelIndex;
 use crate::model::Resources;
+use crate::plan::FastMap;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub struct NodeState {

@@ -1,0 +1,303 @@
+//! ebbctl as a newcomer uses it against `ebb up`, with real processes: a failed job says
+//! why where the user looks (condition, logs, events), errors name what failed, and the
+//! commands behave as a kubectl user expects.
+
+#[path = "common/up.rs"]
+mod up;
+
+use serde_json::Value;
+use std::time::Duration;
+use up::*;
+
+const ONE_NODE: &str = "nodes:\n  - {name: n0, cpu: '4', memory: 8Gi}\n";
+
+fn code_err(out: &std::process::Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn a_job_with_a_missing_dataset_says_why_in_status_logs_and_events() {
+    let up = Up::start("ctl-fail", ONE_NODE, &[]);
+    // A relative path: ebbctl makes it absolute against its own directory.
+    let cwd = up.dir.join("caller");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let out = std::process::Command::new(ebbctl_bin())
+        .current_dir(&cwd)
+        .arg("--config")
+        .arg(&up.config)
+        .args(submit_args("broken", "1", "1", "1", "data/nosuch.csv.gz"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected_path = cwd.join("data/nosuch.csv.gz").display().to_string();
+    up.wait("the job to fail", Duration::from_secs(90), || {
+        up.job("broken")["phase"] == "Failed"
+    });
+    let job = up.job("broken");
+    let failed = job["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Failed")
+        .unwrap_or_else(|| panic!("no Failed condition: {job:#}"));
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("broken-master-0 failed 6 times")
+            && message.contains(&expected_path)
+            && message.contains("No such file or directory"),
+        "{message}"
+    );
+
+    // The master's log (the default pod), its last line, and the run before it.
+    let (code, log, err) = code_err(&up.ctl(&["logs", "broken"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(log.contains("No such file or directory"), "{log}");
+    let (code, last, err) = code_err(&up.ctl(&["logs", "broken", "--tail", "1"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(last.lines().count(), 1, "{last}");
+    let (code, previous, err) = code_err(&up.ctl(&["logs", "broken", "broken-master-0", "-p"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(previous.contains("No such file"), "{previous}");
+    let (code, _, err) = code_err(&up.ctl(&["logs", "broken", "broken-nosuch-0"]));
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("broken-master-0"),
+        "the pods are listed: {err}"
+    );
+
+    // Events: each failed run, then the job's failure; as a table, as JSON, in describe.
+    let (code, table, err) = code_err(&up.ctl(&["events", "broken"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.contains("PodFailed") && table.contains("Failed"),
+        "{table}"
+    );
+    let events = up.json(&["events", "broken"]);
+    let reasons: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.contains(&"Admitted"), "{reasons:?}");
+    assert_eq!(reasons.last(), Some(&"Failed"), "{reasons:?}");
+    let repeats = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "PodFailed")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum::<u64>();
+    assert!(repeats >= 5, "every failed run counted: {events:#}");
+    let (_, described, _) = code_err(&up.ctl(&["describe", "broken"]));
+    assert!(
+        described.contains("Events:") && described.contains("PodFailed"),
+        "{described}"
+    );
+    // `watch` of a job that has failed ends at once with the failure.
+    let (code, _, _) = code_err(&up.ctl(&["watch", "broken"]));
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn a_job_that_never_started_has_no_log_and_missing_jobs_are_not_found() {
+    let up = Up::start("ctl-missing", ONE_NODE, &[]);
+    let data = digits();
+    let out = up.ctl(&submit_args("huge", "40", "40", "1", &data));
+    assert!(out.status.success());
+    let (code, _, err) = code_err(&up.ctl(&["logs", "huge"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not admitted"), "{err}");
+
+    let started = std::time::Instant::now();
+    let (code, _, err) = code_err(&up.ctl(&["watch", "nosuch"]));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("default/nosuch"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "watch answered at once"
+    );
+    for args in [
+        &["logs", "nosuch"][..],
+        &["events", "nosuch"],
+        &["get", "nosuch"],
+    ] {
+        let (code, _, err) = code_err(&up.ctl(args));
+        assert_eq!(code, 5, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn scale_takes_either_bound_and_queue_set_changes_only_what_it_is_given() {
+    let up = Up::start("ctl-queues", ONE_NODE, &[]);
+    let data = digits();
+    assert!(
+        up.ctl(&submit_args("small", "1", "2", "100000", &data))
+            .status
+            .success()
+    );
+
+    up.wait("small to be planned", Duration::from_secs(30), || {
+        up.job("small")["phase"] != "Pending"
+    });
+    let (code, top, err) = code_err(&up.ctl(&["top", "--count", "1"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        top.contains("TIME(s)") && top.contains("default/small"),
+        "{top}"
+    );
+    let job = up.json(&["scale", "small", "--max", "3"]);
+    assert_eq!(
+        (job["min_trainers"].as_u64(), job["max_trainers"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let job = up.json(&["scale", "small", "--min", "2"]);
+    assert_eq!(
+        (job["min_trainers"].as_u64(), job["max_trainers"].as_u64()),
+        (Some(2), Some(3))
+    );
+    let (code, _, err) = code_err(&up.ctl(&["scale", "small", "--min", "5"]));
+    assert_eq!(code, 3, "min above the kept max: {err}");
+    assert!(err.contains("spec.trainers.min"), "{err}");
+    let (code, _, err) = code_err(&up.ctl(&["scale", "small"]));
+    assert_eq!(code, 2, "neither bound is bad usage: {err}");
+
+    let queue = |args: &[&str]| {
+        let mut all = vec!["queue"];
+        all.extend(args);
+        up.json(&all)
+    };
+    queue(&["set", "research", "--limit-gpus", "4", "--limit-cpu", "8"]);
+    let q = &queue(&["set", "research", "--weight", "2"])[0];
+    assert_eq!(q["weight"], 2.0, "{q:#}");
+    assert_eq!(q["limit"]["gpus"], 4, "the limit set before stays: {q:#}");
+    assert_eq!(q["limit"]["cpu"], "8", "{q:#}");
+    let q = &queue(&["set", "research", "--limit-gpus", "6"])[0];
+    assert_eq!(
+        (q["limit"]["gpus"].as_u64(), q["limit"]["cpu"].as_str()),
+        (Some(6), Some("8"))
+    );
+    let q = &queue(&["set", "research", "--clear-limit"])[0];
+    assert!(q["limit"].is_null(), "{q:#}");
+    assert_eq!(q["weight"], 2.0);
+    assert_eq!(queue(&["get", "research"])[0]["weight"], 2.0);
+
+    for (args, field) in [
+        (
+            &["queue", "set", "research", "--weight", "0"][..],
+            "spec.weight",
+        ),
+        (
+            &["queue", "set", "research", "--parent", "nosuch"],
+            "spec.parent",
+        ),
+        (
+            &["queue", "set", "research", "--parent", "research"],
+            "spec.parent",
+        ),
+    ] {
+        let (code, _, err) = code_err(&up.ctl(args));
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(err.contains(field), "{args:?}: {err}");
+    }
+    queue(&["set", "child", "--parent", "research"]);
+    let (code, _, err) = code_err(&up.ctl(&["queue", "set", "research", "--parent", "child"]));
+    assert_eq!(code, 3, "a cycle: {err}");
+    let (code, _, err) = code_err(&up.ctl(&["queue", "delete", "research"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("parent of child"), "{err}");
+    let (code, _, err) = code_err(&up.ctl(&["queue", "delete", "default"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("default/small"),
+        "the job using it is named: {err}"
+    );
+    assert_eq!(code_err(&up.ctl(&["queue", "delete", "child"])).0, 0);
+    assert_eq!(code_err(&up.ctl(&["queue", "delete", "research"])).0, 0);
+    let (code, _, _) = code_err(&up.ctl(&["queue", "get", "research"]));
+    assert_eq!(code, 5);
+    let names: Vec<String> = queue(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["default"], "nothing half-done after the refusals");
+    let _ = up.ctl(&["delete", "small"]);
+}
+
+#[test]
+fn connection_errors_name_the_endpoint_and_the_fix() {
+    let dir = Scratch::new("ctl-connect");
+    let config = dir.join("config.yaml");
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let write = |endpoint: &str| {
+        std::fs::write(
+            &config,
+            format!("current-context: local\ncontexts:\n  - {{name: local, endpoint: '{endpoint}', token: t}}\n"),
+        )
+        .unwrap();
+    };
+    write(&format!("http://127.0.0.1:{port}"));
+    let (code, _, err) = code_err(&ctl_with(&config, &["list"]));
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains(&format!(
+            "endpoint http://127.0.0.1:{port} from context local"
+        )) && err.contains("is `ebb up`"),
+        "{err}"
+    );
+    write(&format!("127.0.0.1:{port}"));
+    let (code, _, err) = code_err(&ctl_with(&config, &["list"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no scheme") && err.contains("http://127.0.0.1"),
+        "{err}"
+    );
+
+    // TLS to a plaintext server.
+    let up = Up::start("ctl-tls-mismatch", ONE_NODE, &[]);
+    write(&format!("https://{}", up.addr));
+    let (code, _, err) = code_err(&ctl_with(&config, &["list"]));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("use http://"), "{err}");
+}
+
+#[test]
+fn logs_written_to_a_file_are_plain() {
+    let up = Up::start("ctl-plain-logs", ONE_NODE, &[]);
+    let data = digits();
+    assert!(
+        up.ctl(&submit_args("tiny", "1", "1", "2", &data))
+            .status
+            .success()
+    );
+    up.wait("the job to finish", Duration::from_secs(120), || {
+        up.job("tiny")["phase"] == "Succeeded"
+    });
+    let log = up.log();
+    assert!(!log.contains('\x1b'), "no ANSI codes in a file");
+    assert!(log.contains("job=default/tiny"), "plain values: {log}");
+    assert!(!log.contains("Some(\""), "no Debug-printed options: {log}");
+    // Numbers at most two decimals (three significant below 1).
+    for word in log.split_whitespace().filter(|w| w.starts_with("ms=")) {
+        let value = &word[3..];
+        let decimals = value.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 3, "{word}");
+    }
+    let master_log: Value = Value::String(code_err(&up.ctl(&["logs", "tiny"])).1);
+    assert!(!master_log.as_str().unwrap().contains('\x1b'));
+}
