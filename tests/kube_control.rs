@@ -44,6 +44,11 @@ fn server(conflict_on_create: bool) -> (Control, Log) {
             json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
         ),
     }));
+    (operator_control(client), log)
+}
+
+/// The control API over a Kubernetes backend with empty stores, for one operator token.
+fn operator_control(client: kube::Client) -> Control {
     let (jobs, _) = ebb::cluster::kube::job_store::store();
     let (queues, _) = reflector::store();
     let backend = KubeBackend::new(client, jobs, queues, Arc::default());
@@ -55,7 +60,7 @@ fn server(conflict_on_create: bool) -> (Control, Log) {
             namespaces: vec!["*".into()],
         }],
     };
-    (Control::new(Arc::new(backend), auth), log)
+    Control::new(Arc::new(backend), auth)
 }
 
 fn authed<T>(message: T) -> tonic::Request<T> {
@@ -273,18 +278,7 @@ fn inspect_server() -> (Control, Log) {
         }
         (StatusCode::OK, training_job("mnist", 1, 4, None))
     }));
-    let (jobs, _) = ebb::cluster::kube::job_store::store();
-    let (queues, _) = reflector::store();
-    let backend = KubeBackend::new(client, jobs, queues, Arc::default());
-    let auth = AuthConfig {
-        tokens: vec![TokenEntry {
-            token: TOKEN.into(),
-            name: "ops".into(),
-            role: Role::Operator,
-            namespaces: vec!["*".into()],
-        }],
-    };
-    (Control::new(Arc::new(backend), auth), log)
+    (operator_control(client), log)
 }
 
 #[tokio::test]
