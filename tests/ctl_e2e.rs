@@ -116,6 +116,19 @@ fn a_job_that_never_started_has_no_log_and_missing_jobs_are_not_found() {
     let (code, _, err) = code_err(&up.ctl(&["logs", "huge"]));
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("not admitted"), "{err}");
+    // 40 one-core trainers on a 4-core node: it says it can never fit, naming the CPU.
+    up.wait("huge to be planned", Duration::from_secs(30), || {
+        up.job("huge")["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["reason"] == "NeverFits"))
+    });
+    let job = up.job("huge");
+    let admitted = &job["conditions"].as_array().unwrap()[0];
+    let message = admitted["message"].as_str().unwrap();
+    assert!(
+        message.contains("need cpu 41, but the whole cluster has 4"),
+        "{message}"
+    );
 
     let started = std::time::Instant::now();
     let (code, _, err) = code_err(&up.ctl(&["watch", "nosuch"]));

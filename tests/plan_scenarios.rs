@@ -64,9 +64,10 @@ fn static_sized_job_waits_when_its_gang_does_not_fit() {
 }
 
 /// Admission asks whether each pod shape fits some node when empty: with many nodes of
-/// few shapes, a shape needs every dimension of one node (not the largest of each).
+/// few shapes, a shape needs every dimension of one node (not the largest of each). One
+/// that fits none can never run here, and says which resource.
 #[test]
-fn a_pod_larger_than_every_node_shape_is_not_packable_and_the_rest_are_admitted() {
+fn a_pod_larger_than_every_node_shape_never_fits_and_the_rest_are_admitted() {
     let mut nodes: Vec<Node> = (0..6).map(|i| gpu_node(&format!("g{i}"), 16, 8)).collect();
     nodes.extend((0..6).map(|i| cpu_node(&format!("c{i}"), 64)));
     let gpus = |cores: i64, gpus: i64| Resources::new(cores * 1000, GIB, gpus);
@@ -81,9 +82,15 @@ fn a_pod_larger_than_every_node_shape_is_not_packable_and_the_rest_are_admitted(
     for name in ["fits-gpu", "fits-cpu"] {
         assert!(p.job(&key(name)).is_some_and(|j| j.admitted), "{name}");
     }
-    for name in ["too-many-gpus", "too-many-cores-with-gpus"] {
+    for (name, resource) in [
+        ("too-many-gpus", "gpus"),
+        ("too-many-cores-with-gpus", "cpu"),
+    ] {
         let j = p.job(&key(name)).expect("planned");
-        assert_eq!(j.reason, Some(Reason::NotPackable), "{name}");
+        match &j.reason {
+            Some(Reason::NeverFits { resource: r, .. }) => assert_eq!(r, resource, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
     }
 }
 
@@ -102,23 +109,36 @@ fn higher_priority_is_admitted_first_and_strict_fifo_blocks_backfill() {
     assert!(p.job(&key("high")).is_some_and(|j| j.admitted));
     assert!(p.job(&key("low")).is_some_and(|j| !j.admitted));
 
-    // Strict FIFO: a big head job blocks a small one behind it.
-    let big = job("big", 30, 30, one_cpu());
+    // Strict FIFO: a big head job waiting for room blocks a small one behind it; a job
+    // that could never fit (its gang exceeds the whole node) blocks nobody.
+    let first = job("first", 10, 10, one_cpu());
+    let mut never = job("never", 30, 30, one_cpu());
+    never.submit_time_s = 0.2;
+    let mut big = job("big", 15, 15, one_cpu());
+    big.submit_time_s = 0.5;
     let mut small = job("small", 1, 1, one_cpu());
     small.submit_time_s = 1.0;
+    let jobs = vec![first, never, big, small];
     let strict = Policy {
         strict_fifo: true,
         ..Policy::default()
     };
-    let p = plan(
-        &snapshot(nodes.clone(), vec![big.clone(), small.clone()]),
-        &strict,
+    let p = plan(&snapshot(nodes.clone(), jobs.clone()), &strict);
+    let reason =
+        |p: &ebb::model::Plan, name: &str| p.job(&key(name)).and_then(|j| j.reason.clone());
+    assert!(p.job(&key("first")).is_some_and(|j| j.admitted));
+    assert!(
+        matches!(reason(&p, "never"), Some(Reason::NeverFits { ref resource, .. }) if resource == "cpu"),
+        "{:?}",
+        reason(&p, "never")
     );
-    assert!(matches!(
-        p.job(&key("small")).and_then(|j| j.reason.clone()),
-        Some(Reason::Queued { .. })
-    ));
-    let p = plan(&snapshot(nodes, vec![big, small]), &Policy::default());
+    assert!(
+        matches!(reason(&p, "big"), Some(Reason::InsufficientCapacity { .. })),
+        "big waits for room, not behind the job that never fits: {:?}",
+        reason(&p, "big")
+    );
+    assert!(matches!(reason(&p, "small"), Some(Reason::Queued { .. })));
+    let p = plan(&snapshot(nodes, jobs), &Policy::default());
     assert!(p.job(&key("small")).is_some_and(|j| j.admitted));
 }
 

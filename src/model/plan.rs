@@ -87,6 +87,12 @@ pub enum Reason {
     },
     /// Enough capacity in aggregate, but no set of nodes holds the gang.
     NotPackable,
+    /// Not even on the empty cluster: a pod is larger than every node, or the gang than
+    /// every node together. `resource` is the one named (cpu, memory, gpus).
+    NeverFits {
+        resource: String,
+        message: String,
+    },
     /// Admitted, but fewer than `min` trainers could be placed (e.g. after node loss).
     BelowMin {
         placed: u32,
@@ -124,6 +130,7 @@ impl fmt::Display for Reason {
                 f,
                 "enough capacity in total, but no set of nodes fits master + pservers + min trainers"
             ),
+            Reason::NeverFits { message, .. } => write!(f, "{message}"),
             Reason::BelowMin { placed, min } => {
                 write!(f, "only {placed} of min {min} trainers fit on the nodes")
             }

@@ -4,8 +4,10 @@
 //! order, against the aggregate room left once every admitted job is at its minimum:
 //! the newcomer's minimum is a need that forces others to shrink. Whether the gang also
 //! packs onto nodes is checked by packing, which can still send the job back to pending.
+//! A job that could not run even on the empty cluster is pending as `NeverFits`.
 
 use super::FastSet;
+use super::never_fits::never_fits;
 use super::policy::Policy;
 use super::view::View;
 use crate::model::{Reason, Resources};
@@ -60,6 +62,11 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
         .map(|n| n.allocatable)
         .filter(|shape| seen.insert(*shape))
         .collect();
+    let schedulable_total = view
+        .nodes
+        .iter()
+        .filter(|n| n.schedulable)
+        .fold(Resources::ZERO, |a, n| a.add(&n.allocatable));
 
     let mut candidates: Vec<usize> = (0..view.jobs.len())
         .filter(|&j| out[j] == Admission::New)
@@ -80,6 +87,12 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
             });
             continue;
         }
+        // A job that can never fit says so, and never blocks a strict FIFO queue: waiting
+        // behind it would be waiting for a bigger cluster.
+        if let Some(reason) = never_fits(jv.job, &node_shapes, schedulable_total) {
+            out[j] = Admission::Pending(reason);
+            continue;
+        }
         let gang = jv.job.gang();
         let verdict = if !gang.fits_in(&free) {
             Some(Reason::InsufficientCapacity { needed: gang, free })
@@ -91,8 +104,6 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
             Some(Reason::QueueLimit {
                 queue: view.queues[q].name.clone(),
             })
-        } else if !fits_some_node(&node_shapes, jv.job) {
-            Some(Reason::NotPackable)
         } else {
             None
         };
@@ -112,22 +123,4 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
         }
     }
     out
-}
-
-/// Every pod shape of the job fits on at least one node when that node is empty.
-fn fits_some_node(nodes: &[Resources], job: &crate::model::Job) -> bool {
-    let shapes = [
-        job.master.resources,
-        job.pservers.resources,
-        job.trainers.resources,
-    ];
-    shapes
-        .iter()
-        .zip([
-            job.master.replicas,
-            job.pservers.replicas,
-            job.trainers.min.max(1),
-        ])
-        .filter(|(_, n)| *n > 0)
-        .all(|(shape, _)| nodes.iter().any(|n| shape.fits_in(n)))
 }

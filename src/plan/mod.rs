@@ -8,7 +8,8 @@
 //! 1. [`view`] checks the snapshot (a bad job is pending with the field named) and
 //!    indexes each job's pods;
 //! 2. [`admission`] admits gangs (master + pservers + `min` trainers) in priority, then
-//!    submit order;
+//!    submit order (`never_fits` tells a job that could not run even on the empty
+//!    cluster from one that waits for room);
 //! 3. [`fairshare`] gives each admitted job its weighted dominant-resource share of the
 //!    cluster over the queue tree, with guarantees, limits and borrowing;
 //! 4. [`stability`] turns shares into trainer targets with a dead band and a cooldown;
@@ -31,6 +32,7 @@
 pub mod view;
 
 pub mod admission;
+mod never_fits;
 
 pub mod fairshare;
 

@@ -152,6 +152,7 @@ fn pending_reason(reason: Option<&Reason>) -> (&'static str, String) {
         Reason::InsufficientCapacity { .. } => "InsufficientCapacity",
         Reason::QueueLimit { .. } => "QueueLimit",
         Reason::NotPackable => "NotPackable",
+        Reason::NeverFits { .. } => "NeverFits",
         Reason::BelowMin { .. } => "BelowMin",
         Reason::Queued { .. } => "Queued",
     };
