@@ -297,9 +297,25 @@ fn the_cli_writes_the_json_fields_and_a_readable_plot() {
             assert!(r["series"][0].get(key).is_some(), "missing series[].{key}");
         }
     }
+    assert!(
+        table.contains(&format!("plot written to {}", svg.display())),
+        "{table}"
+    );
     let svg_text = std::fs::read_to_string(&svg).unwrap();
     assert!(svg_text.contains("<svg") && svg_text.contains("time (hours)"));
     assert!(svg_text.contains("job-a trainers, elastic"));
+    assert!(
+        svg_text.contains("job-a trainers, static"),
+        "no '(dashed)' tag: the legend's line is dashed"
+    );
+    assert!(
+        svg_text.contains("seed-case1 (elastic solid, static dashed)"),
+        "the scenario in the title"
+    );
+    assert!(
+        !svg_text.contains(".0</text>"),
+        "pod ticks are whole numbers"
+    );
 
     let args = [
         os("scenarios/seed-case2.yaml"),
@@ -318,8 +334,12 @@ fn the_cli_writes_the_json_fields_and_a_readable_plot() {
         os("--plot"),
         gif.as_os_str(),
     ];
-    let (_, stderr) = ebb_sim(&args, false);
+    let (stdout, stderr) = ebb_sim(&args, false);
     assert!(stderr.contains(".svg or .png"), "{stderr}");
+    assert!(
+        !stdout.contains("average pending time"),
+        "refused before the run: {stdout}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -63,6 +63,10 @@ pub fn sim(a: SimArgs) -> Result<()> {
         );
         scenario.tick_s = t;
     }
+    // A plot that could not be written is refused before the run, not after it.
+    if let Some(path) = &a.plot {
+        plot::check_path(path)?;
+    }
     let kinds = match a.policy {
         PolicyChoice::Elastic => vec![PolicyKind::Elastic],
         PolicyChoice::Static => vec![PolicyKind::Static],
@@ -112,7 +116,8 @@ pub fn sim(a: SimArgs) -> Result<()> {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &a.plot {
-        plot::plot(&results, path)?;
+        plot::plot(&results, &scenario.name, path)?;
+        println!("plot written to {}", path.display());
     }
     Ok(())
 }

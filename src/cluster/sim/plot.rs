@@ -1,5 +1,7 @@
 //! `--plot FILE`: utilisation and pod counts over time, one panel each, every policy
-//! drawn in the same panels (solid elastic, dashed static). SVG or PNG by extension.
+//! drawn in the same panels. A series keeps one colour in both panels and across
+//! policies (CPU, GPU, each job, each service); the policy is the line style: solid
+//! elastic, dashed static, in the legend too. SVG or PNG by extension.
 
 use super::report::{PolicyResult, Sample, policy_name};
 use super::world::PolicyKind;
@@ -21,7 +23,17 @@ pub enum PlotError {
     Draw { path: String, message: String },
 }
 
-pub fn plot(results: &[PolicyResult], path: &Path) -> Result<(), PlotError> {
+/// The format `path` asks for, refused before any work is done for it.
+pub fn check_path(path: &Path) -> Result<(), PlotError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg" | "png") => Ok(()),
+        _ => Err(PlotError::Extension(path.display().to_string())),
+    }
+}
+
+/// Draws `results` of the scenario `title` to `path`.
+pub fn plot(results: &[PolicyResult], title: &str, path: &Path) -> Result<(), PlotError> {
+    check_path(path)?;
     let shown = path.display().to_string();
     let draw_err = |e: &dyn std::fmt::Display| PlotError::Draw {
         path: shown.clone(),
@@ -33,12 +45,12 @@ pub fn plot(results: &[PolicyResult], path: &Path) -> Result<(), PlotError> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("svg") => {
             let root = SVGBackend::new(path, size).into_drawing_area();
-            draw(results, &root).map_err(|e| draw_err(&e))?;
+            draw(results, title, &root).map_err(|e| draw_err(&e))?;
             root.present().map_err(|e| draw_err(&e))
         }
         Some("png") => {
             let root = BitMapBackend::new(path, size).into_drawing_area();
-            draw(results, &root).map_err(|e| draw_err(&e))?;
+            draw(results, title, &root).map_err(|e| draw_err(&e))?;
             root.present().map_err(|e| draw_err(&e))
         }
         _ => Err(PlotError::Extension(shown)),
@@ -47,12 +59,54 @@ pub fn plot(results: &[PolicyResult], path: &Path) -> Result<(), PlotError> {
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
+/// Each series' colour, by name: the same in both panels and for every policy.
+struct Colours(Vec<String>);
+
+impl Colours {
+    fn of(&mut self, series: &str) -> PaletteColor<Palette99> {
+        let i = match self.0.iter().position(|s| s == series) {
+            Some(i) => i,
+            None => {
+                self.0.push(series.to_string());
+                self.0.len() - 1
+            }
+        };
+        Palette99::pick(i)
+    }
+}
+
+/// A tick label on the pods axis: whole numbers only ("160", never "160.0"); ticks that
+/// fall between two whole numbers stay unlabelled.
+fn pod_label(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else {
+        String::new()
+    }
+}
+
+/// Hours as written: "0.5", "2", "1.25", never "2.0".
+fn hours_label(v: &f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn draw<DB: DrawingBackend>(
     results: &[PolicyResult],
+    title: &str,
     root: &DrawingArea<DB, Shift>,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let (top, bottom) = root.split_vertically(450);
+    let policies: Vec<&str> = results.iter().map(|r| policy_name(r.policy)).collect();
+    let root = root.titled(
+        &format!(
+            "{title} ({})",
+            policies.join(" solid, ").replace("static", "static dashed")
+        ),
+        ("sans-serif", 26),
+    )?;
+    let mut colours = Colours(Vec::new());
+    let (top, bottom) = root.split_vertically(420);
     let end_h = results
         .iter()
         .flat_map(|r| r.series.last().map(|s| s.t))
@@ -73,17 +127,19 @@ fn draw<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("time (hours)")
         .y_desc("utilisation (%)")
+        .x_label_formatter(&hours_label)
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
     let any_gpu = results
         .iter()
         .any(|r| r.series.iter().any(|s| s.gpu_util > 0.0));
-    for (i, r) in results.iter().enumerate() {
+    for r in results {
         let name = policy_name(r.policy);
         let cpu = steps(&r.series, end_h, |s| s.cpu_util * 100.0);
         draw_line(
             &mut chart,
             cpu,
-            Palette99::pick(i),
+            colours.of("CPU"),
             r.policy,
             format!("CPU, {name}"),
         )?;
@@ -92,7 +148,7 @@ fn draw<DB: DrawingBackend>(
             draw_line(
                 &mut chart,
                 gpu,
-                Palette99::pick(i + 4),
+                colours.of("GPU"),
                 r.policy,
                 format!("GPU, {name}"),
             )?;
@@ -124,6 +180,8 @@ fn draw<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("time (hours)")
         .y_desc("pods")
+        .x_label_formatter(&hours_label)
+        .y_label_formatter(&pod_label)
         .draw()?;
     let mut names: Vec<(bool, String)> = Vec::new();
     for r in results {
@@ -142,7 +200,7 @@ fn draw<DB: DrawingBackend>(
     }
     for r in results {
         let policy = policy_name(r.policy);
-        for (k, (service, n)) in names.iter().enumerate() {
+        for (service, n) in &names {
             let pts = steps(&r.series, end_h, |s| {
                 let map = if *service { &s.services } else { &s.trainers };
                 f64::from(map.get(n).copied().unwrap_or(0))
@@ -151,7 +209,7 @@ fn draw<DB: DrawingBackend>(
             draw_line(
                 &mut chart,
                 pts,
-                Palette99::pick(k),
+                colours.of(n),
                 r.policy,
                 format!("{n} {what}, {policy}"),
             )?;
@@ -167,8 +225,9 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
-fn draw_line<DB: DrawingBackend>(
+fn draw_line<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<
+        'a,
         DB,
         Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
     >,
@@ -178,18 +237,25 @@ fn draw_line<DB: DrawingBackend>(
     label: String,
 ) -> DrawResult<DB> {
     let style = color.stroke_width(2);
-    let legend = move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 20, y)], style);
     match policy {
         PolicyKind::Elastic => {
+            let legend =
+                move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 24, y)], style);
             chart
                 .draw_series(LineSeries::new(points, style))?
                 .label(label)
                 .legend(legend);
         }
         PolicyKind::Static => {
+            // The legend's sample is dashed like the series: two dashes and a gap.
+            let legend = move |(x, y): (i32, i32)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (9, 0)], style)
+                    + PathElement::new(vec![(15, 0), (24, 0)], style)
+            };
             chart
                 .draw_series(DashedLineSeries::new(points, 8, 5, style))?
-                .label(format!("{label} (dashed)"))
+                .label(label)
                 .legend(legend);
         }
     }
@@ -215,4 +281,36 @@ fn steps(series: &[Sample], end_h: f64, f: impl Fn(&Sample) -> f64) -> Vec<(f64,
         out.push((end_h, v));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_ticks_are_whole_numbers() {
+        assert_eq!(pod_label(&160.0), "160");
+        assert_eq!(pod_label(&0.0), "0");
+        assert_eq!(pod_label(&2.5), "");
+        assert_eq!(hours_label(&2.0), "2");
+        assert_eq!(hours_label(&0.5), "0.5");
+    }
+
+    #[test]
+    fn a_series_keeps_its_colour() {
+        let mut c = Colours(Vec::new());
+        let cpu = c.of("CPU").rgb();
+        let job = c.of("job-a").rgb();
+        assert_eq!(c.of("CPU").rgb(), cpu);
+        assert_eq!(c.of("job-a").rgb(), job);
+        assert_ne!(cpu, job);
+    }
+
+    #[test]
+    fn the_format_is_checked_first() {
+        assert!(check_path(Path::new("x.svg")).is_ok());
+        assert!(check_path(Path::new("x.png")).is_ok());
+        let e = check_path(Path::new("x.jpg")).unwrap_err();
+        assert!(e.to_string().contains(".svg or .png"), "{e}");
+    }
 }
