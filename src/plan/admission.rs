@@ -96,16 +96,18 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
         let gang = jv.job.gang();
         let verdict = if !gang.fits_in(&free) {
             Some(Reason::InsufficientCapacity { needed: gang, free })
-        } else if let Some(q) = queue_path(view, jv.queue).iter().copied().find(|&q| {
-            view.queues[q]
-                .limit
-                .is_some_and(|l| !queue_use[q].add(&gang).fits_in(&l))
-        }) {
-            Some(Reason::QueueLimit {
-                queue: view.queues[q].name.clone(),
-            })
         } else {
-            None
+            queue_path(view, jv.queue)
+                .iter()
+                .copied()
+                .find(|&q| {
+                    view.queues[q]
+                        .limit
+                        .is_some_and(|l| !queue_use[q].add(&gang).fits_in(&l))
+                })
+                .map(|q| Reason::QueueLimit {
+                    queue: view.queues[q].name.clone(),
+                })
         };
         match verdict {
             Some(reason) => {
