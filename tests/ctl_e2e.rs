@@ -102,9 +102,23 @@ fn a_job_with_a_missing_dataset_says_why_in_status_logs_and_events() {
         described.contains("Events:") && described.contains("PodFailed"),
         "{described}"
     );
-    // `watch` of a job that has failed ends at once with the failure.
+    // `watch` of a job that has failed ends at once with the failure; with -o json as
+    // one JSON object a line.
     let (code, _, _) = code_err(&up.ctl(&["watch", "broken"]));
     assert_eq!(code, 1);
+    let (code, lines, _) = code_err(&up.ctl(&["watch", "broken", "-o", "json"]));
+    assert_eq!(code, 1);
+    let last: Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!(last["phase"], "Failed");
+    // A log is text as it is: -o json is refused as bad usage.
+    let (code, _, err) = code_err(&up.ctl(&["logs", "broken", "-o", "json"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("drop -o"), "{err}");
+    let done = up.json(&["delete", "broken"]);
+    assert_eq!(
+        (done["name"].as_str(), done["deleted"].as_bool()),
+        (Some("broken"), Some(true))
+    );
 }
 
 #[test]
@@ -166,6 +180,24 @@ fn scale_takes_either_bound_and_queue_set_changes_only_what_it_is_given() {
     assert!(
         top.contains("TIME(s)") && top.contains("default/small"),
         "{top}"
+    );
+    assert!(!top.contains('\x1b'), "piped: plain lines");
+    // On a terminal (a pty from script(1)) the table is redrawn in place: the lines drawn
+    // before are cleared (ESC [ 2 K) rather than scrolled away.
+    let command = format!(
+        "{} --config {} top --interval-s 0.2 --count 3",
+        ebbctl_bin(),
+        up.config.display()
+    );
+    let on_tty = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script(1) runs");
+    let screen = String::from_utf8_lossy(&on_tty.stdout);
+    assert!(on_tty.status.success(), "{screen}");
+    assert!(
+        screen.contains("\x1b[2K") && screen.contains("default/small"),
+        "{screen:?}"
     );
     let job = up.json(&["scale", "small", "--max", "3"]);
     assert_eq!(
@@ -233,7 +265,10 @@ fn scale_takes_either_bound_and_queue_set_changes_only_what_it_is_given() {
         err.contains("default/small"),
         "the job using it is named: {err}"
     );
-    assert_eq!(code_err(&up.ctl(&["queue", "delete", "child"])).0, 0);
+    let done = queue(&["delete", "child"]);
+    assert_eq!(done["deleted"], true, "{done}");
+    let sample = up.json(&["top", "--count", "1"]);
+    assert!(sample["trainers"]["default/small"].is_u64(), "{sample}");
     assert_eq!(code_err(&up.ctl(&["queue", "delete", "research"])).0, 0);
     let (code, _, _) = code_err(&up.ctl(&["queue", "get", "research"]));
     assert_eq!(code, 5);
@@ -313,4 +348,117 @@ fn logs_written_to_a_file_are_plain() {
     }
     let master_log: Value = Value::String(code_err(&up.ctl(&["logs", "tiny"])).1);
     assert!(!master_log.as_str().unwrap().contains('\x1b'));
+}
+
+#[test]
+fn list_selects_by_label_shows_age_watches_and_get_shows_pods() {
+    let up = Up::start("ctl-list", ONE_NODE, &[]);
+    let data = digits();
+    let submit = |name: &'static str, label: &'static str| {
+        let mut args = submit_args(name, "1", "1", "100000", &data);
+        args.extend(["--label", label]);
+        let out = up.ctl(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    submit("mine", "team=ml");
+    submit("theirs", "team=web");
+    let names = |selector: &str| -> Vec<String> {
+        up.json(&["list", "-A", "-l", selector])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("team=ml"), ["mine"]);
+    assert_eq!(names("team in (ml,web)"), ["mine", "theirs"]);
+    assert_eq!(names("team!=ml"), ["theirs"]);
+    assert!(names("!team").is_empty());
+    let (code, _, err) = code_err(&up.ctl(&["list", "-l", "tier in gold"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("label selector"), "{err}");
+    let mut bad = submit_args("badlabel", "1", "1", "1", &data);
+    bad.extend(["--label", "Not A Key=x"]);
+    let (code, _, err) = code_err(&up.ctl(&bad));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("metadata.labels"), "{err}");
+
+    let (_, table, _) = code_err(&up.ctl(&["list"]));
+    assert!(table.lines().next().unwrap().contains("AGE"), "{table}");
+    assert!(table.contains("mine") && table.contains('s'), "{table}");
+
+    // get: each pod with role, phase, node and restarts, once the master runs.
+    up.wait("mine's master to run", Duration::from_secs(30), || {
+        up.job("mine")["pod_statuses"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["role"] == "master" && p["phase"] == "Running")
+        })
+    });
+    let job = up.job("mine");
+    let master = job["pod_statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "master")
+        .unwrap();
+    assert_eq!(
+        (master["node"].as_str(), master["restarts"].as_u64()),
+        (Some("n0"), Some(0))
+    );
+    assert_eq!(job["labels"]["team"], "ml");
+    let (_, described, _) = code_err(&up.ctl(&["describe", "mine"]));
+    assert!(
+        described.contains("RESTARTS") && described.contains("mine-master-0"),
+        "{described}"
+    );
+    assert!(described.contains("Labels:     team=ml"), "{described}");
+
+    // list -w: the rows now, then a row when a job changes (here: deleted).
+    let mut watcher = std::process::Command::new(ebbctl_bin())
+        .arg("--config")
+        .arg(&up.config)
+        .args(["list", "-w", "-l", "team=web"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("a row from list -w")
+    };
+    assert!(next().starts_with("NAMESPACE"));
+    assert!(next().contains("theirs"));
+    assert!(up.ctl(&["delete", "theirs"]).status.success());
+    let mut deleted = false;
+    for _ in 0..50 {
+        let line = next();
+        assert!(
+            !line.contains("mine"),
+            "the selector holds while watching: {line}"
+        );
+        if line.contains("theirs") && line.contains("Deleted") {
+            deleted = true;
+            break;
+        }
+    }
+    assert!(deleted);
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let _ = up.ctl(&["delete", "mine"]);
 }

@@ -335,6 +335,33 @@ async fn logs_events_and_one_bound_scales_are_the_api_servers_requests() {
     )
     .await
     .expect("scaled");
+    let got = JobService::get(
+        &control,
+        authed(JobRef {
+            namespace: "ml".into(),
+            name: "mnist".into(),
+        }),
+    )
+    .await
+    .expect("get")
+    .into_inner();
+    let pods: Vec<(String, String, String, String)> = got
+        .status
+        .unwrap()
+        .pod_statuses
+        .into_iter()
+        .map(|p| (p.name, p.role, p.phase, p.node))
+        .collect();
+    assert_eq!(
+        pods[0],
+        (
+            "mnist-master-0".to_string(),
+            "master".to_string(),
+            "Running".to_string(),
+            "n1".to_string()
+        )
+    );
+    assert_eq!(pods.len(), 3);
     let refused = QueueService::delete(&control, authed(QueueRef { name: "".into() }))
         .await
         .unwrap_err();
@@ -352,12 +379,15 @@ async fn logs_events_and_one_bound_scales_are_the_api_servers_requests() {
             "GET /api/v1/namespaces/ml/pods?&labelSelector=ebb.dev%2Fjob%3Dmnist",
             "GET /api/v1/namespaces/ml/pods/mnist-trainer-1/log?&tailLines=20",
             "GET /apis/ebb.dev/v1alpha1/namespaces/ml/trainingjobs/mnist?",
+            "GET /api/v1/namespaces/ml/pods?&labelSelector=ebb.dev%2Fjob%3Dmnist",
             "GET /api/v1/namespaces/ml/events?&fieldSelector=involvedObject.kind%3DTrainingJob%2CinvolvedObject.name%3Dmnist",
             "PATCH /apis/ebb.dev/v1alpha1/namespaces/ml/trainingjobs/mnist?&fieldManager=ebb-controller",
+            "GET /apis/ebb.dev/v1alpha1/namespaces/ml/trainingjobs/mnist?",
+            "GET /api/v1/namespaces/ml/pods?&labelSelector=ebb.dev%2Fjob%3Dmnist",
         ]
     );
     assert_eq!(
-        seen[5].body,
+        seen[6].body,
         json!({"spec": {"trainers": {"max": 6}}}),
         "only the bound given"
     );

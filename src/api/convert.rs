@@ -107,10 +107,16 @@ pub fn training_job(spec: &proto::JobSpec) -> Result<TrainingJob, Status> {
         })
         .collect();
     env.sort_by(|a, b| a.name.cmp(&b.name));
+    for (key, value) in &spec.labels {
+        crate::resource::labels::check_key(key).map_err(|e| invalid("metadata.labels", e))?;
+        crate::resource::labels::check_value(value)
+            .map_err(|e| invalid(&format!("metadata.labels[{key}]"), e))?;
+    }
     let tj = TrainingJob {
         metadata: ObjectMeta {
             name: Some(spec.name.clone()),
             namespace: Some(namespace),
+            labels: (!spec.labels.is_empty()).then(|| spec.labels.clone()),
             ..ObjectMeta::default()
         },
         spec: TrainingJobSpec {
@@ -173,6 +179,7 @@ pub fn job_spec(tj: &TrainingJob) -> proto::JobSpec {
         trainer: Some(resources_proto(&s.trainers.resources)),
         dataset: s.dataset.clone(),
         passes: s.passes,
+        labels: tj.metadata.labels.clone().unwrap_or_default(),
     }
 }
 
@@ -202,6 +209,7 @@ pub fn job_status(tj: &TrainingJob) -> proto::JobStatus {
         completion_s: seconds(s.completion_time.as_ref()),
         progress: None,
         pods: Default::default(),
+        pod_statuses: Vec::new(),
     }
 }
 

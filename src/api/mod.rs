@@ -7,6 +7,7 @@ pub mod cluster_state;
 pub mod convert;
 pub mod progress;
 pub mod proto;
+pub mod selector;
 pub mod serve;
 pub mod service;
 

@@ -7,6 +7,7 @@ use super::proto::cluster_service_server::{ClusterService, ClusterServiceServer}
 use super::proto::job_service_server::{JobService, JobServiceServer};
 use super::proto::queue_service_server::{QueueService, QueueServiceServer};
 use super::proto::*;
+use super::selector::Selector;
 use crate::model::Role;
 use crate::resource::spec::check_trainer_range;
 use futures::Stream;
@@ -53,6 +54,11 @@ fn namespace_of(job: &Job) -> &str {
     job.spec.as_ref().map_or("", |s| s.namespace.as_str())
 }
 
+fn labels_of(job: &Job) -> &std::collections::BTreeMap<String, String> {
+    static NONE: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    job.spec.as_ref().map_or(&NONE, |s| &s.labels)
+}
+
 fn name_of(job: &Job) -> &str {
     job.spec.as_ref().map_or("", |s| s.name.as_str())
 }
@@ -94,10 +100,12 @@ impl JobService for Control {
 
     async fn list(&self, request: Request<ListJobsRequest>) -> Result<Response<JobList>, Status> {
         let who = self.who(&request)?;
-        let namespace = request.into_inner().namespace;
+        let r = request.into_inner();
+        let namespace = r.namespace;
         if !namespace.is_empty() {
             who.check_namespace(&namespace)?;
         }
+        let selector = Selector::parse(&r.label_selector).map_err(Status::invalid_argument)?;
         let jobs = self
             .backend
             .list()
@@ -105,6 +113,7 @@ impl JobService for Control {
             .into_iter()
             .filter(|j| who.sees(namespace_of(j)))
             .filter(|j| namespace.is_empty() || namespace_of(j) == namespace)
+            .filter(|j| selector.matches(labels_of(j)))
             .collect();
         Ok(Response::new(JobList { jobs }))
     }
@@ -163,10 +172,14 @@ impl JobService for Control {
             r.name
         );
         let named = !r.name.is_empty();
+        let selector = Selector::parse(&r.label_selector).map_err(Status::invalid_argument)?;
         let wanted = move |job: &Job| {
             who.sees(namespace_of(job))
                 && (r.namespace.is_empty() || namespace_of(job) == r.namespace)
                 && (r.name.is_empty() || name_of(job) == r.name)
+                // A deleted job's event carries no labels: it passes, so a watcher
+                // selecting on labels still hears that the job went.
+                && (job.status.is_none() || selector.matches(labels_of(job)))
         };
         // Subscribe before listing so no change falls between the two.
         let mut events = self.backend.subscribe();

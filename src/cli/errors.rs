@@ -14,6 +14,11 @@ use tonic::{Code, Status};
 #[error("{0}")]
 pub struct SpecRefused(pub String);
 
+/// A combination of flags clap cannot refuse by itself: exit 2, like clap's own.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// Why the endpoint string itself cannot be used, before any connection is tried.
 pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
     let Some((scheme, rest)) = endpoint.split_once("://") else {

@@ -21,6 +21,22 @@ pub struct JobView {
     pub progress: Option<ProgressView>,
     pub conditions: Vec<ConditionView>,
     pub pods: BTreeMap<String, String>,
+    /// With `get`: each pod's role, phase, node and restarts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pod_statuses: Vec<PodView>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// When it was submitted (seconds since the Unix epoch).
+    pub submit_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PodView {
+    pub name: String,
+    pub role: String,
+    pub phase: String,
+    pub node: String,
+    pub restarts: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,6 +92,19 @@ pub fn job_view(job: &Job) -> JobView {
             })
             .collect(),
         pods: status.pods.into_iter().collect(),
+        pod_statuses: status
+            .pod_statuses
+            .into_iter()
+            .map(|p| PodView {
+                name: p.name,
+                role: p.role,
+                phase: p.phase,
+                node: p.node,
+                restarts: p.restarts,
+            })
+            .collect(),
+        labels: spec.labels.into_iter().collect(),
+        submit_s: status.submit_s,
     }
 }
 
@@ -93,33 +122,47 @@ fn progress_cell(v: &JobView) -> String {
     }
 }
 
-pub fn jobs_table(jobs: &[Job]) -> String {
+/// `ebbctl list`: one row a job, AGE as kubectl prints it (relative to `now_s`).
+pub fn jobs_table(jobs: &[Job], now_s: f64) -> String {
     let mut t = Table::new();
     t.load_preset(NOTHING);
-    t.set_header([
-        "NAMESPACE",
-        "NAME",
-        "QUEUE",
-        "PHASE",
-        "TRAINERS",
-        "MIN",
-        "MAX",
-        "PROGRESS",
-    ]);
+    t.set_header(JOB_COLUMNS);
     for job in jobs {
-        let v = job_view(job);
-        t.add_row([
-            v.namespace.clone(),
-            v.name.clone(),
-            v.queue.clone(),
-            v.phase.clone(),
-            format!("{}/{}", v.current_trainers, v.target_trainers),
-            v.min_trainers.to_string(),
-            v.max_trainers.to_string(),
-            progress_cell(&v),
-        ]);
+        t.add_row(job_row(job, now_s));
     }
     t.to_string()
+}
+
+pub const JOB_COLUMNS: [&str; 9] = [
+    "NAMESPACE",
+    "NAME",
+    "QUEUE",
+    "PHASE",
+    "TRAINERS",
+    "MIN",
+    "MAX",
+    "PROGRESS",
+    "AGE",
+];
+
+/// One job's cells under `JOB_COLUMNS`.
+pub fn job_row(job: &Job, now_s: f64) -> [String; 9] {
+    let v = job_view(job);
+    [
+        v.namespace.clone(),
+        v.name.clone(),
+        v.queue.clone(),
+        v.phase.clone(),
+        format!("{}/{}", v.current_trainers, v.target_trainers),
+        v.min_trainers.to_string(),
+        v.max_trainers.to_string(),
+        progress_cell(&v),
+        if v.submit_s > 0.0 {
+            age(now_s - v.submit_s)
+        } else {
+            "-".into()
+        },
+    ]
 }
 
 pub fn describe(job: &Job) -> String {
@@ -143,11 +186,37 @@ pub fn describe(job: &Job) -> String {
             c.kind, c.status, c.reason, c.message
         ));
     }
-    out.push_str("Pods:\n");
-    for (pod, node) in &v.pods {
-        let node = if node.is_empty() { "(unplaced)" } else { node };
-        out.push_str(&format!("  {pod:<32} {node}\n"));
+    if !v.labels.is_empty() {
+        let labels: Vec<String> = v.labels.iter().map(|(k, l)| format!("{k}={l}")).collect();
+        out.push_str(&format!("Labels:     {}\n", labels.join(",")));
     }
+    out.push_str("Pods:\n");
+    if v.pod_statuses.is_empty() {
+        for (pod, node) in &v.pods {
+            let node = if node.is_empty() { "(unplaced)" } else { node };
+            out.push_str(&format!("  {pod:<32} {node}\n"));
+        }
+        return out;
+    }
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header(["  NAME", "ROLE", "PHASE", "NODE", "RESTARTS"]);
+    for p in &v.pod_statuses {
+        let node = if p.node.is_empty() {
+            "(unplaced)"
+        } else {
+            &p.node
+        };
+        t.add_row([
+            format!("  {}", p.name),
+            p.role.clone(),
+            p.phase.clone(),
+            node.to_string(),
+            p.restarts.to_string(),
+        ]);
+    }
+    out.push_str(&t.to_string());
+    out.push('\n');
     out
 }
 
@@ -184,48 +253,46 @@ fn or_dash(s: &str) -> &str {
 /// One line of `ebbctl top`, like the seed's watch script: time | trainers per job |
 /// pods | utilisation.
 pub fn top_header(state: &ClusterState) -> String {
-    let jobs: Vec<&String> = state.trainers.keys().collect();
-    let services: Vec<&String> = state.services.iter().map(|s| &s.name).collect();
-    format!(
-        "{:>8} | {} | {} | {:>4} | {:>5} {:>5} {:>5}",
-        "TIME(s)",
-        jobs.iter()
-            .map(|j| format!("{j:>14}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        services
+    let mut cells = vec![format!("{:>8}", "TIME(s)")];
+    let jobs: Vec<String> = state.trainers.keys().map(|j| format!("{j:>14}")).collect();
+    cells.push(jobs.join(" "));
+    if !state.services.is_empty() {
+        let services: Vec<String> = state
+            .services
             .iter()
-            .map(|s| format!("{s:>8}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        "PODS",
-        "CPU%",
-        "MEM%",
-        "GPU%"
-    )
+            .map(|s| format!("{:>8}", s.name))
+            .collect();
+        cells.push(services.join(" "));
+    }
+    cells.push(format!("{:>4}", "PODS"));
+    cells.push(format!("{:>5} {:>5} {:>5}", "CPU%", "MEM%", "GPU%"));
+    cells.join(" | ")
 }
 
 pub fn top_row(state: &ClusterState, start_s: f64) -> String {
-    format!(
-        "{:>8.0} | {} | {} | {:>4} | {:>5.1} {:>5.1} {:>5.1}",
-        state.time_s - start_s,
-        state
-            .trainers
-            .values()
-            .map(|n| format!("{n:>14}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        state
+    let mut cells = vec![format!("{:>8.0}", state.time_s - start_s)];
+    let jobs: Vec<String> = state
+        .trainers
+        .values()
+        .map(|n| format!("{n:>14}"))
+        .collect();
+    cells.push(jobs.join(" "));
+    if !state.services.is_empty() {
+        let services: Vec<String> = state
             .services
             .iter()
             .map(|s| format!("{:>8}", s.replicas))
-            .collect::<Vec<_>>()
-            .join(" "),
-        state.pods,
+            .collect();
+        cells.push(services.join(" "));
+    }
+    cells.push(format!("{:>4}", state.pods));
+    cells.push(format!(
+        "{:>5.1} {:>5.1} {:>5.1}",
         state.cpu_util * 100.0,
         state.memory_util * 100.0,
         state.gpu_util * 100.0
-    )
+    ));
+    cells.join(" | ")
 }
 
 /// An Event as `-o json|yaml` shows it.

@@ -11,6 +11,7 @@
 
 pub mod events;
 pub mod failure;
+pub mod labels;
 pub mod names;
 pub mod pod_requests;
 pub mod quantity;

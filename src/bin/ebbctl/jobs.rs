@@ -8,7 +8,7 @@ use ebb::api::proto::{
 };
 use ebb::cli::client::Clients;
 use ebb::cli::errors::SpecRefused;
-use ebb::cli::output::{describe, job_view, jobs_table};
+use ebb::cli::output::{JOB_COLUMNS, describe, job_row, job_view, jobs_table};
 use ebb::resource::TrainingJob;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -64,6 +64,9 @@ pub struct SubmitArgs {
     /// The training data; a relative path is made absolute against this directory.
     #[arg(long)]
     dataset: Option<String>,
+    /// A label on the job, `KEY=VALUE` (repeatable): what `list -l` selects on.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
 }
 
 #[derive(Args)]
@@ -71,6 +74,16 @@ pub struct ListArgs {
     /// Only this namespace (default: every namespace you may see).
     #[arg(short = 'n', long)]
     namespace: Option<String>,
+    /// Every namespace you may see (the default; for kubectl habits).
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    all_namespaces: bool,
+    /// Only jobs whose labels match this Kubernetes label selector (`team=ml`,
+    /// `tier in (gold,silver)`, `!preemptible`).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    selector: Option<String>,
+    /// After the list, print a row each time a job changes (Ctrl-C to stop).
+    #[arg(short = 'w', long)]
+    watch: bool,
 }
 
 #[derive(Args)]
@@ -110,7 +123,21 @@ fn spec_from_file(path: &PathBuf) -> Result<JobSpec> {
     Ok(spec)
 }
 
-fn spec_from_flags(a: SubmitArgs) -> JobSpec {
+fn spec_from_flags(a: SubmitArgs) -> Result<JobSpec> {
+    let mut labels = std::collections::BTreeMap::new();
+    for l in &a.labels {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| SpecRefused(format!("--label {l:?}: write KEY=VALUE")))?;
+        labels.insert(k.to_string(), v.to_string());
+    }
+    Ok(JobSpec {
+        labels,
+        ..spec_without_labels(a)
+    })
+}
+
+fn spec_without_labels(a: SubmitArgs) -> JobSpec {
     let res = |cpu: &str, memory: &str, gpus| Resources {
         cpu: cpu.into(),
         memory: memory.into(),
@@ -140,7 +167,7 @@ fn spec_from_flags(a: SubmitArgs) -> JobSpec {
 pub async fn submit(c: &mut Clients, a: SubmitArgs, endpoint: &str, output: Output) -> Result<()> {
     let mut spec = match &a.file {
         Some(path) => spec_from_file(path)?,
-        None => spec_from_flags(a),
+        None => spec_from_flags(a)?,
     };
     let cwd = std::env::current_dir().context("reading the working directory")?;
     spec.dataset = resolve_dataset(&spec.dataset, &cwd, endpoint).map_err(SpecRefused)?;
@@ -181,12 +208,70 @@ pub fn resolve_dataset(dataset: &str, cwd: &Path, endpoint: &str) -> Result<Stri
 }
 
 pub async fn list(c: &mut Clients, a: ListArgs, output: Output) -> Result<()> {
+    let namespace = a.namespace.unwrap_or_default();
+    let selector = a.selector.unwrap_or_default();
+    if a.watch {
+        return list_watch(c, namespace, selector, output).await;
+    }
     let request = ListJobsRequest {
-        namespace: a.namespace.unwrap_or_default(),
+        namespace,
+        label_selector: selector,
     };
     let jobs = c.jobs.list(request).await?.into_inner().jobs;
     let views: Vec<_> = jobs.iter().map(job_view).collect();
-    print(output, &views, || jobs_table(&jobs))
+    print(output, &views, || jobs_table(&jobs, now_s()))
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `list -w`, as `kubectl get -w`: the jobs now, then a row for each change (a JSON or
+/// YAML document each with `-o`). Columns are fixed-width so rows stay aligned.
+async fn list_watch(
+    c: &mut Clients,
+    namespace: String,
+    selector: String,
+    output: Output,
+) -> Result<()> {
+    let request = WatchRequest {
+        namespace,
+        name: String::new(),
+        label_selector: selector,
+    };
+    let mut stream = c.jobs.watch(request).await?.into_inner();
+    let widths = [12, 20, 12, 10, 9, 4, 4, 22, 8];
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim_end()
+            .to_string()
+    };
+    if output == Output::Table {
+        let header: Vec<String> = JOB_COLUMNS.iter().map(|s| s.to_string()).collect();
+        println!("{}", line(&header));
+    }
+    while let Some(event) = stream.message().await? {
+        let Some(job) = event.job else { continue };
+        match output {
+            Output::Table => {
+                let mut row = job_row(&job, now_s());
+                if event.r#type == "DELETED" {
+                    row[3] = "Deleted".into();
+                }
+                println!("{}", line(&row));
+            }
+            Output::Json => println!("{}", serde_json::to_string(&job_view(&job))?),
+            Output::Yaml => print!("---\n{}", serde_saphyr::to_string(&job_view(&job))?),
+        }
+    }
+    Ok(())
 }
 
 fn job_ref(a: &JobArgs) -> JobRef {
@@ -225,47 +310,80 @@ pub async fn scale(c: &mut Clients, a: ScaleArgs, output: Output) -> Result<()> 
     })
 }
 
-pub async fn delete(c: &mut Clients, a: JobArgs) -> Result<()> {
-    c.jobs.delete(job_ref(&a)).await?;
-    println!("job {}/{} deleted", a.namespace, a.name);
-    Ok(())
+#[derive(serde::Serialize)]
+struct Deleted<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    deleted: bool,
 }
 
-/// Until the job ends: a bar per pass on a terminal, a line per change otherwise.
-pub async fn watch(c: &mut Clients, a: JobArgs) -> Result<()> {
+pub async fn delete(c: &mut Clients, a: JobArgs, output: Output) -> Result<()> {
+    c.jobs.delete(job_ref(&a)).await?;
+    let done = Deleted {
+        namespace: &a.namespace,
+        name: &a.name,
+        deleted: true,
+    };
+    print(output, &done, || {
+        format!("job {}/{} deleted", a.namespace, a.name)
+    })
+}
+
+/// Until the job ends: one bar redrawn in place on a terminal, a line per change otherwise.
+pub async fn watch(c: &mut Clients, a: JobArgs, output: Output) -> Result<()> {
     let request = WatchRequest {
         namespace: a.namespace.clone(),
         name: a.name.clone(),
+        label_selector: String::new(),
     };
     let mut stream = c.jobs.watch(request).await?.into_inner();
     let terminal = std::io::stdout().is_terminal();
-    let mut bar: Option<(u32, ProgressBar)> = None;
+    let mut bar: Option<ProgressBar> = None;
     let mut last_line = String::new();
     while let Some(event) = stream.message().await? {
         let Some(job) = event.job else { continue };
         let v = job_view(&job);
+        if output != Output::Table {
+            // For programs: each state as one JSON line (or YAML document), to the end.
+            match output {
+                Output::Json => println!("{}", serde_json::to_string(&v)?),
+                _ => print!("---\n{}", serde_saphyr::to_string(&v)?),
+            }
+            if event.r#type == "DELETED" || v.phase == "Succeeded" || v.phase == "Failed" {
+                return if v.phase == "Failed" {
+                    Err(anyhow::anyhow!("the job failed"))
+                } else {
+                    Ok(())
+                };
+            }
+            continue;
+        }
         if event.r#type == "DELETED" {
             println!("job {}/{} deleted", v.namespace, v.name);
             return Ok(());
         }
         if let Some(p) = &v.progress {
             if terminal {
-                if bar.as_ref().is_none_or(|(pass, _)| *pass != p.current_pass) {
-                    if let Some((_, old)) = bar.take() {
-                        old.finish();
-                    }
+                // One bar, redrawn in place: a new pass starts it over.
+                let b = bar.get_or_insert_with(|| {
                     let b = ProgressBar::new(u64::from(p.chunks_per_pass));
                     if let Ok(style) =
                         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} chunks")
                     {
                         b.set_style(style);
                     }
-                    b.set_message(format!("pass {}/{}", p.current_pass + 1, p.passes));
-                    bar = Some((p.current_pass, b));
-                }
-                if let Some((_, b)) = &bar {
-                    b.set_position(u64::from(p.chunks_done));
-                }
+                    b
+                });
+                b.set_length(u64::from(p.chunks_per_pass));
+                b.set_position(u64::from(p.chunks_done));
+                b.set_message(format!(
+                    "pass {}/{} trainers {}/{} accuracy {:.3}",
+                    (p.current_pass + 1).min(p.passes),
+                    p.passes,
+                    v.current_trainers,
+                    v.target_trainers,
+                    p.last_accuracy
+                ));
             } else {
                 let line = format!(
                     "{} trainers {}/{} pass {}/{} chunks {}/{} accuracy {:.3}",
@@ -285,7 +403,7 @@ pub async fn watch(c: &mut Clients, a: JobArgs) -> Result<()> {
             }
         }
         if v.phase == "Succeeded" || v.phase == "Failed" {
-            if let Some((_, b)) = bar.take() {
+            if let Some(b) = bar.take() {
                 b.finish();
             }
             let accuracy = v.progress.as_ref().map_or(0.0, |p| p.last_accuracy);

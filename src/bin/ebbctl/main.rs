@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ebb::cli::client::{ConnectError, connect};
 use ebb::cli::config::{Context, CtlConfig, default_path};
-use ebb::cli::errors::{SpecRefused, describe_failure, is_transport};
+use ebb::cli::errors::{SpecRefused, UsageError, describe_failure, is_transport};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -105,6 +105,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<SpecRefused>().is_some() {
         return 3;
     }
+    if e.downcast_ref::<UsageError>().is_some() {
+        return 2;
+    }
     match e.downcast_ref::<ConnectError>() {
         Some(ConnectError::Scheme { .. } | ConnectError::Endpoint { .. }) => 2,
         _ => 1,
@@ -130,6 +133,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, context_used: &mut Option<Context>) -> Result<()> {
+    // What prints text as it is (a log, a shell script) has no JSON or YAML form.
+    if cli.output != Output::Table
+        && matches!(cli.command, Command::Logs(_) | Command::Completions(_))
+    {
+        return Err(UsageError(
+            "-o json|yaml: logs and completions print text as it is; drop -o".into(),
+        )
+        .into());
+    }
     if let Command::Completions(a) = &cli.command {
         clap_complete::generate(
             a.shell,
@@ -151,11 +163,11 @@ fn run(cli: Cli, context_used: &mut Option<Context>) -> Result<()> {
             Command::List(a) => jobs::list(&mut c, a, output).await,
             Command::Get(a) => jobs::get(&mut c, a, output).await,
             Command::Scale(a) => jobs::scale(&mut c, a, output).await,
-            Command::Delete(a) => jobs::delete(&mut c, a).await,
-            Command::Watch(a) => jobs::watch(&mut c, a).await,
+            Command::Delete(a) => jobs::delete(&mut c, a, output).await,
+            Command::Watch(a) => jobs::watch(&mut c, a, output).await,
             Command::Logs(a) => inspect::logs(&mut c, a).await,
             Command::Events(a) => inspect::events(&mut c, a, output).await,
-            Command::Top(a) => queues::top(&mut c, a).await,
+            Command::Top(a) => queues::top(&mut c, a, output).await,
             Command::Queue(q) => queues::queue(&mut c, q, output).await,
             Command::Completions(_) => Ok(()),
         }

@@ -130,8 +130,17 @@ pub async fn queue(c: &mut Clients, q: QueueCommand, output: Output) -> Result<(
                     name: a.name.clone(),
                 })
                 .await?;
-            println!("queue {} deleted", a.name);
-            return Ok(());
+            #[derive(serde::Serialize)]
+            struct Deleted {
+                name: String,
+                deleted: bool,
+            }
+            let text = format!("queue {} deleted", a.name);
+            let done = Deleted {
+                name: a.name,
+                deleted: true,
+            };
+            return print(output, &done, || text);
         }
     };
     let views: Vec<QueueView> = queues
@@ -147,25 +156,82 @@ pub async fn queue(c: &mut Clients, q: QueueCommand, output: Output) -> Result<(
     print(output, &views, || queues_table(&queues))
 }
 
-/// Rows between repeated headers of `ebbctl top`.
+/// One sample of `top -o json|yaml`.
+#[derive(serde::Serialize)]
+struct TopView {
+    time_s: f64,
+    trainers: std::collections::BTreeMap<String, u32>,
+    services: std::collections::BTreeMap<String, u32>,
+    pods: u32,
+    cpu_util: f64,
+    memory_util: f64,
+    gpu_util: f64,
+}
+
+/// Rows between repeated headers of `ebbctl top` when it prints plain lines.
 const HEADER_EVERY: u64 = 20;
 
-pub async fn top(c: &mut Clients, a: TopArgs) -> Result<()> {
+/// Rows `top` keeps on screen when it redraws in place.
+const ROWS_ON_SCREEN: usize = 20;
+
+pub async fn top(c: &mut Clients, a: TopArgs, output: Output) -> Result<()> {
     anyhow::ensure!(a.interval_s > 0.0, "--interval-s must be positive");
+    // On a terminal the table is redrawn in place (the newest rows under one header);
+    // piped, it is plain lines with the header again every HEADER_EVERY rows.
+    let term = console::Term::stdout();
+    let redraw = term.is_term();
     let mut start = None;
     let mut rows = 0u64;
     let mut header = String::new();
+    let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut drawn = 0usize;
     loop {
         let state = c.cluster.state(ClusterStateRequest {}).await?.into_inner();
-        // The header again when the columns change, and every HEADER_EVERY rows so it
-        // stays on screen.
         let h = top_header(&state);
-        if h != header || rows.is_multiple_of(HEADER_EVERY) {
-            println!("{h}");
-            header = h;
-        }
         let t0 = *start.get_or_insert(state.time_s);
-        println!("{}", top_row(&state, t0));
+        let row = top_row(&state, t0);
+        if output != Output::Table {
+            let v = TopView {
+                time_s: state.time_s - t0,
+                trainers: state.trainers.clone(),
+                services: state
+                    .services
+                    .iter()
+                    .map(|s| (s.name.clone(), s.replicas))
+                    .collect(),
+                pods: state.pods,
+                cpu_util: state.cpu_util,
+                memory_util: state.memory_util,
+                gpu_util: state.gpu_util,
+            };
+            match output {
+                Output::Json => println!("{}", serde_json::to_string(&v)?),
+                _ => print!("---\n{}", serde_saphyr::to_string(&v)?),
+            }
+        } else if redraw {
+            if h != header {
+                // New columns: the old rows no longer line up under them.
+                recent.clear();
+                header = h;
+            }
+            recent.push_back(row);
+            let keep = usize::from(term.size().0.saturating_sub(3)).clamp(1, ROWS_ON_SCREEN);
+            while recent.len() > keep {
+                recent.pop_front();
+            }
+            term.clear_last_lines(drawn)?;
+            term.write_line(&header)?;
+            for r in &recent {
+                term.write_line(r)?;
+            }
+            drawn = 1 + recent.len();
+        } else {
+            if h != header || rows.is_multiple_of(HEADER_EVERY) {
+                println!("{h}");
+                header = h;
+            }
+            println!("{row}");
+        }
         rows += 1;
         if a.count.is_some_and(|n| rows >= n) {
             return Ok(());

@@ -8,8 +8,10 @@ use crate::api::cluster_state::from_snapshot;
 use crate::api::convert::{job_spec, job_status};
 use crate::api::proto::{ClusterState, Job, JobEvent};
 use crate::plan::file::SnapshotFile;
+use crate::resource::names::{LABEL_JOB, LABEL_ROLE};
 use crate::resource::{TrainingJob, TrainingQueue};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +44,39 @@ pub fn job_message(tj: &TrainingJob, book: &ProgressBook) -> Job {
         spec: Some(job_spec(tj)),
         status: Some(status),
     }
+}
+
+/// A pod of the job as `ebbctl get` shows it: phase (Terminating once deleted, as kubectl
+/// shows it), node, and its container's restarts.
+pub fn pod_status(pod: &Pod) -> Option<crate::api::proto::PodStatus> {
+    let status = pod.status.as_ref();
+    let phase = if pod.metadata.deletion_timestamp.is_some() {
+        "Terminating".to_string()
+    } else {
+        status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Pending".into())
+    };
+    Some(crate::api::proto::PodStatus {
+        name: pod.metadata.name.clone()?,
+        role: pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_ROLE))
+            .cloned()
+            .unwrap_or_default(),
+        node: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
+        phase,
+        restarts: status
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .map_or(0, |c| u32::try_from(c.restart_count).unwrap_or(0)),
+    })
 }
 
 /// Kubernetes' answer as a gRPC status with the same meaning.
@@ -176,7 +211,16 @@ impl ControlBackend for KubeBackend {
 
     async fn get(&self, namespace: &str, name: &str) -> Result<Job, Status> {
         let tj = self.api(namespace).get(name).await.map_err(status_of)?;
-        Ok(job_message(&tj, &self.progress))
+        let mut job = job_message(&tj, &self.progress);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let listed = pods
+            .list(&ListParams::default().labels(&format!("{LABEL_JOB}={name}")))
+            .await
+            .map_err(status_of)?;
+        if let Some(status) = &mut job.status {
+            status.pod_statuses = listed.items.iter().filter_map(pod_status).collect();
+        }
+        Ok(job)
     }
 
     async fn list(&self) -> Result<Vec<Job>, Status> {

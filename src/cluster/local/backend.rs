@@ -72,11 +72,15 @@ impl ControlBackend for LocalBackend {
 
     async fn get(&self, namespace: &str, name: &str) -> Result<Job, Status> {
         let world = self.world();
-        world
+        let record = world
             .jobs
             .get(&JobKey::new(namespace, name))
-            .map(World::job_message)
-            .ok_or_else(|| not_found(namespace, name))
+            .ok_or_else(|| not_found(namespace, name))?;
+        let mut job = World::job_message(record);
+        if let Some(status) = &mut job.status {
+            status.pod_statuses = record.pod_statuses();
+        }
+        Ok(job)
     }
 
     async fn list(&self) -> Result<Vec<Job>, Status> {

@@ -56,6 +56,27 @@ impl JobRecord {
             .collect()
     }
 
+    /// Every pod with its phase (as Kubernetes names them) and restarts, for `get`.
+    pub fn pod_statuses(&self) -> Vec<proto::PodStatus> {
+        self.pods
+            .iter()
+            .map(|(name, (role, pod))| proto::PodStatus {
+                name: name.clone(),
+                role: role.to_string(),
+                node: pod.node.clone().unwrap_or_default(),
+                phase: match pod.phase {
+                    PodPhase::Waiting => "Pending",
+                    PodPhase::Running => "Running",
+                    PodPhase::Terminating => "Terminating",
+                    PodPhase::Succeeded => "Succeeded",
+                    PodPhase::Failed => "Failed",
+                }
+                .into(),
+                restarts: pod.restarts,
+            })
+            .collect()
+    }
+
     pub fn live_trainers(&self) -> u32 {
         self.pods
             .values()
