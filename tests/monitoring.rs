@@ -14,6 +14,11 @@ fn exported() -> BTreeSet<String> {
         .snapshot
         .nodes
         .push(Node::new("n", Resources::new(4000, 1 << 30, 2)));
+    // A queue, so that the per-queue family has a sample to show.
+    tick.build
+        .snapshot
+        .queues
+        .push(serde_json::from_value(serde_json::json!({"name": "default"})).expect("a queue"));
     tick.plan.jobs.push(JobPlan {
         job: JobKey::new("ml", "a"),
         admitted: true,

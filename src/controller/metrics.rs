@@ -21,6 +21,12 @@ pub struct ResourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueResourceLabel {
+    pub queue: String,
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabel {
     pub namespace: String,
     pub job: String,
@@ -33,6 +39,7 @@ pub struct Metrics {
     trainers: Gauge,
     job_trainers: Family<JobLabel, Gauge>,
     allocation: Family<ResourceLabel, Gauge<f64, AtomicU64>>,
+    queue_allocation: Family<QueueResourceLabel, Gauge<f64, AtomicU64>>,
     api_failures: Counter,
     leader: Gauge,
 }
@@ -45,6 +52,7 @@ impl Default for Metrics {
         let trainers = Gauge::default();
         let job_trainers = Family::<JobLabel, Gauge>::default();
         let allocation = Family::<ResourceLabel, Gauge<f64, AtomicU64>>::default();
+        let queue_allocation = Family::<QueueResourceLabel, Gauge<f64, AtomicU64>>::default();
         let api_failures = Counter::default();
         let leader = Gauge::default();
         registry.register(
@@ -69,6 +77,11 @@ impl Default for Metrics {
             allocation.clone(),
         );
         registry.register(
+            "queue_allocation_ratio",
+            "Requests of a queue's bound job pods over the cluster's allocatable, per resource",
+            queue_allocation.clone(),
+        );
+        registry.register(
             "api_failures",
             "API calls that failed after their retries",
             api_failures.clone(),
@@ -85,6 +98,7 @@ impl Default for Metrics {
             trainers,
             job_trainers,
             allocation,
+            queue_allocation,
             api_failures,
             leader,
         }
@@ -161,6 +175,44 @@ impl Metrics {
                 })
                 .set(ratio);
         }
+        self.record_queue_allocation(snapshot, &total);
+    }
+
+    /// Each queue's bound job pods (its own jobs, not its children's) as a share of the
+    /// cluster: the dashboard stacks them to show who holds what.
+    fn record_queue_allocation(
+        &self,
+        snapshot: &crate::model::Snapshot,
+        total: &crate::model::Resources,
+    ) {
+        let mut by_queue: std::collections::BTreeMap<&str, crate::model::Resources> = snapshot
+            .queues
+            .iter()
+            .map(|q| (q.name.as_str(), Default::default()))
+            .collect();
+        for j in &snapshot.jobs {
+            let used = by_queue.entry(j.queue.as_str()).or_default();
+            for p in j.pods.iter().filter(|p| p.node.is_some()) {
+                *used = used.add(&j.resources_of(p.role));
+            }
+        }
+        // Deleted queues leave the family rather than stay at their last value.
+        self.queue_allocation.clear();
+        for (queue, used) in by_queue {
+            for ((name, t), u) in ["cpu", "memory", "gpu"]
+                .into_iter()
+                .zip(total.as_array())
+                .zip(used.as_array())
+            {
+                let ratio = if t > 0 { u as f64 / t as f64 } else { 0.0 };
+                self.queue_allocation
+                    .get_or_create(&QueueResourceLabel {
+                        queue: queue.into(),
+                        resource: name.into(),
+                    })
+                    .set(ratio);
+            }
+        }
     }
 
     pub fn encode(&self) -> String {
@@ -193,6 +245,22 @@ mod tests {
             target_trainers: 3,
             fair_trainers: 3,
         });
+        // Half the node's GPUs held by a bound trainer of queue "research"; its
+        // unbound trainer holds nothing yet.
+        tick.build.snapshot.jobs.push(
+            serde_json::from_value(serde_json::json!({
+                "namespace": "ml", "name": "a", "queue": "research",
+                "master": {"replicas": 0, "resources": {}},
+                "pservers": {"replicas": 0, "resources": {}},
+                "trainers": {"min": 1, "max": 3, "resources": {"gpus": 1}},
+                "pods": [
+                    {"name": "a-trainer-0", "role": "trainer", "node": "n"},
+                    {"name": "a-trainer-1", "role": "trainer"}
+                ],
+                "submit_time_s": 0.0
+            }))
+            .expect("a valid job"),
+        );
         metrics.set_leader(true);
         metrics.record(&tick, 0.004, 2);
         let text = metrics.encode();
@@ -204,7 +272,9 @@ mod tests {
             "ebb_api_failures_total 2",
             "ebb_leader 1",
             "ebb_tick_duration_seconds_count 1",
-            "ebb_allocation_ratio{resource=\"gpu\"} 0.0",
+            "ebb_allocation_ratio{resource=\"gpu\"} 0.5",
+            "ebb_queue_allocation_ratio{queue=\"research\",resource=\"gpu\"} 0.5",
+            "ebb_queue_allocation_ratio{queue=\"research\",resource=\"cpu\"} 0.0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
