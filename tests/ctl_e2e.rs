@@ -462,3 +462,89 @@ fn list_selects_by_label_shows_age_watches_and_get_shows_pods() {
     let _ = watcher.wait();
     let _ = up.ctl(&["delete", "mine"]);
 }
+
+/// Completes the last of `words` the way bash does: sources `ebbctl completions bash`
+/// and calls its function with bash's COMP_* variables. Returns the candidates.
+fn bash_complete(config: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let bin_dir = std::path::Path::new(ebbctl_bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let current = words.last().unwrap();
+    let script = format!(
+        "source <(ebbctl completions bash)\n\
+         COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_TYPE=9\n\
+         _clap_complete_ebbctl ebbctl '{current}' '{previous}'\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        words = quoted.join(" "),
+        cword = words.len() - 1,
+        previous = words[words.len() - 2],
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .env("PATH", path)
+        .env("EBBCTL_CONFIG", config)
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "bash: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn bash_completes_job_and_queue_names_from_the_server() {
+    let up = Up::start("ctl-complete", ONE_NODE, &[]);
+    let data = digits();
+    for name in ["alpha", "alps", "beta"] {
+        let out = up.ctl(&submit_args(name, "1", "1", "100000", &data));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = up.ctl(&["queue", "set", "research", "--weight", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut jobs = bash_complete(&up.config, &["ebbctl", "get", "al"]);
+    jobs.sort();
+    assert_eq!(jobs, ["alpha", "alps"]);
+    assert_eq!(
+        bash_complete(&up.config, &["ebbctl", "logs", "b"]),
+        ["beta"]
+    );
+    assert_eq!(
+        bash_complete(&up.config, &["ebbctl", "queue", "get", "re"]),
+        ["research"]
+    );
+    // Flags still complete from the command tree.
+    assert!(
+        bash_complete(&up.config, &["ebbctl", "scale", "alpha", "--m"])
+            .contains(&"--max".to_string())
+    );
+
+    // A server that is away offers nothing, promptly, rather than an error in the prompt.
+    let away = up.dir.join("away.yaml");
+    std::fs::write(
+        &away,
+        "current-context: gone\ncontexts:\n  - {name: gone, endpoint: 'http://127.0.0.1:9', token: t}\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    assert!(bash_complete(&away, &["ebbctl", "get", "a"]).is_empty());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

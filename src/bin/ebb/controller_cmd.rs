@@ -29,13 +29,17 @@ pub struct ControllerArgs {
     /// Act without a Lease (exactly one replica must run).
     #[arg(long)]
     no_leader_election: bool,
+    /// The coordination.k8s.io Lease the replicas compete for.
     #[arg(long, default_value = "ebb-controller")]
     lease_name: String,
+    /// Namespace of that Lease (default: the controller pod's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ebb-system")]
     lease_namespace: String,
     /// This replica's name in the Lease and in Events.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Seconds a leader's Lease holds without renewal before another replica takes over
+    /// (at least 4).
     #[arg(long, default_value_t = 15)]
     lease_duration_s: u64,
     /// A job that changed size less than this long ago is not shrunk for fairness alone.
@@ -54,6 +58,7 @@ pub struct ControllerArgs {
     /// Serve the control API over TLS with this certificate (PEM) and --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
     #[arg(long)]
     tls_key: Option<PathBuf>,
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 #[derive(Args)]
 pub struct MasterArgs {
+    /// Address to serve the master's gRPC API on (port 0: any free port).
     #[arg(long, default_value = "0.0.0.0:7164")]
     listen: String,
     /// Write the bound address here once listening (useful with port 0).
@@ -27,20 +28,28 @@ pub struct MasterArgs {
     /// Number of training records, instead of --data.
     #[arg(long)]
     records: Option<u64>,
+    /// Records per data chunk: the unit a trainer leases and completes.
     #[arg(long, default_value_t = 32)]
     chunk_size: u64,
+    /// Passes over the training set before the job is done.
     #[arg(long, default_value_t = 20)]
     passes: u32,
+    /// Directory of the master's journal and snapshot; a restarted master resumes from it.
     #[arg(long, default_value = "ebb-master-state")]
     state_dir: PathBuf,
+    /// A leased chunk not completed within this long goes back to be leased again.
     #[arg(long, default_value_t = 10_000)]
     lease_ms: u64,
+    /// How often trainers are told to send heartbeats.
     #[arg(long, default_value_t = 300)]
     heartbeat_ms: u64,
+    /// A trainer silent this long is gone: its leases go back (must exceed --heartbeat-ms).
     #[arg(long, default_value_t = 2_000)]
     heartbeat_timeout_ms: u64,
+    /// Times a chunk's lease may be lost before the chunk is given up for its pass.
     #[arg(long, default_value_t = 3)]
     max_failures: u32,
+    /// At most one trainer is asked to save the model this often during training.
     #[arg(long, default_value_t = 2_000)]
     save_interval_ms: u64,
     /// fsync the journal at most this often.
@@ -57,15 +66,19 @@ pub struct MasterArgs {
 
 #[derive(Args)]
 pub struct PserverArgs {
+    /// Address to serve the pserver's gRPC API on (port 0: any free port).
     #[arg(long, default_value = "0.0.0.0:7165")]
     listen: String,
+    /// Write the bound address here once listening (useful with port 0).
     #[arg(long)]
     addr_file: Option<PathBuf>,
     /// This pserver's index among the job's pservers (block b lives on b % N).
     #[arg(long, env = "EBB_PSERVER_INDEX")]
     index: u32,
+    /// Directory of this shard's checkpoints; a restarted pserver resumes from the newest.
     #[arg(long, default_value = "ebb-pserver-checkpoints")]
     checkpoint_dir: PathBuf,
+    /// How often the shard is checkpointed.
     #[arg(long, default_value_t = 2_000)]
     checkpoint_interval_ms: u64,
 }
@@ -78,25 +91,34 @@ pub enum OptimizerArg {
 
 #[derive(Args)]
 pub struct TrainerArgs {
+    /// This trainer's name at the master (default: trainer-PID).
     #[arg(long, env = "EBB_TRAINER_ID")]
     id: Option<String>,
+    /// The master's address (host:port).
     #[arg(long, env = "EBB_MASTER")]
     master: String,
     /// Comma-separated, in pserver index order.
     #[arg(long, env = "EBB_PSERVERS", value_delimiter = ',')]
     pservers: Vec<String>,
+    /// The dataset the master's chunks index into (the same file as the master's).
     #[arg(long, env = "EBB_DATA")]
     data: PathBuf,
+    /// The model to train.
     #[arg(long, value_enum, default_value_t = ModelKind::Softmax)]
     model: ModelKind,
+    /// The update rule the pservers apply to pushed gradients.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
     optimizer: OptimizerArg,
+    /// Step size of the optimizer.
     #[arg(long, default_value_t = 0.1)]
     learning_rate: f32,
+    /// SGD momentum, or Adam's beta1 (in [0, 1)).
     #[arg(long, default_value_t = 0.9)]
     momentum: f32,
+    /// Parameters per block: the unit spread over pservers and pushed and pulled.
     #[arg(long, default_value_t = 256)]
     block_size: u32,
+    /// Seed of the parameters' initial values (the first trainer to join sets them).
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Where the granted trainer writes model.json.

@@ -82,12 +82,16 @@ enum Bench {
 
 #[derive(Args)]
 struct SimBenchArgs {
+    /// Nodes of the virtual cluster.
     #[arg(long, default_value_t = 100)]
     nodes: u32,
+    /// Jobs in the synthetic trace.
     #[arg(long, default_value_t = 1000)]
     jobs: usize,
+    /// Seed of the generated trace (the same seed, the same trace).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Print one JSON object instead of a summary line.
     #[arg(long)]
     json: bool,
 }
@@ -106,22 +110,29 @@ struct CoordArgs {
     /// Dataset for the real trainer process.
     #[arg(long, default_value = "tests/data/digits.csv.gz")]
     data: std::path::PathBuf,
+    /// Print one JSON object instead of a summary line.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args)]
 struct PlanArgs {
+    /// Nodes of the generated cluster.
     #[arg(long, default_value_t = 500)]
     nodes: usize,
+    /// Elastic jobs of the generated cluster, some running, some waiting.
     #[arg(long, default_value_t = 200)]
     jobs: usize,
+    /// Queues the jobs are spread over.
     #[arg(long, default_value_t = 10)]
     queues: usize,
+    /// GPUs on each node (0 to 64).
     #[arg(long, default_value_t = 8)]
     gpus_per_node: i64,
+    /// Timed runs; the median and p99 are reported.
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// Seed of the generated cluster (the same seed, the same cluster).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Print one JSON object instead of a summary line.
@@ -296,4 +307,42 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
         serde_json::to_string(value).context("serialising the result")?
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag, positional and subcommand a user can see, with the path to it, that has
+    /// no help text.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.is_hide_set() || sub.get_name() == "help" {
+                continue;
+            }
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                out.push(sub_path.clone());
+            }
+            undocumented(sub, &sub_path, out);
+        }
+    }
+
+    #[test]
+    fn every_flag_and_subcommand_has_help_text() {
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        undocumented(&cmd, cmd.get_name(), &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

@@ -17,6 +17,7 @@ pub struct PlanArgs {
     /// Say, per job, why it got what it got.
     #[arg(long)]
     explain: bool,
+    /// A table for people, or the plan as JSON (docs/snapshot.md describes it).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }

@@ -24,6 +24,8 @@ pub struct SimArgs {
     /// The cluster to replay the trace on (YAML; see docs/scenarios.md).
     #[arg(long, requires = "trace")]
     cluster: Option<PathBuf>,
+    /// Run the elastic policy, the static one (each job at its requested size, strict
+    /// FIFO), or both to compare them.
     #[arg(long, value_enum, default_value_t = PolicyChoice::Both)]
     policy: PolicyChoice,
     /// Write the results (per policy: jobs, utilisation, time series) as JSON here.

@@ -3,6 +3,7 @@
 use super::{Output, print};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use clap_complete::ArgValueCompleter;
 use ebb::api::proto::{EventsRequest, JobRef, LogsRequest};
 use ebb::cli::client::Clients;
 use ebb::cli::output::{event_line, event_view, events_table};
@@ -18,6 +19,7 @@ pub enum PodRole {
 #[derive(Args)]
 pub struct LogsArgs {
     /// The job.
+    #[arg(add = ArgValueCompleter::new(crate::complete::job_names))]
     pub job: String,
     /// One of the job's pods (see `ebbctl get JOB`); default: the first pod of --role.
     pub pod: Option<String>,
@@ -42,6 +44,7 @@ pub struct LogsArgs {
 #[derive(Args)]
 pub struct EventsArgs {
     /// Only this job's Events.
+    #[arg(add = ArgValueCompleter::new(crate::complete::job_names))]
     pub job: Option<String>,
     /// The namespace (default: every namespace you may see, or "default" with a job).
     #[arg(short = 'n', long)]

@@ -3,6 +3,7 @@
 use super::{Output, print};
 use anyhow::{Context as _, Result};
 use clap::Args;
+use clap_complete::ArgValueCompleter;
 use ebb::api::proto::{
     JobRef, JobSpec, ListJobsRequest, Resources, ScaleRequest, SubmitRequest, WatchRequest,
 };
@@ -59,7 +60,7 @@ pub struct SubmitArgs {
     #[arg(long, default_value_t = 1)]
     passes: u32,
     /// The queue whose share the job draws on (`ebbctl queue list`).
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "default", add = ArgValueCompleter::new(crate::complete::queue_names))]
     queue: String,
     /// The training data; a relative path is made absolute against this directory.
     #[arg(long)]
@@ -89,6 +90,7 @@ pub struct ListArgs {
 #[derive(Args)]
 pub struct JobArgs {
     /// The job's name.
+    #[arg(add = ArgValueCompleter::new(crate::complete::job_names))]
     pub name: String,
     /// The job's namespace.
     #[arg(short = 'n', long, default_value = "default")]
@@ -99,6 +101,7 @@ pub struct JobArgs {
 #[command(group(clap::ArgGroup::new("bounds").required(true).multiple(true).args(["min", "max"])))]
 pub struct ScaleArgs {
     /// The job's name.
+    #[arg(add = ArgValueCompleter::new(crate::complete::job_names))]
     name: String,
     /// The job's namespace.
     #[arg(short = 'n', long, default_value = "default")]

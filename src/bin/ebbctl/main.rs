@@ -9,6 +9,7 @@ use ebb::cli::errors::{SpecRefused, UsageError, describe_failure, is_transport};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod complete;
 mod inspect;
 mod jobs;
 mod queues;
@@ -18,9 +19,10 @@ without http:// or https://), 3 invalid argument (a spec refused by ebbctl or by
 a precondition such as a queue still in use), 4 unauthenticated or permission denied, \
 5 not found, 6 server unreachable or unavailable.
 
-Completions: `ebbctl completions bash > ~/.local/share/bash-completion/completions/ebbctl` \
-(zsh: `ebbctl completions zsh > ~/.zfunc/_ebbctl`; fish: \
-`ebbctl completions fish > ~/.config/fish/completions/ebbctl.fish`).";
+Completions (flags, and job and queue names from the current context's server): add \
+`source <(ebbctl completions bash)` to ~/.bashrc, or `source <(ebbctl completions zsh)` to \
+~/.zshrc, or run `ebbctl completions fish > ~/.config/fish/completions/ebbctl.fish`; \
+ebbctl must be on PATH.";
 
 #[derive(Parser)]
 #[command(name = "ebbctl", version, about = "Submit and watch elastic training jobs", after_help = EXIT_CODES)]
@@ -115,6 +117,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
+    // The shell's completion script calls back here with COMPLETE set; nothing else runs.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = Cli::parse();
     let mut context = None;
     let result = run(cli, &mut context);
@@ -143,12 +147,8 @@ fn run(cli: Cli, context_used: &mut Option<Context>) -> Result<()> {
         .into());
     }
     if let Command::Completions(a) = &cli.command {
-        clap_complete::generate(
-            a.shell,
-            &mut Cli::command(),
-            "ebbctl",
-            &mut std::io::stdout(),
-        );
+        complete::write_registration(a.shell, &mut std::io::stdout())
+            .context("writing the completion script")?;
         return Ok(());
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -193,4 +193,42 @@ fn with_newline(mut s: String) -> String {
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag, positional and subcommand a user can see, with the path to it, that has
+    /// no help text.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.is_hide_set() || sub.get_name() == "help" {
+                continue;
+            }
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                out.push(sub_path.clone());
+            }
+            undocumented(sub, &sub_path, out);
+        }
+    }
+
+    #[test]
+    fn every_flag_and_subcommand_has_help_text() {
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        undocumented(&cmd, cmd.get_name(), &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

@@ -3,6 +3,7 @@
 use super::{Output, print};
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use clap_complete::ArgValueCompleter;
 use ebb::api::proto::{
     ClusterStateRequest, ListQueuesRequest, QueuePatch, QueueRef, Resources, ResourcesPatch,
 };
@@ -25,12 +26,14 @@ pub enum QueueCommand {
 #[derive(Args)]
 pub struct QueueNameArgs {
     /// The queue's name.
+    #[arg(add = ArgValueCompleter::new(crate::complete::queue_names))]
     name: String,
 }
 
 #[derive(Args)]
 pub struct QueueSetArgs {
     /// The queue's name (created if it does not exist).
+    #[arg(add = ArgValueCompleter::new(crate::complete::queue_names))]
     name: String,
     /// Share relative to its sibling queues, 0.01 to 1000 (a new queue: 1).
     #[arg(long)]
