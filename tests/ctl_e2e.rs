@@ -387,6 +387,10 @@ fn list_selects_by_label_shows_age_watches_and_get_shows_pods() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("metadata.labels"), "{err}");
 
+    // Nothing selected: a note on stderr and no table, as kubectl.
+    let (code, out, err) = code_err(&up.ctl(&["list", "-l", "team=none"]));
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.contains("No jobs found"), "{err}");
     let (_, table, _) = code_err(&up.ctl(&["list"]));
     assert!(table.lines().next().unwrap().contains("AGE"), "{table}");
     assert!(table.contains("mine") && table.contains('s'), "{table}");

@@ -69,6 +69,24 @@ fn two_jobs_share_the_cluster_the_first_shrinks_and_both_finish_trained() {
         admitted
     });
     assert!(shrank, "the first job made room for the second");
+    // A trainer stopped to make room is gone from `get`, as a deleted Pod is; it is not
+    // listed as a trainer that succeeded.
+    up.wait(
+        "first's stopped trainers to leave get",
+        Duration::from_secs(30),
+        || {
+            let first = up.job("first");
+            let trainers: Vec<_> = first["pod_statuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["role"] == "trainer")
+                .collect();
+            first["phase"] == "Succeeded"
+                || (trainers.len() as u64 == first["target_trainers"].as_u64().unwrap_or(0)
+                    && trainers.iter().all(|p| p["phase"] != "Succeeded"))
+        },
+    );
     let listed = up.json(&["list"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed:#}");
 

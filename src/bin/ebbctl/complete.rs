@@ -102,5 +102,9 @@ pub fn write_registration(shell: clap_complete::Shell, out: &mut dyn Write) -> s
     let completer = shells
         .completer(&name)
         .ok_or_else(|| std::io::Error::other(format!("no dynamic completion for {name}")))?;
-    completer.write_registration("COMPLETE", "ebbctl", "ebbctl", "ebbctl", out)
+    match completer.write_registration("COMPLETE", "ebbctl", "ebbctl", "ebbctl", out) {
+        // `ebbctl completions bash | head` is not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }

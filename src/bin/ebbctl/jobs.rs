@@ -221,6 +221,11 @@ pub async fn list(c: &mut Clients, a: ListArgs, output: Output) -> Result<()> {
         label_selector: selector,
     };
     let jobs = c.jobs.list(request).await?.into_inner().jobs;
+    if jobs.is_empty() && output == Output::Table {
+        // As kubectl: a note on stderr, not an empty table a script would parse.
+        eprintln!("No jobs found.");
+        return Ok(());
+    }
     let views: Vec<_> = jobs.iter().map(job_view).collect();
     print(output, &views, || jobs_table(&jobs, now_s()))
 }

@@ -85,10 +85,17 @@ impl World {
         let time_s = seconds(&Self::now());
         for (key, record) in self.jobs.iter_mut() {
             let name = record.name().to_string();
+            let running_on = record.outcome.is_none() && !record.deleting;
+            let mut stopped_trainers = Vec::new();
             for (pod_name, (role, pod)) in record.pods.iter_mut() {
                 let was_stopping = pod.phase == PodPhase::Terminating;
                 let Some(code) = pod.reap(now) else { continue };
                 tracing::info!(job = %name, pod = %pod_name, code, "exited");
+                if was_stopping && running_on && *role == Role::Trainer {
+                    // A trainer stopped to shrink the job is gone, as a deleted Pod is
+                    // on Kubernetes: `get` must not list it as a trainer that succeeded.
+                    stopped_trainers.push(pod_name.clone());
+                }
                 // Why it failed, from the run that just ended (its log is rotated only
                 // when the pod starts again).
                 let cause = (code != 0 && !was_stopping).then(|| {
@@ -127,6 +134,9 @@ impl World {
                     }
                     _ => {}
                 }
+            }
+            for pod_name in stopped_trainers {
+                record.pods.remove(&pod_name);
             }
             if record.outcome.is_some() || record.deleting {
                 for (_, pod) in record.pods.values_mut() {
