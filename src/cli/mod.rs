@@ -3,4 +3,5 @@
 pub mod client;
 pub mod config;
 pub mod errors;
+pub mod help_text;
 pub mod output;

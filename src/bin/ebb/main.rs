@@ -314,35 +314,9 @@ mod help_tests {
     use super::Cli;
     use clap::CommandFactory;
 
-    /// Every flag, positional and subcommand a user can see, with the path to it, that has
-    /// no help text.
-    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
-        for arg in cmd.get_arguments() {
-            let id = arg.get_id().as_str();
-            if arg.is_hide_set() || id == "help" || id == "version" {
-                continue;
-            }
-            if arg.get_help().is_none() && arg.get_long_help().is_none() {
-                out.push(format!("{path} {id}"));
-            }
-        }
-        for sub in cmd.get_subcommands() {
-            if sub.is_hide_set() || sub.get_name() == "help" {
-                continue;
-            }
-            let sub_path = format!("{path} {}", sub.get_name());
-            if sub.get_about().is_none() && sub.get_long_about().is_none() {
-                out.push(sub_path.clone());
-            }
-            undocumented(sub, &sub_path, out);
-        }
-    }
-
     #[test]
     fn every_flag_and_subcommand_has_help_text() {
-        let cmd = Cli::command();
-        let mut missing = Vec::new();
-        undocumented(&cmd, cmd.get_name(), &mut missing);
+        let missing = ebb::cli::help_text::undocumented(&Cli::command());
         assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }
