@@ -6,6 +6,7 @@ mod kube_common;
 use ebb::cluster::kube::render::{RenderConfig, render_pod, render_services};
 use ebb::cluster::kube::snapshot::build_snapshot;
 use ebb::cluster::kube::{Action, decide};
+use ebb::model::placement::Taint;
 use ebb::model::{Resources, Role};
 use ebb::plan::Policy;
 use ebb::resource::TrainingJob;
@@ -39,6 +40,23 @@ fn nodes_keep_gpus_topology_and_cordons() {
         "zone when no rack label"
     );
     assert!(nodes[3].unschedulable, "cordoned node");
+    // spec.taints reach the model as written (an absent value is empty).
+    assert_eq!(
+        gpu_a.taints,
+        [Taint {
+            key: "nvidia.com/gpu".into(),
+            value: "present".into(),
+            effect: "NoSchedule".into(),
+        }]
+    );
+    assert!(cpu_a.taints.is_empty());
+    assert_eq!(
+        (
+            nodes[3].taints[0].key.as_str(),
+            nodes[3].taints[0].value.as_str()
+        ),
+        ("node.kubernetes.io/unschedulable", "")
+    );
     assert_eq!(build.snapshot.time_s, 1_795_428_000.0);
 }
 

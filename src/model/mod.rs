@@ -3,6 +3,7 @@
 mod job;
 mod node;
 mod other_pod;
+pub mod placement;
 mod plan;
 mod queue;
 mod resources;

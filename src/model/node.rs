@@ -1,6 +1,7 @@
 //! A node of the cluster as the planner sees it.
 
 use super::Resources;
+use super::placement::Taint;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -19,6 +20,10 @@ pub struct Node {
     /// Cordoned nodes keep their pods but receive no new ones.
     #[serde(default)]
     pub unschedulable: bool,
+    /// `spec.taints`: pods that do not tolerate a NoSchedule or NoExecute taint may not
+    /// run here (see [`super::placement`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<Taint>,
 }
 
 /// Where the node sits: node -> NVLink group -> rack. Absent ids mean "alone at that
@@ -42,6 +47,7 @@ impl Node {
             gpu_model: None,
             topology: Topology::default(),
             unschedulable: false,
+            taints: Vec::new(),
         }
     }
 

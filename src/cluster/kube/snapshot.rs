@@ -2,6 +2,7 @@
 //! reproducible from recorded API objects.
 
 use super::objects::ClusterObjects;
+use crate::model::placement::Taint;
 use crate::model::{self, JobKey, JobPod, OtherPod, Snapshot, Topology};
 use crate::resource::failure::{failed_message, failure_line};
 use crate::resource::names::{LABEL_JOB, LABEL_ROLE, role_from_label};
@@ -162,6 +163,16 @@ fn node_model(node: &Node, warnings: &mut Vec<String>) -> Option<model::Node> {
             .any(|t| t.key != GPU_TAINT && (t.effect == "NoSchedule" || t.effect == "NoExecute"))
     });
     let cordoned = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+    let taints = spec
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|t| Taint {
+            key: t.key.clone(),
+            value: t.value.clone().unwrap_or_default(),
+            effect: t.effect.clone(),
+        })
+        .collect();
     Some(model::Node {
         gpu_model: labels.get(GPU_MODEL_LABEL).cloned(),
         topology: Topology {
@@ -174,6 +185,7 @@ fn node_model(node: &Node, warnings: &mut Vec<String>) -> Option<model::Node> {
                 .cloned(),
         },
         unschedulable: cordoned || !ready || blocking_taint,
+        taints,
         labels,
         name,
         allocatable,

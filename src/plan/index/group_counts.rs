@@ -155,6 +155,7 @@ mod tests {
                     rack: Some(format!("r{}", i % 3)),
                 },
                 unschedulable: i % 13 == 0,
+                taints: Vec::new(),
             })
             .collect();
         let refs: Vec<&Node> = nodes.iter().collect();
