@@ -82,6 +82,7 @@ pub fn cluster(spec: &ClusterSpec) -> Snapshot {
                 admitted: false,
                 last_scale_time_s: None,
                 speedup: Vec::new(),
+                placement: Default::default(),
             }
         })
         .collect();

@@ -1,6 +1,7 @@
 //! A training job: a master, parameter servers and an elastic set of trainers.
 
 use super::Resources;
+use super::placement::Placement;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -134,6 +135,46 @@ pub struct Job {
     /// capacity goes to other jobs. None: throughput grows with every trainer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub speedup: Vec<(u32, f64)>,
+    /// Where each role's pods may run. The planner does not read it yet.
+    #[serde(default, skip_serializing_if = "JobPlacement::is_unconstrained")]
+    pub placement: JobPlacement,
+}
+
+/// The placement constraints of each of a job's pod groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobPlacement {
+    #[serde(default, skip_serializing_if = "Placement::is_unconstrained")]
+    pub master: Placement,
+    #[serde(default, skip_serializing_if = "Placement::is_unconstrained")]
+    pub pservers: Placement,
+    #[serde(default, skip_serializing_if = "Placement::is_unconstrained")]
+    pub trainers: Placement,
+}
+
+impl JobPlacement {
+    /// The same constraints for every role (a TrainingJob's one pod template).
+    pub fn every_role(p: Placement) -> Self {
+        JobPlacement {
+            master: p.clone(),
+            pservers: p.clone(),
+            trainers: p,
+        }
+    }
+
+    pub fn is_unconstrained(&self) -> bool {
+        self.master.is_unconstrained()
+            && self.pservers.is_unconstrained()
+            && self.trainers.is_unconstrained()
+    }
+
+    pub fn of(&self, role: Role) -> &Placement {
+        match role {
+            Role::Master => &self.master,
+            Role::Pserver => &self.pservers,
+            Role::Trainer => &self.trainers,
+        }
+    }
 }
 
 pub fn default_queue() -> String {

@@ -10,7 +10,7 @@ mod resources;
 mod snapshot;
 
 pub(crate) use job::push_decimal;
-pub use job::{Job, JobKey, JobPod, PodGroup, Role, TrainerSpec, default_queue};
+pub use job::{Job, JobKey, JobPlacement, JobPod, PodGroup, Role, TrainerSpec, default_queue};
 pub use node::{Node, Topology};
 pub use other_pod::OtherPod;
 pub use plan::{

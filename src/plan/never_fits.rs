@@ -117,6 +117,7 @@ mod tests {
             admitted: false,
             last_scale_time_s: None,
             speedup: Vec::new(),
+            placement: Default::default(),
             master: PodGroup {
                 replicas: 1,
                 resources: Resources::new(500, GIB, 0),

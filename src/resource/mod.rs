@@ -13,6 +13,7 @@ pub mod events;
 pub mod failure;
 pub mod labels;
 pub mod names;
+pub mod placement;
 pub mod pod_requests;
 pub mod quantity;
 mod resources;

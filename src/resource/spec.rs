@@ -1,5 +1,6 @@
 //! TrainingJob and TrainingQueue specs to the planner's model, with errors naming the field.
 
+use super::placement::template_placement;
 use super::quantity::{QuantityError, Unit, parse_quantity};
 use crate::model::{self, PodGroup, ResourceError, Resources};
 use crate::resource::{ResourceSpec, TrainingJob, TrainingQueue};
@@ -109,6 +110,7 @@ pub fn job_model(tj: &TrainingJob, submit_time_s: f64) -> Result<model::Job, Spe
         admitted: false,
         last_scale_time_s: None,
         speedup: Vec::new(),
+        placement: model::JobPlacement::every_role(template_placement(spec.template.as_ref())?),
     })
 }
 

@@ -39,6 +39,7 @@ pub fn job(name: &str, min: u32, max: u32, trainer: Resources) -> Job {
         admitted: false,
         last_scale_time_s: None,
         speedup: Vec::new(),
+        placement: Default::default(),
     }
 }
 

@@ -194,6 +194,7 @@ impl World {
                 PolicyKind::Elastic => spec.speedup.clone(),
                 PolicyKind::Static => Vec::new(),
             },
+            placement: Default::default(),
         };
         self.snapshot.jobs.push(job);
         self.index_cache.pushed();

@@ -267,6 +267,7 @@ mod tests {
             admitted: true,
             last_scale_time_s: None,
             speedup: Vec::new(),
+            placement: Default::default(),
         };
         let snapshot = Snapshot {
             time_s: 0.0,

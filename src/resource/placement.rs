@@ -1,0 +1,156 @@
+//! A TrainingJob's pod template constraints (`nodeSelector`, `affinity.nodeAffinity`,
+//! `tolerations`) as the model's [`Placement`], checked as Kubernetes would check them,
+//! with errors naming the template's field.
+
+use super::spec::SpecError;
+use crate::model::placement::{
+    NodeSelectorTerm, Placement, PreferredTerm, Requirement, Toleration,
+};
+use k8s_openapi::api::core::v1::{self as core, PodTemplateSpec};
+
+const TEMPLATE: &str = "spec.template.spec";
+const REQUIRED: &str =
+    "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms";
+const PREFERRED: &str = "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution";
+
+/// The constraints every pod of the job carries; none without a template.
+pub fn template_placement(template: Option<&PodTemplateSpec>) -> Result<Placement, SpecError> {
+    let Some(pod) = template.and_then(|t| t.spec.as_ref()) else {
+        return Ok(Placement::default());
+    };
+    let affinity = pod.affinity.as_ref().and_then(|a| a.node_affinity.as_ref());
+    let placement = Placement {
+        node_selector: pod.node_selector.clone().unwrap_or_default(),
+        required: affinity
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .map(|s| s.node_selector_terms.iter().map(term).collect()),
+        preferred: affinity
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .into_iter()
+            .flatten()
+            .map(|p| PreferredTerm {
+                weight: p.weight,
+                preference: term(&p.preference),
+            })
+            .collect(),
+        tolerations: pod
+            .tolerations
+            .iter()
+            .flatten()
+            .map(|t| Toleration {
+                key: t.key.clone().unwrap_or_default(),
+                operator: t.operator.clone().unwrap_or_default(),
+                value: t.value.clone().unwrap_or_default(),
+                effect: t.effect.clone().unwrap_or_default(),
+            })
+            .collect(),
+        gpu_models: Vec::new(),
+    };
+    placement.check().map_err(|e| SpecError::Invalid {
+        field: format!("{TEMPLATE}.{}", template_field(&e.field)),
+        message: e.message,
+    })?;
+    Ok(placement)
+}
+
+fn term(t: &core::NodeSelectorTerm) -> NodeSelectorTerm {
+    let reqs = |r: &Option<Vec<core::NodeSelectorRequirement>>| {
+        r.iter()
+            .flatten()
+            .map(|r| Requirement {
+                key: r.key.clone(),
+                operator: r.operator.clone(),
+                values: r.values.clone().unwrap_or_default(),
+            })
+            .collect()
+    };
+    NodeSelectorTerm {
+        match_expressions: reqs(&t.match_expressions),
+        match_fields: reqs(&t.match_fields),
+    }
+}
+
+/// The model's field path (`required[0].match_expressions[1].operator`) in the pod
+/// template's words (`affinity.nodeAffinity....nodeSelectorTerms[0].matchExpressions[1].operator`).
+fn template_field(model_field: &str) -> String {
+    let (head, rest) = model_field
+        .find(['[', '.'])
+        .map_or((model_field, ""), |i| model_field.split_at(i));
+    let head = match head {
+        "required" => REQUIRED,
+        "preferred" => PREFERRED,
+        "node_selector" => "nodeSelector",
+        other => other,
+    };
+    let rest = rest
+        .replace("match_expressions", "matchExpressions")
+        .replace("match_fields", "matchFields");
+    format!("{head}{rest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(spec: serde_json::Value) -> PodTemplateSpec {
+        serde_json::from_value(serde_json::json!({ "spec": spec })).expect("a pod template")
+    }
+
+    #[test]
+    fn the_templates_constraints_become_the_placement() {
+        let t = template(serde_json::json!({
+            "containers": [],
+            "nodeSelector": {"pool": "ml"},
+            "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [
+                        {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["H100"]}
+                    ]}
+                ]},
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 10, "preference": {"matchExpressions": [
+                        {"key": "zone", "operator": "Exists"}
+                    ]}}
+                ]
+            }},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}]
+        }));
+        let p = template_placement(Some(&t)).expect("valid");
+        assert_eq!(p.node_selector["pool"], "ml");
+        let required = p.required.as_ref().expect("required terms");
+        assert_eq!(required[0].match_expressions[0].values, ["H100"]);
+        assert_eq!(p.preferred[0].weight, 10);
+        assert_eq!(p.tolerations[0].value, "ml");
+        assert!(template_placement(None).expect("none").is_unconstrained());
+    }
+
+    #[test]
+    fn a_malformed_constraint_names_the_templates_field() {
+        let bad_operator = template(serde_json::json!({
+            "containers": [],
+            "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["new"]}]}
+                ]}
+            }}
+        }));
+        let e = template_placement(Some(&bad_operator)).unwrap_err();
+        assert_eq!(
+            e.field(),
+            "spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values"
+        );
+        let bad_effect = template(serde_json::json!({
+            "containers": [],
+            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoScheduled"}]
+        }));
+        let e = template_placement(Some(&bad_effect)).unwrap_err();
+        assert_eq!(e.field(), "spec.template.spec.tolerations[0].effect");
+        assert!(e.to_string().contains("NoScheduled"), "{e}");
+    }
+}
