@@ -364,3 +364,73 @@ fn a_finished_jobs_running_pods_still_hold_their_room() {
     );
     assert_eq!(build.finished.len(), 1);
 }
+
+#[test]
+fn pods_carry_the_templates_placement_and_the_model_reads_the_same() {
+    let mut tj = (*resnet()).clone();
+    tj.spec.template = Some(
+        serde_json::from_value(serde_json::json!({
+            "spec": {
+                "containers": [],
+                "nodeSelector": {"pool": "ml"},
+                "affinity": {"nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In",
+                                               "values": ["NVIDIA-H100-80GB-HBM3"]}]}
+                    ]}
+                }},
+                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml",
+                                 "effect": "NoSchedule"}]
+            }
+        }))
+        .unwrap(),
+    );
+    let config = RenderConfig {
+        runtime_image: "img".into(),
+    };
+    // kubelet admits a bound pod only if it matches the node: every role's pod carries
+    // the template's selector and affinity, so kubelet judges what ebb judged.
+    for (role, name) in [
+        (Role::Master, "resnet-master-0"),
+        (Role::Pserver, "resnet-pserver-0"),
+        (Role::Trainer, "resnet-trainer-0"),
+    ] {
+        let v = serde_json::to_value(render_pod(&tj, role, name, &config)).unwrap();
+        assert_eq!(v["spec"]["nodeSelector"]["pool"], "ml", "{role:?}");
+        assert_eq!(
+            v["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                ["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0],
+            "NVIDIA-H100-80GB-HBM3",
+            "{role:?}"
+        );
+        let tolerations = v["spec"]["tolerations"].as_array().unwrap();
+        assert!(
+            tolerations.iter().any(|t| t["key"] == "dedicated"),
+            "{role:?}"
+        );
+        if role == Role::Trainer {
+            // GPU trainers also keep the GPU taint's toleration ebb adds.
+            assert!(
+                tolerations.iter().any(|t| t["key"] == "nvidia.com/gpu"),
+                "{tolerations:?}"
+            );
+        }
+    }
+    let job = ebb::resource::spec::job_model(&tj, 0.0).expect("a valid job");
+    let trainers = &job.placement.trainers;
+    assert_eq!(trainers.node_selector["pool"], "ml");
+    assert_eq!(trainers.tolerations[0].key, "dedicated");
+    assert_eq!(job.placement.master, job.placement.trainers);
+
+    // A constraint the API server's schema lets through (the template is free-form) but
+    // Kubernetes would refuse: the job is InvalidSpec naming the field.
+    tj.spec.template = Some(
+        serde_json::from_value(serde_json::json!({"spec": {
+            "containers": [],
+            "tolerations": [{"key": "dedicated", "operator": "Matches", "value": "ml"}]
+        }}))
+        .unwrap(),
+    );
+    let e = ebb::resource::spec::job_model(&tj, 0.0).unwrap_err();
+    assert_eq!(e.field(), "spec.template.spec.tolerations[0].operator");
+}
