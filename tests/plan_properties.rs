@@ -517,3 +517,92 @@ fn views_agree(reused: &View, anew: &View) -> Result<(), TestCaseError> {
     }
     Ok(())
 }
+
+/// `s` with node labels (`pool`: a or b, `gen`: 1..=3) and each job's pod groups
+/// constrained at random: a pool, a generation above 1 (Gt), a NotIn, or nothing.
+fn arb_constrained_snapshot() -> impl Strategy<Value = Snapshot> {
+    use ebb::model::placement::{NodeSelectorTerm, Placement, Requirement};
+    let labels = prop::collection::vec((prop::bool::ANY, 1u32..4), 10);
+    let choices = prop::collection::vec((0u8..5, 0u8..5, 0u8..5), 8);
+    (arb_snapshot(), labels, choices).prop_map(|(mut s, labels, choices)| {
+        for (n, (pool_a, generation)) in s.nodes.iter_mut().zip(labels) {
+            n.labels
+                .insert("pool".into(), if pool_a { "a" } else { "b" }.into());
+            n.labels.insert("gen".into(), generation.to_string());
+        }
+        let constraint = |c: u8| -> Placement {
+            let term = |key: &str, operator: &str, value: &str| {
+                Some(vec![NodeSelectorTerm {
+                    match_expressions: vec![Requirement {
+                        key: key.into(),
+                        operator: operator.into(),
+                        values: vec![value.into()],
+                    }],
+                    match_fields: Vec::new(),
+                }])
+            };
+            match c {
+                0 => Placement {
+                    node_selector: [("pool".to_string(), "a".to_string())].into(),
+                    ..Placement::default()
+                },
+                1 => Placement {
+                    required: term("gen", "Gt", "1"),
+                    ..Placement::default()
+                },
+                2 => Placement {
+                    required: term("pool", "NotIn", "a"),
+                    ..Placement::default()
+                },
+                _ => Placement::default(),
+            }
+        };
+        for (j, (m, p, t)) in s.jobs.iter_mut().zip(choices) {
+            j.placement.master = constraint(m);
+            j.placement.pservers = constraint(p);
+            j.placement.trainers = constraint(t);
+        }
+        s
+    })
+}
+
+fn may_use(s: &Snapshot, job: &JobKey, role: Role, node: &str) -> bool {
+    let (Some(j), Some(n)) = (
+        s.jobs.iter().find(|j| j.key() == *job),
+        s.nodes.iter().find(|n| n.name == node),
+    ) else {
+        return false;
+    };
+    j.placement
+        .of(role)
+        .admits(ebb::model::placement::NodeFacts {
+            name: &n.name,
+            labels: &n.labels,
+            taints: &[],
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// Over a few ticks (with late jobs and service demand making room), every pod a
+    /// plan creates, or holds room for, goes to a node its group may use; nothing
+    /// overcommits.
+    #[test]
+    fn no_pod_is_placed_on_a_node_it_may_not_use(s in arb_constrained_snapshot(), ticks in 1usize..4) {
+        let policy = Policy::default();
+        let mut s = s;
+        for _ in 0..ticks {
+            let p = plan(&s, &policy);
+            for c in &p.create {
+                prop_assert!(may_use(&s, &c.job, c.role, &c.node), "{c:?} on a node it may not use");
+            }
+            for c in &p.recreate_after_delete {
+                prop_assert!(may_use(&s, &c.job, c.role, &c.node), "{c:?} on a node it may not use");
+            }
+            s = apply(&s, &p);
+            assert_no_overcommit(&s);
+            s.time_s += 7.0;
+        }
+    }
+}

@@ -874,3 +874,86 @@ fn a_kept_topology_out_of_step_with_the_nodes_is_caught_in_debug_builds() {
         s.nodes[1].topology.nvlink_group = Some("g".into());
     });
 }
+
+/// Placement constraints: a job pinned to pool a grows only there, though pool b is
+/// empty; a job unconstrained takes pool b; a job whose selector no node meets is
+/// `NoEligibleNode`, naming the constraint and how many nodes it rules out; a job with
+/// a malformed constraint is `InvalidSpec` naming the field; the rest are planned.
+#[test]
+fn constrained_jobs_go_only_where_they_may_and_say_why_when_nowhere() {
+    use ebb::model::placement::{NodeSelectorTerm, Placement, Requirement};
+    let mut nodes: Vec<Node> = (0..4).map(|i| cpu_node(&format!("n{i}"), 8)).collect();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let pool = if i < 2 { "a" } else { "b" };
+        n.labels.insert("pool".into(), pool.into());
+    }
+    let one_cpu = Resources::new(1000, GIB, 0);
+    let selector = |pool: &str| Placement {
+        node_selector: [("pool".to_string(), pool.to_string())].into(),
+        ..Placement::default()
+    };
+    let mut pinned = job("pinned", 1, 30, one_cpu);
+    pinned.placement = JobPlacement::every_role(selector("a"));
+    let mut free = job("free", 1, 30, one_cpu);
+    free.submit_time_s = 1.0;
+    let mut nowhere = job("nowhere", 1, 2, one_cpu);
+    nowhere.placement.trainers = selector("c");
+    let mut malformed = job("malformed", 1, 2, one_cpu);
+    malformed.placement.trainers = Placement {
+        required: Some(vec![NodeSelectorTerm {
+            match_expressions: vec![Requirement {
+                key: "gen".into(),
+                operator: "Near".into(),
+                values: vec!["1".into()],
+            }],
+            match_fields: Vec::new(),
+        }]),
+        ..Placement::default()
+    };
+    let s = snapshot(nodes, vec![pinned, free, nowhere, malformed]);
+    let p = plan(&s, &Policy::default());
+    let pinned_nodes: std::collections::BTreeSet<&str> = p
+        .create
+        .iter()
+        .filter(|c| c.job == key("pinned"))
+        .map(|c| c.node.as_str())
+        .collect();
+    assert!(!pinned_nodes.is_empty());
+    assert!(
+        pinned_nodes.iter().all(|n| *n == "n0" || *n == "n1"),
+        "{pinned_nodes:?}"
+    );
+    assert!(
+        p.create
+            .iter()
+            .any(|c| c.job == key("free") && (c.node == "n2" || c.node == "n3"))
+    );
+    match &p.job(&key("nowhere")).expect("planned").reason {
+        Some(Reason::NoEligibleNode {
+            role,
+            constraint,
+            message,
+        }) => {
+            assert_eq!(
+                (role.as_str(), constraint.as_str()),
+                ("trainer", "node_selector pool")
+            );
+            assert!(message.contains("4 of 4"), "{message}");
+        }
+        other => panic!("nowhere: {other:?}"),
+    }
+    match &p.job(&key("malformed")).expect("planned").reason {
+        Some(Reason::InvalidSpec { field, .. }) => assert_eq!(
+            field,
+            "placement.trainers.required[0].match_expressions[0].operator"
+        ),
+        other => panic!("malformed: {other:?}"),
+    }
+    // Applied, the plan is where re-planning leaves it.
+    let after = apply(&s, &p);
+    let again = plan(&after, &Policy::default());
+    assert!(
+        again.create.is_empty() && again.delete.is_empty(),
+        "{again:?}"
+    );
+}

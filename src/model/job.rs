@@ -135,7 +135,8 @@ pub struct Job {
     /// capacity goes to other jobs. None: throughput grows with every trainer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub speedup: Vec<(u32, f64)>,
-    /// Where each role's pods may run. The planner does not read it yet.
+    /// Where each role's pods may run: packing places them only on nodes whose labels
+    /// meet it (`plan::eligibility`).
     #[serde(default, skip_serializing_if = "JobPlacement::is_unconstrained")]
     pub placement: JobPlacement,
 }

@@ -93,6 +93,13 @@ pub enum Reason {
         resource: String,
         message: String,
     },
+    /// A pod group's placement constraints rule out every schedulable node. `constraint`
+    /// is the one that rules out the most nodes.
+    NoEligibleNode {
+        role: String,
+        constraint: String,
+        message: String,
+    },
     /// Admitted, but fewer than `min` trainers could be placed (e.g. after node loss).
     BelowMin {
         placed: u32,
@@ -131,6 +138,7 @@ impl fmt::Display for Reason {
                 "enough capacity in total, but no set of nodes fits master + pservers + min trainers"
             ),
             Reason::NeverFits { message, .. } => write!(f, "{message}"),
+            Reason::NoEligibleNode { message, .. } => write!(f, "{message}"),
             Reason::BelowMin { placed, min } => {
                 write!(f, "only {placed} of min {min} trainers fit on the nodes")
             }

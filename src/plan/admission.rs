@@ -4,7 +4,8 @@
 //! order, against the aggregate room left once every admitted job is at its minimum:
 //! the newcomer's minimum is a need that forces others to shrink. Whether the gang also
 //! packs onto nodes is checked by packing, which can still send the job back to pending.
-//! A job that could not run even on the empty cluster is pending as `NeverFits`.
+//! A job that could not run even on the empty cluster is pending as `NeverFits`, and
+//! one whose placement constraints no schedulable node meets as `NoEligibleNode`.
 
 use super::FastSet;
 use super::never_fits::never_fits;
@@ -89,7 +90,11 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
         }
         // A job that can never fit says so, and never blocks a strict FIFO queue: waiting
         // behind it would be waiting for a bigger cluster.
-        if let Some(reason) = never_fits(jv.job, &node_shapes, schedulable_total) {
+        if let Some(reason) = view
+            .eligibility
+            .no_eligible_node(j, view)
+            .or_else(|| never_fits(jv.job, &node_shapes, schedulable_total))
+        {
             out[j] = Admission::Pending(reason);
             continue;
         }

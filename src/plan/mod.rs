@@ -5,11 +5,12 @@
 //!
 //! The decision's steps, in the order a round runs them (the modules below are listed
 //! the same way):
-//! 1. [`view`] checks the snapshot (a bad job is pending with the field named) and
-//!    indexes each job's pods;
+//! 1. [`view`] checks the snapshot (a bad job is pending with the field named),
+//!    indexes each job's pods, and lists per constrained pod group the nodes it may use
+//!    (`eligibility`: node selector, required affinity, GPU models);
 //! 2. [`admission`] admits gangs (master + pservers + `min` trainers) in priority, then
 //!    submit order (`never_fits` tells a job that could not run even on the empty
-//!    cluster from one that waits for room);
+//!    cluster from one that waits for room, `NoEligibleNode` one that no node meets);
 //! 3. [`fairshare`] gives each admitted job its weighted dominant-resource share of the
 //!    cluster over the queue tree, with guarantees, limits and borrowing;
 //! 4. [`stability`] turns shares into trainer targets with a dead band and a cooldown;
@@ -38,6 +39,7 @@ pub mod fairshare;
 
 pub mod stability;
 
+mod eligibility;
 pub mod packing;
 
 mod compose;

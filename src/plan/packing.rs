@@ -315,6 +315,14 @@ pub fn pack(
     }
 }
 
+impl<'v> Packer<'v, '_> {
+    /// The nodes job `j`'s `role` pods may use, or None for every node.
+    fn allowed(&self, j: usize, role: Role) -> Option<&'v [bool]> {
+        let view: &'v View<'_> = self.view;
+        view.eligibility.of(j, role)
+    }
+}
+
 impl Packer<'_, '_> {
     fn trainer_res(&self, j: usize) -> Resources {
         self.view.jobs[j].job.trainers.resources
@@ -323,7 +331,9 @@ impl Packer<'_, '_> {
     /// Whether one more trainer of job `j` fits on some node now. Free room only
     /// shrinks while jobs grow, so a trainer that fits nowhere now never will.
     fn trainer_fits_somewhere(&self, j: usize) -> bool {
-        self.nodes.best_fit(&self.trainer_res(j), 1).is_some()
+        self.nodes
+            .best_fit(&self.trainer_res(j), 1, self.allowed(j, Role::Trainer))
+            .is_some()
     }
 
     fn key(&self, j: usize) -> JobKey {

@@ -2,6 +2,7 @@
 //! is either a per-job reason (that job stays pending) or a plan-level problem.
 
 use super::apply::Editable;
+use super::eligibility::Eligibility;
 use super::world::{Edited, World};
 use super::{FastMap, FastSet};
 use crate::model::{Job, Node, OtherPod, Problem, Queue, Reason, Resources, Role, default_queue};
@@ -137,6 +138,8 @@ pub struct View<'a> {
     pub other_used: Vec<Resources>,
     pub pending_services: Vec<&'a OtherPod>,
     pub problems: Vec<Problem>,
+    /// The nodes each constrained pod group may use.
+    pub eligibility: Eligibility,
 }
 
 impl<'a> View<'a> {
@@ -321,6 +324,7 @@ impl<'a> View<'a> {
         // Asked for by every step of every pass: summed once.
         let capacity = capacity(&nodes, &used);
         let room_for_jobs = room_for_jobs(capacity, &other_used, &pending_services);
+        let eligibility = Eligibility::build(&jobs, &node_refs);
         View {
             capacity,
             room_for_jobs,
@@ -335,6 +339,7 @@ impl<'a> View<'a> {
             other_used,
             pending_services,
             problems,
+            eligibility,
         }
     }
 
@@ -693,6 +698,18 @@ pub fn validate_job(job: &Job) -> Result<(), Reason> {
             return Err(invalid(
                 &format!("speedup[{k}]"),
                 "points need trainers >= 1, increasing, and a throughput > 0",
+            ));
+        }
+    }
+    for (role, group) in [
+        (Role::Master, "master"),
+        (Role::Pserver, "pservers"),
+        (Role::Trainer, "trainers"),
+    ] {
+        if let Err(e) = job.placement.of(role).check() {
+            return Err(invalid(
+                &format!("placement.{group}.{}", e.field),
+                e.message,
             ));
         }
     }

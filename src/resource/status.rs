@@ -153,6 +153,7 @@ fn pending_reason(reason: Option<&Reason>) -> (&'static str, String) {
         Reason::QueueLimit { .. } => "QueueLimit",
         Reason::NotPackable => "NotPackable",
         Reason::NeverFits { .. } => "NeverFits",
+        Reason::NoEligibleNode { .. } => "NoEligibleNode",
         Reason::BelowMin { .. } => "BelowMin",
         Reason::Queued { .. } => "Queued",
     };

@@ -202,31 +202,42 @@ impl NodeState {
 
     /// Fewest free GPUs first; within a GPU level, only nodes with the CPU asked for are
     /// looked at (a full cluster would otherwise be scanned node by node per pod).
-    fn gpu_node_for_cpu_pods(&self, need: &Resources) -> Option<usize> {
+    fn gpu_node_for_cpu_pods(&self, need: &Resources, ok: &dyn Fn(usize) -> bool) -> Option<usize> {
         self.gpu_nodes_for_cpu_pods.values().find_map(|level| {
             level
                 .range((need.cpu_milli, 0)..)
                 .map(|&(_, n)| n)
-                .find(|&n| need.fits_in(&self.free[n]))
+                .find(|&n| ok(n) && need.fits_in(&self.free[n]))
         })
     }
 
     /// The node with the least room that still holds `count` pods of shape `r`:
-    /// GPU pods on GPU nodes by free GPUs; CPU-only pods on CPU-only nodes first.
-    pub fn best_fit(&self, r: &Resources, count: u64) -> Option<usize> {
+    /// GPU pods on GPU nodes by free GPUs; CPU-only pods on CPU-only nodes first. With
+    /// `allowed`, only among the nodes it marks (the pods' placement constraints).
+    pub fn best_fit(&self, r: &Resources, count: u64, allowed: Option<&[bool]>) -> Option<usize> {
         let need = r.times(count as i64);
+        if let Some(allowed) = allowed {
+            // Not memoised: `no_fit` is keyed by the need alone, for every node.
+            let ok = |n: usize| allowed.get(n).copied().unwrap_or(false);
+            return self.best_fit_scan(r.gpus > 0, &need, &ok);
+        }
         if self.no_fit.borrow().get(&need) == Some(&self.gives) {
             return None;
         }
-        let found = self.best_fit_scan(r.gpus > 0, &need);
+        let found = self.best_fit_scan(r.gpus > 0, &need, &|_| true);
         if found.is_none() {
             self.no_fit.borrow_mut().insert(need, self.gives);
         }
         found
     }
 
-    fn best_fit_scan(&self, gpu_pod: bool, need: &Resources) -> Option<usize> {
-        let fits = |&n: &usize| need.fits_in(&self.free[n]);
+    fn best_fit_scan(
+        &self,
+        gpu_pod: bool,
+        need: &Resources,
+        ok: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let fits = |&n: &usize| ok(n) && need.fits_in(&self.free[n]);
         if gpu_pod {
             self.by_free_gpus.at_or_above(need.gpus).find(fits)
         } else {
@@ -234,7 +245,7 @@ impl NodeState {
                 .range((need.cpu_milli, 0)..)
                 .map(|&(_, n)| n)
                 .find(fits)
-                .or_else(|| self.gpu_node_for_cpu_pods(need))
+                .or_else(|| self.gpu_node_for_cpu_pods(need, ok))
         }
     }
 }
@@ -282,14 +293,18 @@ mod tests {
             vec![0, 1],
         );
         let pod = Resources::new(1_000, 1 << 20, 2);
-        assert_eq!(s.best_fit(&pod, 1), Some(1));
+        assert_eq!(s.best_fit(&pod, 1, None), Some(1));
         s.take(1, &pod);
-        assert_eq!(s.best_fit(&pod, 1), None);
+        assert_eq!(s.best_fit(&pod, 1, None), None);
         s.take(0, &Resources::new(1_000, 0, 0));
-        assert_eq!(s.best_fit(&pod, 1), None, "taking room never makes one fit");
+        assert_eq!(
+            s.best_fit(&pod, 1, None),
+            None,
+            "taking room never makes one fit"
+        );
         s.give(0, &Resources::new(1_000, 0, 1));
         assert_eq!(
-            s.best_fit(&pod, 1),
+            s.best_fit(&pod, 1, None),
             Some(0),
             "the miss is forgotten after a give"
         );

@@ -37,7 +37,8 @@ impl Packer<'_, '_> {
                     let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
                     // A master or pserver may displace the job's own trainers: without
                     // it they cannot train anyway.
-                    match self.fit_or_make_room(&res, None, &reason) {
+                    let allowed = self.allowed(j, role);
+                    match self.fit_or_make_room(&res, None, allowed, &reason) {
                         Some(n) => self.place_support(j, role, name, n),
                         None => break,
                     }
@@ -45,9 +46,10 @@ impl Packer<'_, '_> {
                 self.hold_room_for_renamed_support(j, role, &live);
             }
             let res = self.trainer_res(j);
+            let allowed = self.allowed(j, Role::Trainer);
             while self.jobs[j].trainers() < self.jobs[j].min {
                 let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
-                match self.fit_or_make_room(&res, Some(j), &reason) {
+                match self.fit_or_make_room(&res, Some(j), allowed, &reason) {
                     Some(n) => self.place_trainer(j, n),
                     None => break,
                 }
@@ -67,7 +69,8 @@ impl Packer<'_, '_> {
                 continue;
             }
             let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
-            let Some(n) = self.fit_or_make_room(&res, None, &reason) else {
+            let allowed = self.allowed(j, role);
+            let Some(n) = self.fit_or_make_room(&res, None, allowed, &reason) else {
                 break;
             };
             self.take(n, res);
@@ -118,8 +121,9 @@ impl Packer<'_, '_> {
         let placed = self.place_trainers(j, min);
         if placed < min {
             let res = self.trainer_res(j);
+            let allowed = self.allowed(j, Role::Trainer);
             for _ in placed..min {
-                match self.make_room(&res, Some(j), &reason) {
+                match self.make_room(&res, Some(j), allowed, &reason) {
                     Some(n) => self.place_trainer(j, n),
                     None => return false,
                 }
@@ -128,7 +132,8 @@ impl Packer<'_, '_> {
         for role in [Role::Master, Role::Pserver] {
             while let Some(name) = self.support_name(j, role, &live) {
                 let res = self.view.jobs[j].job.resources_of(role);
-                match self.fit_or_make_room(&res, Some(j), &reason) {
+                let allowed = self.allowed(j, role);
+                match self.fit_or_make_room(&res, Some(j), allowed, &reason) {
                     Some(n) => self.place_support(j, role, name, n),
                     None => return false,
                 }

@@ -24,10 +24,12 @@ impl Packer<'_, '_> {
 
     /// Find the node where evicting the fewest trainers (scale-down victims first, then
     /// trainers above their job's minimum) makes room for `res`, and evict them.
+    /// With `allowed`, only among the nodes it marks (the pod's placement constraints).
     pub(super) fn make_room(
         &mut self,
         res: &Resources,
         for_job: Option<usize>,
+        allowed: Option<&[bool]>,
         reason: &DeleteReason,
     ) -> Option<usize> {
         self.catch_up_room_memo(for_job);
@@ -51,7 +53,7 @@ impl Packer<'_, '_> {
         // Where the pod fits nowhere as it is, every node without quota costs at least
         // (1, 0, 1, n): once the best costs no more than that, only nodes with quota
         // are worth a look.
-        let fits_nowhere = self.nodes.best_fit(res, 1).is_none();
+        let fits_nowhere = self.nodes.best_fit(res, 1, allowed).is_none();
         // Nodes in index order, only GPU nodes for a GPU pod; once only nodes with quota
         // are worth a look, the scan jumps from one to the next (on a large cluster it
         // walked every node for each pod that needed room, and the calls grow with the
@@ -86,7 +88,10 @@ impl Packer<'_, '_> {
                 if skip_passed && !quota_here && self.room_memo.passed(n) {
                     continue;
                 }
-                if !self.nodes.schedulable[n] || !res.fits_in(&self.nodes.allocatable[n]) {
+                if !self.nodes.schedulable[n]
+                    || !res.fits_in(&self.nodes.allocatable[n])
+                    || allowed.is_some_and(|a| !a[n])
+                {
                     continue;
                 }
                 if !quota_here && let Some((best_cost, _)) = &best {
@@ -272,11 +277,12 @@ impl Packer<'_, '_> {
         &mut self,
         res: &Resources,
         for_job: Option<usize>,
+        allowed: Option<&[bool]>,
         reason: &DeleteReason,
     ) -> Option<usize> {
         self.nodes
-            .best_fit(res, 1)
-            .or_else(|| self.make_room(res, for_job, reason))
+            .best_fit(res, 1, allowed)
+            .or_else(|| self.make_room(res, for_job, allowed, reason))
     }
 
     // ---- the steps --------------------------------------------------------------
@@ -292,7 +298,7 @@ impl Packer<'_, '_> {
                 continue;
             }
             let reason = DeleteReason::MakeRoomForService { pod: key.clone() };
-            if let Some(n) = self.fit_or_make_room(&pod.resources, None, &reason) {
+            if let Some(n) = self.fit_or_make_room(&pod.resources, None, None, &reason) {
                 self.nodes.take(n, &pod.resources);
                 self.reserved_services.insert(key.clone());
                 self.reservations.push(ServiceReservation {

@@ -1,0 +1,129 @@
+//! Which nodes each of a job's pod groups may use: its node selector, required node
+//! affinity and GPU models matched against each node's labels (`model::placement`).
+//! Packing places a pod only on a node its group may use, in every step (gangs, repairs,
+//! growth, top-up and the search for room), so that kubelet, which checks the same
+//! constraints on the bound pod, never refuses what ebb bound.
+//!
+//! Unconstrained groups, the usual case, have no list and cost nothing. Groups with the
+//! same constraints share one list, computed once per plan.
+//!
+//! Taints are not matched here: on Kubernetes a node with a NoSchedule or NoExecute
+//! taint other than the GPU one is not schedulable for any job (see
+//! `cluster/kube/snapshot.rs`), and the other backends have no taints.
+
+use super::FastMap;
+use super::view::{JobView, View};
+use crate::model::placement::{Misfit, NodeFacts, Placement};
+use crate::model::{Node, Reason, Role};
+use std::rc::Rc;
+
+const NO_TAINTS: &[crate::model::placement::Taint] = &[];
+
+#[derive(Default)]
+pub struct Eligibility {
+    /// Per job, per role (master, pserver, trainer): None when the group may use every
+    /// node.
+    per_job: Vec<[Option<Rc<[bool]>>; 3]>,
+}
+
+fn role_index(role: Role) -> usize {
+    match role {
+        Role::Master => 0,
+        Role::Pserver => 1,
+        Role::Trainer => 2,
+    }
+}
+
+impl Eligibility {
+    pub fn build(jobs: &[JobView<'_>], nodes: &[&Node]) -> Eligibility {
+        let mut shared: FastMap<&Placement, Rc<[bool]>> = FastMap::default();
+        let mut per_job = Vec::with_capacity(jobs.len());
+        for jv in jobs {
+            let placement = &jv.job.placement;
+            if placement.is_unconstrained() {
+                per_job.push([None, None, None]);
+                continue;
+            }
+            let mut lists: [Option<Rc<[bool]>>; 3] = [None, None, None];
+            for role in [Role::Master, Role::Pserver, Role::Trainer] {
+                let p = placement.of(role);
+                if p.is_unconstrained() {
+                    continue;
+                }
+                let list = shared
+                    .entry(p)
+                    .or_insert_with(|| {
+                        nodes
+                            .iter()
+                            .map(|n| {
+                                p.admits(NodeFacts {
+                                    name: &n.name,
+                                    labels: &n.labels,
+                                    taints: NO_TAINTS,
+                                })
+                            })
+                            .collect()
+                    })
+                    .clone();
+                lists[role_index(role)] = Some(list);
+            }
+            per_job.push(lists);
+        }
+        Eligibility { per_job }
+    }
+
+    /// The nodes job `j`'s `role` pods may use (by node index), or None for every node.
+    pub fn of(&self, j: usize, role: Role) -> Option<&[bool]> {
+        self.per_job.get(j)?[role_index(role)].as_deref()
+    }
+
+    /// Whether job `j`'s `role` pods may use node `n`.
+    pub fn allows(&self, j: usize, role: Role, n: usize) -> bool {
+        self.of(j, role)
+            .is_none_or(|a| a.get(n).copied().unwrap_or(false))
+    }
+
+    /// Why job `j` cannot run anywhere, when one of its pod groups may use no
+    /// schedulable node: naming the constraint that rules out the most of them.
+    pub fn no_eligible_node(&self, j: usize, view: &View<'_>) -> Option<Reason> {
+        let lists = self.per_job.get(j)?;
+        for role in [Role::Trainer, Role::Master, Role::Pserver] {
+            let Some(allowed) = &lists[role_index(role)] else {
+                continue;
+            };
+            let schedulable = || (0..view.nodes.len()).filter(|&n| view.nodes[n].schedulable);
+            if schedulable().any(|n| allowed[n]) {
+                continue;
+            }
+            let placement = view.jobs[j].job.placement.of(role);
+            let mut ruled_out: FastMap<Misfit, usize> = FastMap::default();
+            for n in schedulable() {
+                let node = view.node_refs[n];
+                if let Some(m) = placement.misfit(NodeFacts {
+                    name: &node.name,
+                    labels: &node.labels,
+                    taints: NO_TAINTS,
+                }) {
+                    *ruled_out.entry(m).or_default() += 1;
+                }
+            }
+            let total = schedulable().count();
+            // Most nodes ruled out first; ties by the constraint, so the reason is stable.
+            let worst = ruled_out
+                .into_iter()
+                .max_by(|(ma, ca), (mb, cb)| ca.cmp(cb).then_with(|| mb.cmp(ma)));
+            let (constraint, count) = worst.map_or(("no schedulable node".into(), 0), |(m, c)| {
+                (m.to_string(), c)
+            });
+            return Some(Reason::NoEligibleNode {
+                role: role.to_string(),
+                message: format!(
+                    "no node may take its {role}s: {constraint} rules out {count} of {total} \
+                     schedulable nodes"
+                ),
+                constraint,
+            });
+        }
+        None
+    }
+}
