@@ -420,7 +420,11 @@ fn pods_carry_the_templates_placement_and_the_model_reads_the_same() {
     let trainers = &job.placement.trainers;
     assert_eq!(trainers.node_selector["pool"], "ml");
     assert_eq!(trainers.tolerations[0].key, "dedicated");
-    assert_eq!(job.placement.master, job.placement.trainers);
+    // The model's tolerations are the rendered pod's: GPU trainers also tolerate the GPU
+    // taint, the CPU-only master does not.
+    assert_eq!(trainers.tolerations[1].key, "nvidia.com/gpu");
+    assert_eq!(job.placement.master.tolerations.len(), 1);
+    assert_eq!(job.placement.master.node_selector, trainers.node_selector);
 
     // A constraint the API server's schema lets through (the template is free-form) but
     // Kubernetes would refuse: the job is InvalidSpec naming the field.

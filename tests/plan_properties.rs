@@ -518,17 +518,30 @@ fn views_agree(reused: &View, anew: &View) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// `s` with node labels (`pool`: a or b, `gen`: 1..=3) and each job's pod groups
-/// constrained at random: a pool, a generation above 1 (Gt), a NotIn, or nothing.
+/// `s` with node labels (`pool`: a or b, `gen`: 1..=3), some nodes tainted
+/// `dedicated=ml` (NoSchedule, NoExecute or PreferNoSchedule), and each job's pod groups
+/// constrained at random: a pool, a generation above 1 (Gt), a NotIn, a toleration of
+/// the taint, or nothing.
 fn arb_constrained_snapshot() -> impl Strategy<Value = Snapshot> {
-    use ebb::model::placement::{NodeSelectorTerm, Placement, Requirement};
-    let labels = prop::collection::vec((prop::bool::ANY, 1u32..4), 10);
-    let choices = prop::collection::vec((0u8..5, 0u8..5, 0u8..5), 8);
+    use ebb::model::placement::{NodeSelectorTerm, Placement, Requirement, Taint, Toleration};
+    let labels = prop::collection::vec((prop::bool::ANY, 1u32..4, 0u8..4), 10);
+    let choices = prop::collection::vec((0u8..6, 0u8..6, 0u8..6), 8);
     (arb_snapshot(), labels, choices).prop_map(|(mut s, labels, choices)| {
-        for (n, (pool_a, generation)) in s.nodes.iter_mut().zip(labels) {
+        for (n, (pool_a, generation, taint)) in s.nodes.iter_mut().zip(labels) {
             n.labels
                 .insert("pool".into(), if pool_a { "a" } else { "b" }.into());
             n.labels.insert("gen".into(), generation.to_string());
+            let effect = match taint {
+                0 => "NoSchedule",
+                1 => "NoExecute",
+                2 => "PreferNoSchedule",
+                _ => continue,
+            };
+            n.taints.push(Taint {
+                key: "dedicated".into(),
+                value: "ml".into(),
+                effect: effect.into(),
+            });
         }
         let constraint = |c: u8| -> Placement {
             let term = |key: &str, operator: &str, value: &str| {
@@ -552,6 +565,15 @@ fn arb_constrained_snapshot() -> impl Strategy<Value = Snapshot> {
                 },
                 2 => Placement {
                     required: term("pool", "NotIn", "a"),
+                    ..Placement::default()
+                },
+                3 => Placement {
+                    tolerations: vec![Toleration {
+                        key: "dedicated".into(),
+                        operator: "Equal".into(),
+                        value: "ml".into(),
+                        effect: String::new(),
+                    }],
                     ..Placement::default()
                 },
                 _ => Placement::default(),
@@ -578,7 +600,7 @@ fn may_use(s: &Snapshot, job: &JobKey, role: Role, node: &str) -> bool {
         .admits(ebb::model::placement::NodeFacts {
             name: &n.name,
             labels: &n.labels,
-            taints: &[],
+            taints: &n.taints,
         })
 }
 
@@ -586,8 +608,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
     /// Over a few ticks (with late jobs and service demand making room), every pod a
-    /// plan creates, or holds room for, goes to a node its group may use; nothing
-    /// overcommits.
+    /// plan creates, or holds room for, goes to a node its group may use (labels, and
+    /// NoSchedule/NoExecute taints it does not tolerate); nothing overcommits.
     #[test]
     fn no_pod_is_placed_on_a_node_it_may_not_use(s in arb_constrained_snapshot(), ticks in 1usize..4) {
         let policy = Policy::default();
@@ -599,6 +621,11 @@ proptest! {
             }
             for c in &p.recreate_after_delete {
                 prop_assert!(may_use(&s, &c.job, c.role, &c.node), "{c:?} on a node it may not use");
+            }
+            // Services are taken to tolerate nothing.
+            for r in &p.service_reservations {
+                let node = s.nodes.iter().find(|n| n.name == r.node).unwrap();
+                prop_assert!(!node.taints.iter().any(|t| t.repels()), "{r:?} on a tainted node");
             }
             s = apply(&s, &p);
             assert_no_overcommit(&s);

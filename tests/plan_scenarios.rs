@@ -957,3 +957,63 @@ fn constrained_jobs_go_only_where_they_may_and_say_why_when_nowhere() {
         "{again:?}"
     );
 }
+
+/// A dedicated, tainted pool: only a job that tolerates the taint runs there; one that
+/// selects the pool without tolerating it is `NoEligibleNode` naming the taint; the
+/// others, services included, stay off it.
+#[test]
+fn a_tainted_pool_takes_only_the_jobs_that_tolerate_it() {
+    use ebb::model::placement::{Placement, Taint, Toleration};
+    let mut nodes = vec![
+        cpu_node("shared", 4),
+        cpu_node("dedicated", 16),
+        cpu_node("dedicated-2", 16),
+    ];
+    for n in &mut nodes[1..] {
+        n.labels.insert("pool".into(), "ml".into());
+        n.taints.push(Taint {
+            key: "dedicated".into(),
+            value: "ml".into(),
+            effect: "NoSchedule".into(),
+        });
+    }
+    let one_cpu = Resources::new(1000, GIB, 0);
+    let in_pool = |tolerate: bool| Placement {
+        node_selector: [("pool".to_string(), "ml".to_string())].into(),
+        tolerations: if tolerate {
+            vec![Toleration {
+                key: "dedicated".into(),
+                operator: "Exists".into(),
+                ..Toleration::default()
+            }]
+        } else {
+            Vec::new()
+        },
+        ..Placement::default()
+    };
+    let mut tolerant = job("tolerant", 1, 8, one_cpu);
+    tolerant.placement = JobPlacement::every_role(in_pool(true));
+    let mut intolerant = job("intolerant", 1, 2, one_cpu);
+    intolerant.placement = JobPlacement::every_role(in_pool(false));
+    let anywhere = job("anywhere", 1, 30, one_cpu);
+    let mut s = snapshot(nodes, vec![tolerant, intolerant, anywhere]);
+    s.other_pods.push(unplaced_pod("web-0", one_cpu));
+    let p = plan(&s, &Policy::default());
+    for c in &p.create {
+        let on_dedicated = c.node.starts_with("dedicated");
+        assert_eq!(on_dedicated, c.job == key("tolerant"), "{c:?}");
+    }
+    assert!(p.create.iter().any(|c| c.job == key("tolerant")));
+    assert!(p.service_reservations.iter().all(|r| r.node == "shared"));
+    match &p.job(&key("intolerant")).expect("planned").reason {
+        Some(Reason::NoEligibleNode {
+            constraint,
+            message,
+            ..
+        }) => {
+            assert_eq!(constraint, "untolerated taint dedicated=ml:NoSchedule");
+            assert!(message.contains("2 of 3"), "{message}");
+        }
+        other => panic!("intolerant: {other:?}"),
+    }
+}

@@ -136,7 +136,7 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub speedup: Vec<(u32, f64)>,
     /// Where each role's pods may run: packing places them only on nodes whose labels
-    /// meet it (`plan::eligibility`).
+    /// and taints allow it (`plan::eligibility`).
     #[serde(default, skip_serializing_if = "JobPlacement::is_unconstrained")]
     pub placement: JobPlacement,
 }
@@ -167,6 +167,14 @@ impl JobPlacement {
         self.master.is_unconstrained()
             && self.pservers.is_unconstrained()
             && self.trainers.is_unconstrained()
+    }
+
+    pub fn of_mut(&mut self, role: Role) -> &mut Placement {
+        match role {
+            Role::Master => &mut self.master,
+            Role::Pserver => &mut self.pservers,
+            Role::Trainer => &mut self.trainers,
+        }
     }
 
     pub fn of(&self, role: Role) -> &Placement {

@@ -1,15 +1,14 @@
 //! Which nodes each of a job's pod groups may use: its node selector, required node
-//! affinity and GPU models matched against each node's labels (`model::placement`).
-//! Packing places a pod only on a node its group may use, in every step (gangs, repairs,
-//! growth, top-up and the search for room), so that kubelet, which checks the same
-//! constraints on the bound pod, never refuses what ebb bound.
+//! affinity and GPU models matched against each node's labels, and its tolerations
+//! against the node's NoSchedule and NoExecute taints (`model::placement`). Packing
+//! places a pod only on a node its group may use, in every step (gangs, repairs,
+//! growth, top-up and the search for room), so that ebb never binds what kube-scheduler
+//! would not.
 //!
-//! Unconstrained groups, the usual case, have no list and cost nothing. Groups with the
-//! same constraints share one list, computed once per plan.
-//!
-//! Taints are not matched here: on Kubernetes a node with a NoSchedule or NoExecute
-//! taint other than the GPU one is not schedulable for any job (see
-//! `cluster/kube/snapshot.rs`), and the other backends have no taints.
+//! On a cluster without such taints, unconstrained groups (the usual case) have no list
+//! and cost nothing. Groups with the same constraints share one list, computed once per
+//! view. Other workloads' pending pods (services) are taken to tolerate nothing: they
+//! are given room only on untainted nodes.
 
 use super::FastMap;
 use super::view::{JobView, View};
@@ -17,13 +16,13 @@ use crate::model::placement::{Misfit, NodeFacts, Placement};
 use crate::model::{Node, Reason, Role};
 use std::rc::Rc;
 
-const NO_TAINTS: &[crate::model::placement::Taint] = &[];
-
 #[derive(Default)]
 pub struct Eligibility {
     /// Per job, per role (master, pserver, trainer): None when the group may use every
     /// node.
     per_job: Vec<[Option<Rc<[bool]>>; 3]>,
+    /// The nodes a pod without constraints may use; None when no node repels one.
+    untainted: Option<Rc<[bool]>>,
 }
 
 fn role_index(role: Role) -> usize {
@@ -36,40 +35,36 @@ fn role_index(role: Role) -> usize {
 
 impl Eligibility {
     pub fn build(jobs: &[JobView<'_>], nodes: &[&Node]) -> Eligibility {
+        let list_of =
+            |p: &Placement| -> Rc<[bool]> { nodes.iter().map(|n| p.admits(facts(n))).collect() };
+        let tainted = nodes.iter().any(|n| n.taints.iter().any(|t| t.repels()));
+        let untainted = tainted.then(|| list_of(&Placement::default()));
         let mut shared: FastMap<&Placement, Rc<[bool]>> = FastMap::default();
         let mut per_job = Vec::with_capacity(jobs.len());
         for jv in jobs {
             let placement = &jv.job.placement;
             if placement.is_unconstrained() {
-                per_job.push([None, None, None]);
+                per_job.push(std::array::from_fn(|_| untainted.clone()));
                 continue;
             }
             let mut lists: [Option<Rc<[bool]>>; 3] = [None, None, None];
             for role in [Role::Master, Role::Pserver, Role::Trainer] {
                 let p = placement.of(role);
-                if p.is_unconstrained() {
-                    continue;
-                }
-                let list = shared
-                    .entry(p)
-                    .or_insert_with(|| {
-                        nodes
-                            .iter()
-                            .map(|n| {
-                                p.admits(NodeFacts {
-                                    name: &n.name,
-                                    labels: &n.labels,
-                                    taints: NO_TAINTS,
-                                })
-                            })
-                            .collect()
-                    })
-                    .clone();
-                lists[role_index(role)] = Some(list);
+                lists[role_index(role)] = if p.is_unconstrained() {
+                    untainted.clone()
+                } else {
+                    Some(shared.entry(p).or_insert_with(|| list_of(p)).clone())
+                };
             }
             per_job.push(lists);
         }
-        Eligibility { per_job }
+        Eligibility { per_job, untainted }
+    }
+
+    /// The nodes other workloads' pending pods may be given room on, or None for every
+    /// node.
+    pub fn for_services(&self) -> Option<&[bool]> {
+        self.untainted.as_deref()
     }
 
     /// The nodes job `j`'s `role` pods may use (by node index), or None for every node.
@@ -99,11 +94,7 @@ impl Eligibility {
             let mut ruled_out: FastMap<Misfit, usize> = FastMap::default();
             for n in schedulable() {
                 let node = view.node_refs[n];
-                if let Some(m) = placement.misfit(NodeFacts {
-                    name: &node.name,
-                    labels: &node.labels,
-                    taints: NO_TAINTS,
-                }) {
+                if let Some(m) = placement.misfit(facts(node)) {
                     *ruled_out.entry(m).or_default() += 1;
                 }
             }
@@ -125,5 +116,13 @@ impl Eligibility {
             });
         }
         None
+    }
+}
+
+fn facts(n: &Node) -> NodeFacts<'_> {
+    NodeFacts {
+        name: &n.name,
+        labels: &n.labels,
+        taints: &n.taints,
     }
 }

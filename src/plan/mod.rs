@@ -7,7 +7,7 @@
 //! the same way):
 //! 1. [`view`] checks the snapshot (a bad job is pending with the field named),
 //!    indexes each job's pods, and lists per constrained pod group the nodes it may use
-//!    (`eligibility`: node selector, required affinity, GPU models);
+//!    (`eligibility`: node selector, required affinity, GPU models, taints);
 //! 2. [`admission`] admits gangs (master + pservers + `min` trainers) in priority, then
 //!    submit order (`never_fits` tells a job that could not run even on the empty
 //!    cluster from one that waits for room, `NoEligibleNode` one that no node meets);

@@ -9,6 +9,18 @@ use crate::model::placement::{
 use k8s_openapi::api::core::v1::{self as core, PodTemplateSpec};
 
 const TEMPLATE: &str = "spec.template.spec";
+
+/// The toleration every pod that requests GPUs carries (rendered onto the pod and in
+/// its model placement): GPU nodes are commonly tainted `nvidia.com/gpu:NoSchedule` to
+/// keep other pods off them.
+pub fn gpu_toleration() -> Toleration {
+    Toleration {
+        key: super::names::GPU_RESOURCE.into(),
+        operator: "Exists".into(),
+        value: String::new(),
+        effect: crate::model::placement::NO_SCHEDULE.into(),
+    }
+}
 const REQUIRED: &str =
     "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms";
 const PREFERRED: &str = "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution";

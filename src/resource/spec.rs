@@ -1,6 +1,6 @@
 //! TrainingJob and TrainingQueue specs to the planner's model, with errors naming the field.
 
-use super::placement::template_placement;
+use super::placement::{gpu_toleration, template_placement};
 use super::quantity::{QuantityError, Unit, parse_quantity};
 use crate::model::{self, PodGroup, ResourceError, Resources};
 use crate::resource::{ResourceSpec, TrainingJob, TrainingQueue};
@@ -86,7 +86,7 @@ pub fn job_model(tj: &TrainingJob, submit_time_s: f64) -> Result<model::Job, Spe
             message: "must name a container image".into(),
         });
     }
-    Ok(model::Job {
+    let mut job = model::Job {
         namespace,
         name,
         queue: spec.queue.clone(),
@@ -111,7 +111,21 @@ pub fn job_model(tj: &TrainingJob, submit_time_s: f64) -> Result<model::Job, Spe
         last_scale_time_s: None,
         speedup: Vec::new(),
         placement: model::JobPlacement::every_role(template_placement(spec.template.as_ref())?),
-    })
+    };
+    // As rendered: a pod that requests GPUs tolerates the GPU taint.
+    for role in [
+        model::Role::Master,
+        model::Role::Pserver,
+        model::Role::Trainer,
+    ] {
+        if job.resources_of(role).gpus > 0 {
+            job.placement
+                .of_mut(role)
+                .tolerations
+                .push(gpu_toleration());
+        }
+    }
+    Ok(job)
 }
 
 pub fn queue_model(tq: &TrainingQueue) -> Result<model::Queue, SpecError> {

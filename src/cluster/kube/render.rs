@@ -79,14 +79,15 @@ pub fn render_pod(tj: &TrainingJob, role: Role, pod_name: &str, config: &RenderC
         spec.subdomain = Some(pserver_service(&job));
     }
     if resources.gpus.unwrap_or(0) > 0 {
-        spec.tolerations
-            .get_or_insert_with(Vec::new)
-            .push(Toleration {
-                key: Some(GPU_RESOURCE.into()),
-                operator: Some("Exists".into()),
-                effect: Some("NoSchedule".into()),
+        spec.tolerations.get_or_insert_with(Vec::new).push({
+            let t = crate::resource::placement::gpu_toleration();
+            Toleration {
+                key: Some(t.key),
+                operator: Some(t.operator),
+                effect: Some(t.effect),
                 ..Toleration::default()
-            });
+            }
+        });
     }
     Pod {
         metadata: ObjectMeta {

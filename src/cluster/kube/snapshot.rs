@@ -21,8 +21,6 @@ pub const NVLINK_GROUP_ANNOTATION: &str = "ebb.dev/nvlink-group";
 pub const GPU_UNHEALTHY_ANNOTATION: &str = "ebb.dev/gpu-unhealthy";
 pub const RACK_LABEL: &str = "ebb.dev/rack";
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
-/// Taint GPU nodes commonly carry; ebb's GPU pods tolerate it.
-pub const GPU_TAINT: &str = "nvidia.com/gpu";
 
 #[derive(Debug, Default)]
 pub struct SnapshotBuild {
@@ -158,10 +156,6 @@ fn node_model(node: &Node, warnings: &mut Vec<String>) -> Option<model::Node> {
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .is_some_and(|c| c.status == "True");
     let spec = node.spec.as_ref();
-    let blocking_taint = spec.and_then(|s| s.taints.as_ref()).is_some_and(|ts| {
-        ts.iter()
-            .any(|t| t.key != GPU_TAINT && (t.effect == "NoSchedule" || t.effect == "NoExecute"))
-    });
     let cordoned = spec.and_then(|s| s.unschedulable).unwrap_or(false);
     let taints = spec
         .and_then(|s| s.taints.as_ref())
@@ -184,7 +178,8 @@ fn node_model(node: &Node, warnings: &mut Vec<String>) -> Option<model::Node> {
                 .or_else(|| labels.get(ZONE_LABEL))
                 .cloned(),
         },
-        unschedulable: cordoned || !ready || blocking_taint,
+        // Taints keep off only the pods that do not tolerate them (plan::eligibility).
+        unschedulable: cordoned || !ready,
         taints,
         labels,
         name,

@@ -298,7 +298,8 @@ impl Packer<'_, '_> {
                 continue;
             }
             let reason = DeleteReason::MakeRoomForService { pod: key.clone() };
-            if let Some(n) = self.fit_or_make_room(&pod.resources, None, None, &reason) {
+            let allowed = view.eligibility.for_services();
+            if let Some(n) = self.fit_or_make_room(&pod.resources, None, allowed, &reason) {
                 self.nodes.take(n, &pod.resources);
                 self.reserved_services.insert(key.clone());
                 self.reservations.push(ServiceReservation {
