@@ -5,16 +5,19 @@
 //! not, or the label is absent), `key in (a,b)`, `key notin (a,b)` (absent also matches),
 //! `key` (the label exists) and `!key` (it does not).
 
+//!
+//! Each requirement is the model's node-affinity [`Requirement`] (`=` is `In` one value,
+//! `!=` is `NotIn` one value), so label matching has one home.
+
+use crate::model::placement::Requirement;
 use std::collections::BTreeMap;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Requirement {
-    Equals(String, String),
-    NotEquals(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    DoesNotExist(String),
+fn requirement(key: String, operator: &str, values: Vec<String>) -> Requirement {
+    Requirement {
+        key,
+        operator: operator.into(),
+        values,
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,17 +83,19 @@ impl Selector {
         for part in requirements(text) {
             let p = part.trim();
             let r = if let Some((k, v)) = p.split_once("!=") {
-                Requirement::NotEquals(check_key(k.trim(), text)?, check_value(v.trim(), text)?)
+                let value = check_value(v.trim(), text)?;
+                requirement(check_key(k.trim(), text)?, "NotIn", vec![value])
             } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
-                Requirement::Equals(check_key(k.trim(), text)?, check_value(v.trim(), text)?)
+                let value = check_value(v.trim(), text)?;
+                requirement(check_key(k.trim(), text)?, "In", vec![value])
             } else if let Some((k, v)) = p.split_once(" notin ") {
-                Requirement::NotIn(check_key(k.trim(), text)?, values(v, text)?)
+                requirement(check_key(k.trim(), text)?, "NotIn", values(v, text)?)
             } else if let Some((k, v)) = p.split_once(" in ") {
-                Requirement::In(check_key(k.trim(), text)?, values(v, text)?)
+                requirement(check_key(k.trim(), text)?, "In", values(v, text)?)
             } else if let Some(k) = p.strip_prefix('!') {
-                Requirement::DoesNotExist(check_key(k.trim(), text)?)
+                requirement(check_key(k.trim(), text)?, "DoesNotExist", Vec::new())
             } else {
-                Requirement::Exists(check_key(p, text)?)
+                requirement(check_key(p, text)?, "Exists", Vec::new())
             };
             out.push(r);
         }
@@ -98,14 +103,9 @@ impl Selector {
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.0.iter().all(|r| match r {
-            Requirement::Equals(k, v) => labels.get(k) == Some(v),
-            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::DoesNotExist(k) => !labels.contains_key(k),
-        })
+        self.0
+            .iter()
+            .all(|r| r.matches(labels.get(&r.key).map(String::as_str)))
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! Past the caches the same work costs more per item: on a 2 MiB-L2 VM a plain copy of
 //! the 50,000-node snapshot took 11-25x the time of the 5,000-node one, for 10x the
-//! cluster (`docs/benchmarks.md`, session 17). Whether the planner grows "no worse than linearly" is read against
-//! these passes on the same machine, in the same minute, rather than against 10x.
+//! cluster (`docs/benchmarks.md`). Whether the planner grows "no worse than linearly" is
+//! read against these passes on the same machine, in the same minute, rather than
+//! against 10x.
 
 use super::quantile::quantile;
 use crate::model::Snapshot;

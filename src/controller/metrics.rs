@@ -105,6 +105,19 @@ impl Default for Metrics {
     }
 }
 
+/// `used` over `total` per resource, by the resource's label value (0 where the cluster
+/// has none of it).
+fn ratios(
+    used: &crate::model::Resources,
+    total: &crate::model::Resources,
+) -> impl Iterator<Item = (&'static str, f64)> {
+    ["cpu", "memory", "gpu"]
+        .into_iter()
+        .zip(total.as_array())
+        .zip(used.as_array())
+        .map(|((name, t), u)| (name, if t > 0 { u as f64 / t as f64 } else { 0.0 }))
+}
+
 impl Metrics {
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
@@ -163,12 +176,7 @@ impl Metrics {
             .usage_by_node()
             .values()
             .fold(crate::model::Resources::ZERO, |a, u| a.add(u));
-        for ((name, t), u) in ["cpu", "memory", "gpu"]
-            .into_iter()
-            .zip(total.as_array())
-            .zip(used.as_array())
-        {
-            let ratio = if t > 0 { u as f64 / t as f64 } else { 0.0 };
+        for (name, ratio) in ratios(&used, &total) {
             self.allocation
                 .get_or_create(&ResourceLabel {
                     resource: name.into(),
@@ -199,12 +207,7 @@ impl Metrics {
         // Deleted queues leave the family rather than stay at their last value.
         self.queue_allocation.clear();
         for (queue, used) in by_queue {
-            for ((name, t), u) in ["cpu", "memory", "gpu"]
-                .into_iter()
-                .zip(total.as_array())
-                .zip(used.as_array())
-            {
-                let ratio = if t > 0 { u as f64 / t as f64 } else { 0.0 };
+            for (name, ratio) in ratios(&used, total) {
                 self.queue_allocation
                     .get_or_create(&QueueResourceLabel {
                         queue: queue.into(),

@@ -94,7 +94,8 @@ pub struct Requirement {
 }
 
 impl Requirement {
-    fn matches(&self, value: Option<&str>) -> bool {
+    /// Whether a label with `value` (None: the label is absent) meets the requirement.
+    pub fn matches(&self, value: Option<&str>) -> bool {
         match (self.operator.as_str(), value) {
             ("In", Some(v)) => self.values.iter().any(|x| x == v),
             ("NotIn", Some(v)) => !self.values.iter().any(|x| x == v),
