@@ -435,6 +435,7 @@ fn arb_flat_problem() -> impl Strategy<Value = FairProblem> {
                     limit: [f64::INFINITY; 3],
                 }],
                 jobs,
+                pools: None,
             }
         })
 }

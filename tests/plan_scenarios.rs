@@ -1017,3 +1017,101 @@ fn a_tainted_pool_takes_only_the_jobs_that_tolerate_it() {
         other => panic!("intolerant: {other:?}"),
     }
 }
+
+/// Two GPU models: a job that may use only the H100s is owed what the H100s hold, not
+/// an equal half of all GPUs, so the T4-only job is not held back; a newcomer whose gang
+/// fits the cluster but not its eligible nodes waits for room there, said as such.
+#[test]
+fn each_gpu_model_is_shared_among_the_jobs_that_may_use_it() {
+    use ebb::model::placement::{GPU_PRODUCT_LABEL, Placement};
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        nodes.push(gpu_node(&format!("h100-{i}"), 32, 4));
+    }
+    for i in 0..6 {
+        nodes.push(gpu_node(&format!("t4-{i}"), 32, 4));
+    }
+    for n in &mut nodes {
+        let model = if n.name.starts_with("h100") {
+            "H100"
+        } else {
+            "T4"
+        };
+        n.labels.insert(GPU_PRODUCT_LABEL.into(), model.into());
+    }
+    let one_gpu = Resources::new(1000, GIB, 1);
+    let only = |model: &str| {
+        JobPlacement::every_role(Placement {
+            gpu_models: vec![model.into()],
+            ..Placement::default()
+        })
+    };
+    let mut h100 = job("h100", 1, 32, one_gpu);
+    h100.placement = only("H100");
+    let mut t4 = job("t4", 1, 32, one_gpu);
+    t4.placement = only("T4");
+    let mut late = job("late-h100", 2, 2, one_gpu);
+    late.placement = only("H100");
+    late.submit_time_s = 10.0;
+    let s = snapshot(nodes, vec![h100, t4]);
+    let (mut s, p) = run(s, &Policy::default(), 4, 30.0);
+    assert_no_overcommit(&s);
+    let fair = |p: &Plan, name: &str| p.job(&key(name)).expect("planned").fair_trainers;
+    assert_eq!((fair(&p, "h100"), fair(&p, "t4")), (8, 24));
+    assert_eq!((trainers(&s, "h100"), trainers(&s, "t4")), (8, 24));
+    for pod in s
+        .jobs
+        .iter()
+        .flat_map(|j| j.pods.iter().map(move |p| (j, p)))
+    {
+        let (j, p) = pod;
+        let node = p.node.as_deref().unwrap_or_default();
+        assert!(
+            node.starts_with(&j.name[..2]) || p.role != Role::Trainer,
+            "{} on {node}",
+            p.name
+        );
+    }
+    // The newcomer's gang is 2 GPUs: the T4s could take it, the H100s are full; it is
+    // admitted by taking room from the H100 job, which is over its new fair share.
+    s.jobs.push(late);
+    let p = plan(&s, &Policy::default());
+    assert!(p.job(&key("late-h100")).expect("planned").admitted);
+    assert_eq!(fair(&p, "t4"), 24);
+}
+
+#[test]
+fn a_gang_that_fits_the_cluster_but_not_its_eligible_nodes_waits_for_room_there() {
+    use ebb::model::placement::{GPU_PRODUCT_LABEL, Placement};
+    let mut nodes = vec![gpu_node("h100-0", 32, 4), gpu_node("t4-0", 32, 4)];
+    nodes[0]
+        .labels
+        .insert(GPU_PRODUCT_LABEL.into(), "H100".into());
+    nodes[1]
+        .labels
+        .insert(GPU_PRODUCT_LABEL.into(), "T4".into());
+    let one_gpu = Resources::new(1000, GIB, 1);
+    let mut held = job("held", 4, 4, one_gpu);
+    held.placement = JobPlacement::every_role(Placement {
+        gpu_models: vec!["H100".into()],
+        ..Placement::default()
+    });
+    let mut newcomer = held.clone();
+    newcomer.name = "newcomer".into();
+    newcomer.trainers.min = 2;
+    newcomer.submit_time_s = 5.0;
+    let (mut s, _) = run(snapshot(nodes, vec![held]), &Policy::default(), 2, 30.0);
+    s.jobs.push(newcomer);
+    let p = plan(&s, &Policy::default());
+    match &p.job(&key("newcomer")).expect("planned").reason {
+        Some(r @ Reason::InsufficientEligibleCapacity { eligible_free, .. }) => {
+            assert_eq!(eligible_free.gpus, 0, "{r}");
+            assert!(
+                r.to_string()
+                    .starts_with("waiting for room on eligible nodes"),
+                "{r}"
+            );
+        }
+        other => panic!("newcomer: {other:?}"),
+    }
+}

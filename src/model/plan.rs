@@ -82,6 +82,12 @@ pub enum Reason {
         needed: Resources,
         free: Resources,
     },
+    /// Enough room in aggregate, but not on the nodes the job's trainers may use
+    /// (`eligible_free` is what those nodes have free).
+    InsufficientEligibleCapacity {
+        needed: Resources,
+        eligible_free: Resources,
+    },
     QueueLimit {
         queue: String,
     },
@@ -129,6 +135,14 @@ impl fmt::Display for Reason {
             Reason::InsufficientCapacity { needed, free } => write!(
                 f,
                 "master + pservers + min trainers need {needed}, only {free} is free"
+            ),
+            Reason::InsufficientEligibleCapacity {
+                needed,
+                eligible_free,
+            } => write!(
+                f,
+                "waiting for room on eligible nodes: master + pservers + min trainers need \
+                 {needed}, the nodes its trainers may use have {eligible_free} free"
             ),
             Reason::QueueLimit { queue } => {
                 write!(f, "admitting would exceed the limit of queue {queue:?}")

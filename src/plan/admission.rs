@@ -5,11 +5,14 @@
 //! the newcomer's minimum is a need that forces others to shrink. Whether the gang also
 //! packs onto nodes is checked by packing, which can still send the job back to pending.
 //! A job that could not run even on the empty cluster is pending as `NeverFits`, and
-//! one whose placement constraints no schedulable node meets as `NoEligibleNode`.
+//! one whose placement constraints no schedulable node meets as `NoEligibleNode`, and
+//! one that fits the aggregate room but not the nodes its trainers may use (routed into
+//! the pools, see [`super::pools`]) as `InsufficientEligibleCapacity`.
 
 use super::FastSet;
 use super::never_fits::never_fits;
 use super::policy::Policy;
+use super::pools::{Pools, Routing};
 use super::view::View;
 use crate::model::{Reason, Resources};
 
@@ -44,9 +47,17 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
 
     let mut free = view.room_for_jobs();
     let mut queue_use = vec![Resources::ZERO; view.queues.len()];
+    // With pools, each gang must also fit the nodes its trainers may use.
+    let mut routing = view
+        .pools
+        .as_ref()
+        .map(|pm| Routing::with_fixed(&pm.pools).0);
     for (j, jv) in view.jobs.iter().enumerate() {
         if out[j] == Admission::Running {
             let gang = jv.job.gang();
+            if let (Some(r), Some(pm)) = (&mut routing, &view.pools) {
+                r.route(&pm.pools, pm.job_group[j], &gang.as_f64());
+            }
             free = free.sub(&gang);
             for &q in queue_path(view, jv.queue) {
                 queue_use[q] = queue_use[q].add(&gang);
@@ -113,6 +124,16 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
                 .map(|q| Reason::QueueLimit {
                     queue: view.queues[q].name.clone(),
                 })
+                .or_else(|| {
+                    let (r, pm) = (routing.as_mut()?, view.pools.as_ref()?);
+                    let g = pm.job_group[j];
+                    (!r.try_route(&pm.pools, g, &gang.as_f64())).then(|| {
+                        Reason::InsufficientEligibleCapacity {
+                            needed: gang,
+                            eligible_free: free_in(r, &pm.pools, g),
+                        }
+                    })
+                })
         };
         match verdict {
             Some(reason) => {
@@ -130,4 +151,15 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
         }
     }
     out
+}
+
+/// Room left on the pools group `g` may use (rounded down to whole units).
+fn free_in(routing: &Routing, pools: &Pools, g: usize) -> Resources {
+    let mut free = [0.0f64; 3];
+    for &p in &pools.group_pools[g] {
+        for (f, s) in free.iter_mut().zip(routing.slack()[p]) {
+            *f += s;
+        }
+    }
+    Resources::from_array(free.map(|v| v.max(0.0).floor() as i64))
 }

@@ -11,6 +11,8 @@
 //! are given room only on untainted nodes.
 
 use super::FastMap;
+use super::fairshare::Res3;
+use super::pools::Pools;
 use super::view::{JobView, View};
 use crate::model::placement::{Misfit, NodeFacts, Placement};
 use crate::model::{Node, Reason, Role};
@@ -116,6 +118,86 @@ impl Eligibility {
             });
         }
         None
+    }
+}
+
+/// The cluster cut into pools for the fair share and admission, and the pool group of
+/// each job of the view.
+pub struct PoolMap {
+    pub pools: Pools,
+    /// Per job of the view: its group (the nodes its trainers may use).
+    pub job_group: Vec<usize>,
+}
+
+impl Eligibility {
+    /// Pools of nodes that every trainer group's eligibility (and that of pending
+    /// services) treats alike, with each job's group: None when every group may use
+    /// every node, and the cluster is one pool.
+    ///
+    /// A job's master and pservers count in its trainers' group: on a GPU cluster the
+    /// trainers' constraints are the ones that bind.
+    pub fn pools(&self, view: &View<'_>) -> Option<PoolMap> {
+        let trainer = role_index(Role::Trainer);
+        if self.untainted.is_none() && self.per_job.iter().all(|l| l[trainer].is_none()) {
+            return None;
+        }
+        // Distinct lists, by identity (groups with the same constraints share one).
+        let mut lists: Vec<Rc<[bool]>> = Vec::new();
+        let mut list_of: FastMap<*const bool, usize> = FastMap::default();
+        // The pointer is only compared, never dereferenced.
+        let mut intern = |l: &Rc<[bool]>| -> usize {
+            *list_of.entry(l.as_ptr()).or_insert_with(|| {
+                lists.push(l.clone());
+                lists.len() - 1
+            })
+        };
+        let job_list: Vec<Option<usize>> = self
+            .per_job
+            .iter()
+            .map(|l| l[trainer].as_ref().map(&mut intern))
+            .collect();
+        let services_list = self.untainted.as_ref().map(&mut intern);
+        // A pool per distinct signature (which lists admit the node).
+        let mut pool_of: FastMap<Vec<bool>, usize> = FastMap::default();
+        let mut room: Vec<Res3> = Vec::new();
+        let mut members: Vec<Vec<bool>> = Vec::new();
+        for n in 0..view.nodes.len() {
+            let signature: Vec<bool> = lists
+                .iter()
+                .map(|l| l.get(n).copied().unwrap_or(false))
+                .collect();
+            let p = *pool_of.entry(signature.clone()).or_insert_with(|| {
+                room.push([0.0; 3]);
+                members.push(signature);
+                room.len() - 1
+            });
+            let r = view.node_room_for_jobs(n).as_f64();
+            for k in 0..3 {
+                room[p][k] += r[k];
+            }
+        }
+        // Groups: one per list, and one for "every node" when a job has no list.
+        let every = lists.len();
+        let mut group_pools: Vec<Vec<usize>> = (0..lists.len())
+            .map(|l| (0..room.len()).filter(|&p| members[p][l]).collect())
+            .collect();
+        group_pools.push((0..room.len()).collect());
+        let mut group_fixed = vec![[0.0; 3]; group_pools.len()];
+        let services = &mut group_fixed[services_list.unwrap_or(every)];
+        for pod in &view.pending_services {
+            let r = pod.resources.as_f64();
+            for k in 0..3 {
+                services[k] += r[k];
+            }
+        }
+        Some(PoolMap {
+            pools: Pools {
+                room,
+                group_pools,
+                group_fixed,
+            },
+            job_group: job_list.into_iter().map(|l| l.unwrap_or(every)).collect(),
+        })
     }
 }
 

@@ -35,6 +35,34 @@
 //! there to the job whose share with the trainer is lowest, while it fits in `R` and in
 //! every limit: the result is work-conserving in aggregate.
 //!
+//! # Pools: fair share within eligibility
+//!
+//! Placement constraints (node selectors, affinity, GPU models, taints) cut the nodes
+//! into *pools*: classes of nodes that every job's trainer eligibility treats alike
+//! ([`super::pools`]). A job of group `g` may use only the pools `P_g`, and its demand
+//! `D_j = b_j + x_j·r_j` must be routable into them: for each resource `k`, the flow
+//! from groups to pools with `Σ_{j∈g} D_j[k]` out of each group and at most `R_p[k]`
+//! into each pool. Shares are still measured against the whole capacity `C` (so that
+//! shares compare across jobs and queues), and the level rises as above; in addition a
+//! level is feasible only while the routing places every demand (no more unplaced than
+//! the bases alone leave). Where it binds, the jobs frozen are exactly those whose group
+//! cannot route one more unit of a resource its trainers use (no augmenting path from
+//! the group to a pool with room, i.e. every pool it could reach, directly or by moving
+//! others aside, is full); the others keep growing. This is max-min fairness with
+//! constraints (the CMMF of Ghodsi et al., "Choosy", EuroSys'13) over dominant shares,
+//! and the water-filling per pool in the simple case: a job that may use only H100s is
+//! owed what the H100s hold, and a T4-only job is never held back by it. Work
+//! conservation is over eligible capacity: a job below its max could not take one more
+//! trainer in any pool it may use. Rounding checks each trainer against the routing
+//! too. At most one stage per resource and group.
+//!
+//! Queue guarantees and limits stay per resource over the whole cluster. A guarantee
+//! still makes its queue's usage free up to `G_q`, so its jobs fill first, but only as
+//! far as the pools they may use hold: a guarantee of 16 GPUs whose jobs may only use 8
+//! H100s is honoured with those 8, and the rest is lent to everyone (when guarantees
+//! alone over-fill a pool, the guaranteed queues fill it with their levels scaled
+//! alike).
+//!
 //! # The same problem as a linear programme
 //!
 //! For jobs in one queue (no guarantees or limits), stage `k` of progressive filling is
@@ -42,7 +70,9 @@
 //! active jobs, `x_j = x̄_j` for frozen ones, `0 ≤ x_j ≤ max_j − min_j`,
 //! `Σ_j b_j + x_j·r_j ≤ R`; solved with good_lp on the pure-Rust microlp backend in
 //! [`super::lp`]. A job capped at its max or using a resource with no slack at the
-//! optimum is frozen and the next stage runs. The tests check that both give the same
+//! optimum is frozen and the next stage runs. With pools, each job's demand of each
+//! resource is split over its pools by variables of its own, and a job is frozen when
+//! no LP lets it grow with the others held. The tests check that both give the same
 //! continuous allocation where both exist.
 
 // Index loops over parallel per-job and per-resource arrays read like the formulas.
@@ -51,6 +81,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
+
+use super::pools::{self, Pools, Routing};
 
 pub type Res3 = [f64; 3];
 
@@ -86,6 +118,45 @@ pub struct FairProblem {
     pub room: Res3,
     pub queues: Vec<FairQueue>,
     pub jobs: Vec<FairJob>,
+    /// Where the jobs' placement constraints cut the cluster into pools (None: one
+    /// pool, every job may use all of `room`).
+    pub pools: Option<FairPools>,
+}
+
+/// The pools of a constrained cluster and each job's group in them (see
+/// [`super::pools`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FairPools {
+    pub pools: Pools,
+    /// Per job of the problem, in job order.
+    pub job_group: Vec<usize>,
+}
+
+impl FairPools {
+    /// Each group's demand when the jobs hold `extra` trainers above their bases.
+    fn demand(&self, jobs: &[FairJob], extra: impl Fn(usize) -> f64) -> Vec<Res3> {
+        let mut d = vec![[0.0; 3]; self.pools.groups()];
+        for (j, job) in jobs.iter().enumerate() {
+            let g = &mut d[self.job_group[j]];
+            add_scaled(g, &job.base, 1.0);
+            add_scaled(g, &job.per_trainer, extra(j));
+        }
+        d
+    }
+
+    /// Per resource, the demand no routing into the pools fits.
+    fn unplaced(&self, jobs: &[FairJob], extra: impl Fn(usize) -> f64) -> (Routing, Res3) {
+        pools::unplaced(&self.pools, &self.demand(jobs, extra))
+    }
+
+    /// Tolerance on unplaced demand, per resource: rounding noise of the bisection.
+    fn slop(&self) -> Res3 {
+        let mut s = [1.0; 3];
+        for r in &self.pools.room {
+            add_scaled(&mut s, r, 1.0);
+        }
+        s.map(|v| v * 1e-9)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -493,9 +564,12 @@ impl<'a> Solver<'a> {
     fn solve(mut self) -> (Vec<f64>, Vec<f64>) {
         let p = self.p;
         let mut x = vec![0.0; p.jobs.len()];
+        let mut scratch = vec![0.0; p.jobs.len()];
         let mut first_stage: Option<Vec<f64>> = None;
-        // One stage per saturated resource, plus one to notice that all are done.
-        for _stage in 0..4 {
+        // One stage per saturated resource, plus one to notice that all are done; with
+        // pools, one per saturated resource of each group.
+        let stages = 4 + p.pools.as_ref().map_or(0, |fp| 3 * fp.pools.groups());
+        for _stage in 0..stages {
             if self.frozen.iter().all(Option::is_some) {
                 break;
             }
@@ -503,12 +577,18 @@ impl<'a> Solver<'a> {
             // the rest hold constant usage, and their rounding noise from frozen jobs
             // must not make every level look infeasible.
             let room = self.live_room();
+            // What the pools cannot take with the active jobs at their bases (bases a
+            // pool cannot hold): a level is feasible when it leaves no more unplaced.
+            let baseline = p
+                .pools
+                .as_ref()
+                .map(|fp| fp.unplaced(&p.jobs, |j| self.frozen[j].unwrap_or(0.0)).1);
             let t_hi = self
                 .top_queues
                 .iter()
                 .map(|&q| self.queue_reach(q))
                 .fold(0.0, f64::max);
-            if fits(&self.total_at(t_hi), &room) {
+            if self.feasible(t_hi, &room, baseline.as_ref(), &mut scratch) {
                 self.allocation_at(t_hi, &mut x);
                 let first = first_stage.unwrap_or_else(|| x.clone());
                 return (x, first);
@@ -520,12 +600,31 @@ impl<'a> Solver<'a> {
                 self.allocation_at(0.0, &mut x);
                 first_stage.get_or_insert_with(|| x.clone());
                 let over = self.total_at(0.0);
-                self.freeze_saturated(&x, &over);
+                self.freeze_saturated(&x, &over, &[]);
+                continue;
+            }
+            if !self.feasible(lo, &room, baseline.as_ref(), &mut scratch) {
+                // Guarantees alone ask more of a pool than it holds: fill them only as
+                // far as the pools allow, each queue's level scaled alike.
+                let (mut s_lo, mut s_hi) = (0.0, 1.0);
+                for _ in 0..BISECTION_STEPS {
+                    let mid = 0.5 * (s_lo + s_hi);
+                    self.allocation_scaled(mid, &mut scratch);
+                    if self.pools_hold(&scratch, &room, baseline.as_ref()) {
+                        s_lo = mid;
+                    } else {
+                        s_hi = mid;
+                    }
+                }
+                self.allocation_scaled(s_lo, &mut x);
+                first_stage.get_or_insert_with(|| x.clone());
+                let confined = self.confined(&x, &room);
+                self.freeze_saturated(&x, &[0.0; 3], &confined);
                 continue;
             }
             for _ in 0..BISECTION_STEPS {
                 let mid = 0.5 * (lo + hi);
-                if fits(&self.total_at(mid), &room) {
+                if self.feasible(mid, &room, baseline.as_ref(), &mut scratch) {
                     lo = mid;
                 } else {
                     hi = mid;
@@ -542,7 +641,8 @@ impl<'a> Solver<'a> {
                     binding[k] = binding[k].max(room[k] * (1.0 + 2.0 * EPS) + 2.0 * EPS);
                 }
             }
-            self.freeze_saturated(&x, &binding);
+            let confined = self.confined(&x, &room);
+            self.freeze_saturated(&x, &binding, &confined);
         }
         for (j, f) in self.frozen.iter().enumerate() {
             if let Some(v) = f {
@@ -567,11 +667,72 @@ impl<'a> Solver<'a> {
         room
     }
 
-    fn freeze_saturated(&mut self, x: &[f64], over: &Res3) {
+    /// Whether level `t` fits the room and, with pools, leaves no more demand unplaced
+    /// than `baseline` on any resource an active job uses.
+    fn feasible(&self, t: f64, room: &Res3, baseline: Option<&Res3>, scratch: &mut [f64]) -> bool {
+        if !fits(&self.total_at(t), room) {
+            return false;
+        }
+        if self.p.pools.is_none() || baseline.is_none() {
+            return true;
+        }
+        self.allocation_at(t, scratch);
+        self.pools_hold(scratch, room, baseline)
+    }
+
+    /// Whether the pools hold allocation `x` up to `baseline` (see [`Solver::feasible`]).
+    fn pools_hold(&self, x: &[f64], room: &Res3, baseline: Option<&Res3>) -> bool {
+        let (Some(fp), Some(baseline)) = (&self.p.pools, baseline) else {
+            return true;
+        };
+        let left = fp.unplaced(&self.p.jobs, |j| x[j]).1;
+        let slop = fp.slop();
+        (0..3).all(|k| !room[k].is_finite() || left[k] <= baseline[k] + slop[k])
+    }
+
+    /// The level-0 allocation with each top-level queue's internal level scaled by `s`.
+    fn allocation_scaled(&self, s: f64, out: &mut [f64]) {
+        for &q in &self.top_queues {
+            let u = self.queue_level(q, 0.0) * s;
+            self.fill_queue(q, u, out);
+        }
+    }
+
+    /// Active jobs that cannot grow at allocation `x` because every pool their group
+    /// could reach is full of a resource their trainers use (`room` finite marks the
+    /// resources active jobs use).
+    fn confined(&self, x: &[f64], room: &Res3) -> Vec<usize> {
+        let Some(fp) = &self.p.pools else {
+            return Vec::new();
+        };
+        let (routing, _) = fp.unplaced(&self.p.jobs, |j| x[j]);
+        let mut stuck = vec![[false; 3]; fp.pools.groups()];
+        for (g, s) in stuck.iter_mut().enumerate() {
+            for k in 0..3 {
+                s[k] = room[k].is_finite() && !routing.can_grow(&fp.pools, g, k);
+            }
+        }
+        (0..self.p.jobs.len())
+            .filter(|&j| {
+                let g = fp.job_group[j];
+                self.frozen[j].is_none()
+                    && (0..3).any(|k| stuck[g][k] && self.p.jobs[j].per_trainer[k] > 0.0)
+            })
+            .collect()
+    }
+
+    /// Freezes the active jobs that use a resource `over` the room, and `also`.
+    fn freeze_saturated(&mut self, x: &[f64], over: &Res3, also: &[usize]) {
         let saturated: Vec<usize> = (0..3)
             .filter(|&k| over[k] > self.p.room[k] * (1.0 + EPS) + EPS)
             .collect();
         let mut any = false;
+        for &j in also {
+            if self.frozen[j].is_none() {
+                self.frozen[j] = Some(x[j]);
+                any = true;
+            }
+        }
         for j in 0..self.p.jobs.len() {
             if self.frozen[j].is_none()
                 && saturated
@@ -639,6 +800,7 @@ pub fn solve_remembering(p: &FairProblem, memory: &mut Option<Remembered>) -> Fa
 fn same_but_current(a: &FairProblem, b: &FairProblem) -> bool {
     a.capacity == b.capacity
         && a.room == b.room
+        && a.pools == b.pools
         && a.queues == b.queues
         && a.jobs.len() == b.jobs.len()
         && a.jobs.iter().zip(&b.jobs).all(|(x, y)| {
@@ -700,6 +862,39 @@ struct Filling<'p> {
     /// Each job's dominant resource (None: it needs one the cluster lacks), worked out
     /// once: every trainer handed out asks for its job's share anew.
     dominant: Vec<Option<usize>>,
+    /// With pools: the demand handed out so far, routed into them.
+    routing: Option<Routing>,
+}
+
+/// Takes back trainers that rounding up pushed past what the pools hold (as the room
+/// check above does for the aggregate), and routes what is left.
+fn pool_rounding(
+    p: &FairProblem,
+    fp: &FairPools,
+    continuous: &[f64],
+    extra: &mut [u32],
+) -> Routing {
+    let baseline = fp.unplaced(&p.jobs, |_| 0.0).1;
+    let slop = fp.slop();
+    loop {
+        let (routing, left) = fp.unplaced(&p.jobs, |j| f64::from(extra[j]));
+        let culprit = (0..3)
+            .filter(|&k| left[k] > baseline[k] + slop[k])
+            .find_map(|k| {
+                (0..p.jobs.len())
+                    .filter(|&j| {
+                        p.jobs[j].per_trainer[k] > 0.0 && f64::from(extra[j]) > continuous[j]
+                    })
+                    .max_by(|&a, &b| {
+                        (f64::from(extra[a]) - continuous[a])
+                            .total_cmp(&(f64::from(extra[b]) - continuous[b]))
+                    })
+            });
+        match culprit {
+            Some(j) => extra[j] -= 1,
+            None => return routing,
+        }
+    }
 }
 
 impl<'p> Filling<'p> {
@@ -733,6 +928,10 @@ impl<'p> Filling<'p> {
                 None => break,
             }
         }
+        let routing = p
+            .pools
+            .as_ref()
+            .map(|fp| pool_rounding(p, fp, continuous, &mut extra));
         let paths: Vec<Vec<usize>> = (0..p.queues.len()).map(|q| ancestors(p, q)).collect();
         let mut queue_usage = vec![[0.0; 3]; p.queues.len()];
         let mut total = [0.0; 3];
@@ -758,6 +957,7 @@ impl<'p> Filling<'p> {
             total,
             shares_now,
             inline,
+            routing,
             dominant: p
                 .jobs
                 .iter()
@@ -830,6 +1030,11 @@ impl<'p> Filling<'p> {
         let fits_room =
             (0..3).all(|k| r[k] <= 0.0 || t[k] <= p.room[k] + 1e-12 * p.room[k].abs().max(1.0));
         if !fits_room || !within_limits {
+            return false;
+        }
+        if let (Some(routing), Some(fp)) = (&mut self.routing, &p.pools)
+            && !routing.try_route(&fp.pools, fp.job_group[j], &r)
+        {
             return false;
         }
         self.total = t;
@@ -1066,6 +1271,7 @@ mod key_tests {
                 room: [90.0, 200.0, 8.0],
                 queues: queues.clone(),
                 jobs,
+                pools: None,
             };
             let start = vec![0.0; p.jobs.len()];
             let fast = round_keyed(&p, &start, true);
@@ -1096,6 +1302,7 @@ mod key_tests {
             room: [60.0, 200.0, 0.0],
             queues: vec![queue(1.0), queue(2.0)],
             jobs: vec![job(0, 1.0, 0), job(0, 2.0, 5), job(1, 3.0, 1)],
+            pools: None,
         };
         let mut memory = None;
         assert_eq!(solve_remembering(&p, &mut memory), solve(&p));
@@ -1176,6 +1383,7 @@ mod rounding_properties {
                 room: [f64::from(room_cpu), 256.0, 16.0],
                 queues,
                 jobs,
+                pools: None,
             }
         }
     }

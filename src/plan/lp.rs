@@ -1,15 +1,21 @@
 //! The fair-share stages as linear programmes (good_lp + microlp, pure Rust).
 //!
 //! This is the formulation written down in [`super::fairshare`]'s module doc for jobs of
-//! one queue without guarantees or limits. Production uses the water-filling, which is
+//! one queue without guarantees or limits, also over pools where placement constraints
+//! cut the cluster: then each job's demand of each resource is split over the pools its
+//! group may use by variables of its own (the flow of [`super::pools`], written as
+//! constraints), and a job is frozen when no LP lets it grow with the others held. Production uses the water-filling, which is
 //! exact for the same problem and orders of magnitude faster; this module exists so the
 //! two can be checked against each other, and to time the LP route in benchmarks.
 
 // Index loops over parallel per-job and per-resource arrays read like the formulas.
 #![allow(clippy::needless_range_loop)]
 
-use super::fairshare::{FairProblem, dominant_resource};
-use good_lp::{Expression, Solution, SolverModel, Variable, microlp, variable, variables};
+use super::fairshare::{FairPools, FairProblem, dominant_resource};
+use good_lp::{
+    Constraint, Expression, ProblemVariables, Solution, SolverModel, Variable, microlp, variable,
+    variables,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LpError {
@@ -60,7 +66,19 @@ pub fn continuous(p: &FairProblem) -> Result<Vec<f64>, LpError> {
                     .then(|| vars.add(variable().min(0.0).max(f64::from(p.jobs[j].max_extra))))
             })
             .collect();
+        let pooled = p.pools.as_ref().map(|fp| {
+            let x: Vec<Expression> = (0..n)
+                .map(|j| match (xs[j], frozen[j]) {
+                    (Some(v), _) => v.into(),
+                    (None, x) => Expression::from(x.unwrap_or(0.0)),
+                })
+                .collect();
+            pool_constraints(&mut vars, fp, p, &x)
+        });
         let mut model = vars.maximise(t).using(microlp);
+        for c in pooled.into_iter().flatten() {
+            model = model.with(c);
+        }
         let mut fixed_use = [0.0; 3];
         for j in 0..n {
             if let Some(x) = frozen[j] {
@@ -114,7 +132,13 @@ pub fn continuous(p: &FairProblem) -> Result<Vec<f64>, LpError> {
             let x = required(j);
             let capped = x >= f64::from(p.jobs[j].max_extra) - EPS;
             let starved = saturated.iter().any(|&k| p.jobs[j].per_trainer[k] > 0.0);
-            if capped || starved {
+            let confined = || {
+                p.pools.as_ref().is_some_and(|fp| {
+                    let held = |i: usize| frozen[i].unwrap_or_else(|| required(i));
+                    !can_grow(fp, p, j, &held)
+                })
+            };
+            if capped || starved || confined() {
                 frozen[j] = Some(x);
                 any = true;
             }
@@ -127,4 +151,79 @@ pub fn continuous(p: &FairProblem) -> Result<Vec<f64>, LpError> {
         t_prev = level;
     }
     Ok(frozen.into_iter().map(|x| x.unwrap_or(0.0)).collect())
+}
+
+/// Constraints that route every job's demand (`base + x·per_trainer`, with `x` its extra
+/// trainers) and each group's fixed demand into the pools it may use, within each pool's
+/// room: split variables are added to `vars`.
+fn pool_constraints(
+    vars: &mut ProblemVariables,
+    fp: &FairPools,
+    p: &FairProblem,
+    x: &[Expression],
+) -> Vec<Constraint> {
+    let pools = &fp.pools;
+    let mut into_pool: Vec<[Expression; 3]> = (0..pools.room.len())
+        .map(|_| std::array::from_fn(|_| Expression::from(0.0)))
+        .collect();
+    let mut out = Vec::new();
+    let mut split = |vars: &mut ProblemVariables, g: usize, demand: Expression, k: usize| {
+        let mut routed = Expression::from(0.0);
+        for &c in &pools.group_pools[g] {
+            let f = vars.add(variable().min(0.0));
+            routed += f;
+            into_pool[c][k] += f;
+        }
+        out.push(routed.eq(demand));
+    };
+    for (j, job) in p.jobs.iter().enumerate() {
+        for k in 0..3 {
+            if job.base[k] > 0.0 || job.per_trainer[k] > 0.0 {
+                split(
+                    vars,
+                    fp.job_group[j],
+                    job.base[k] + job.per_trainer[k] * x[j].clone(),
+                    k,
+                );
+            }
+        }
+    }
+    for (g, fixed) in pools.group_fixed.iter().enumerate() {
+        for k in 0..3 {
+            if fixed[k] > 0.0 {
+                split(vars, g, Expression::from(fixed[k]), k);
+            }
+        }
+    }
+    for (c, used) in into_pool.into_iter().enumerate() {
+        for (k, e) in used.into_iter().enumerate() {
+            out.push(e.leq(pools.room[c][k].max(0.0)));
+        }
+    }
+    out
+}
+
+/// Whether job `j` could take more than `held(j)` extra trainers with every other job
+/// at `held` and every demand routed into the pools.
+fn can_grow(fp: &FairPools, p: &FairProblem, j: usize, held: &dyn Fn(usize) -> f64) -> bool {
+    let mut vars = variables!();
+    let now = held(j);
+    let max = f64::from(p.jobs[j].max_extra);
+    // A little below: the level's own answer holds it only up to the solver's precision.
+    let xj = vars.add(variable().min((now - EPS).max(0.0)).max(max));
+    let x: Vec<Expression> = (0..p.jobs.len())
+        .map(|i| {
+            if i == j {
+                xj.into()
+            } else {
+                Expression::from(held(i))
+            }
+        })
+        .collect();
+    let constraints = pool_constraints(&mut vars, fp, p, &x);
+    let mut model = vars.maximise(xj).using(microlp);
+    for c in constraints {
+        model = model.with(c);
+    }
+    model.solve().is_ok_and(|s| s.value(xj) > now + 1e3 * EPS)
 }

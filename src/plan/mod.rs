@@ -41,6 +41,7 @@ pub mod stability;
 
 mod eligibility;
 pub mod packing;
+pub mod pools;
 
 mod compose;
 
@@ -58,7 +59,7 @@ pub mod speedup;
 
 use crate::model::{JobPlan, Plan, Reason, Resources, Snapshot};
 use admission::{Admission, queue_path};
-use fairshare::{FairJob, FairProblem, FairQueue};
+use fairshare::{FairJob, FairPools, FairProblem, FairQueue};
 pub use index::index_cache::{JobIndexCache, plan_cached};
 use index::topology::TopologyIndex;
 pub use policy::Policy;
@@ -387,11 +388,16 @@ fn fair_problem(
             }
         })
         .collect();
+    let pools = view.pools.as_ref().map(|pm| FairPools {
+        pools: pm.pools.clone(),
+        job_group: admitted.iter().map(|&j| pm.job_group[j]).collect(),
+    });
     FairProblem {
         capacity: capacity.as_f64(),
         room: room.as_f64(),
         queues,
         jobs,
+        pools,
     }
 }
 

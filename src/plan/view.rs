@@ -2,7 +2,7 @@
 //! is either a per-job reason (that job stays pending) or a plan-level problem.
 
 use super::apply::Editable;
-use super::eligibility::Eligibility;
+use super::eligibility::{Eligibility, PoolMap};
 use super::world::{Edited, World};
 use super::{FastMap, FastSet};
 use crate::model::{Job, Node, OtherPod, Problem, Queue, Reason, Resources, Role, default_queue};
@@ -140,6 +140,8 @@ pub struct View<'a> {
     pub problems: Vec<Problem>,
     /// The nodes each constrained pod group may use.
     pub eligibility: Eligibility,
+    /// The pools those constraints cut the cluster into (None: one pool).
+    pub pools: Option<PoolMap>,
 }
 
 impl<'a> View<'a> {
@@ -325,7 +327,7 @@ impl<'a> View<'a> {
         let capacity = capacity(&nodes, &used);
         let room_for_jobs = room_for_jobs(capacity, &other_used, &pending_services);
         let eligibility = Eligibility::build(&jobs, &node_refs);
-        View {
+        let mut view = View {
             capacity,
             room_for_jobs,
             queue_paths,
@@ -340,7 +342,10 @@ impl<'a> View<'a> {
             pending_services,
             problems,
             eligibility,
-        }
+            pools: None,
+        };
+        view.pools = view.eligibility.pools(&view);
+        view
     }
 
     /// Every job's index, in job order.
@@ -377,21 +382,33 @@ impl<'a> View<'a> {
     pub fn room_for_jobs(&self) -> Resources {
         self.room_for_jobs
     }
+
+    /// Node `n`'s part of the capacity less the pods ebb does not manage there.
+    pub fn node_room_for_jobs(&self, n: usize) -> Resources {
+        node_capacity(&self.nodes[n], &self.used[n])
+            .sub(&self.other_used[n])
+            .clamp_non_negative()
+    }
 }
 
 fn capacity(nodes: &[NodeView], used: &[Resources]) -> Resources {
     let mut total = Resources::ZERO;
-    for (i, n) in nodes.iter().enumerate() {
-        if n.schedulable {
-            total = total.add(&n.allocatable);
-        } else {
-            let covered = Resources::from_array(std::array::from_fn(|k| {
-                used[i].as_array()[k].min(n.allocatable.as_array()[k])
-            }));
-            total = total.add(&covered);
-        }
+    for (n, u) in nodes.iter().zip(used) {
+        total = total.add(&node_capacity(n, u));
     }
     total
+}
+
+/// What a node adds to the capacity: a schedulable node whole, a cordoned one only as
+/// far as its pods already use it.
+fn node_capacity(n: &NodeView, used: &Resources) -> Resources {
+    if n.schedulable {
+        n.allocatable
+    } else {
+        Resources::from_array(std::array::from_fn(|k| {
+            used.as_array()[k].min(n.allocatable.as_array()[k])
+        }))
+    }
 }
 
 fn room_for_jobs(

@@ -150,6 +150,7 @@ fn pending_reason(reason: Option<&Reason>) -> (&'static str, String) {
         Reason::QueueCycle { .. } => "QueueCycle",
         Reason::QueueTooDeep { .. } => "QueueTooDeep",
         Reason::InsufficientCapacity { .. } => "InsufficientCapacity",
+        Reason::InsufficientEligibleCapacity { .. } => "InsufficientEligibleCapacity",
         Reason::QueueLimit { .. } => "QueueLimit",
         Reason::NotPackable => "NotPackable",
         Reason::NeverFits { .. } => "NeverFits",
