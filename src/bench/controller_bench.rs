@@ -172,6 +172,7 @@ mod tests {
             queues: 2,
             gpus_per_node: 4,
             seed: 3,
+            constraints: Default::default(),
         };
         let (snapshot, _) = steady_snapshot(&spec);
         let objects = kube_objects(&snapshot);

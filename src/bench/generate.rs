@@ -1,8 +1,13 @@
 //! Synthetic clusters for benchmarks and tests: a mix of 8-GPU and CPU-only nodes in
-//! racks, queues with weights and guarantees, jobs of mixed shapes, and services.
+//! racks, queues with weights and guarantees, jobs of mixed shapes, and services; and,
+//! with [`Constraints`], several GPU models, a tainted dedicated pool and jobs that say
+//! where they may run.
 
+use crate::model::placement::{
+    GPU_PRODUCT_LABEL, NO_SCHEDULE, NodeSelectorTerm, Placement, Requirement, Taint, Toleration,
+};
 use crate::model::{
-    Job, Node, OtherPod, PodGroup, Queue, Resources, Snapshot, Topology, TrainerSpec,
+    Job, JobPlacement, Node, OtherPod, PodGroup, Queue, Resources, Snapshot, Topology, TrainerSpec,
 };
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -16,7 +21,35 @@ pub struct ClusterSpec {
     pub queues: usize,
     pub gpus_per_node: i64,
     pub seed: u64,
+    pub constraints: Constraints,
 }
+
+/// How heterogeneous the generated cluster is. The default (one GPU model, no taints,
+/// no constrained job) generates the same cluster as before these existed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constraints {
+    /// Distinct GPU models, assigned to GPU nodes in turn by NVLink pair.
+    pub gpu_models: usize,
+    /// Fraction of GPU nodes in a dedicated pool, labelled `pool=dedicated` and tainted
+    /// `dedicated=ml:NoSchedule`.
+    pub tainted_nodes: f64,
+    /// Fraction of jobs with placement constraints: GPU jobs name one or two models or
+    /// tolerate and select the dedicated pool; CPU jobs require nodes without GPUs.
+    pub constrained_jobs: f64,
+}
+
+impl Default for Constraints {
+    fn default() -> Self {
+        Constraints {
+            gpu_models: 1,
+            tainted_nodes: 0.0,
+            constrained_jobs: 0.0,
+        }
+    }
+}
+
+const GPU_MODELS: [&str; 6] = ["H100", "A100", "L40S", "T4", "V100", "A10"];
+const DEDICATED: &str = "dedicated";
 
 pub fn cluster(spec: &ClusterSpec) -> Snapshot {
     let mut rng = SmallRng::seed_from_u64(spec.seed);
@@ -33,7 +66,22 @@ pub fn cluster(spec: &ClusterSpec) -> Snapshot {
                 nvlink_group: gpu.then(|| format!("nvl-{}", i / 2)),
                 rack: Some(format!("rack-{}", i / 32)),
             };
-            n.gpu_model = gpu.then(|| "H100".to_string());
+            let c = &spec.constraints;
+            let pair = i / 2;
+            let model = GPU_MODELS[pair % c.gpu_models.clamp(1, GPU_MODELS.len())];
+            if gpu && c != &Constraints::default() {
+                n.labels.insert(GPU_PRODUCT_LABEL.into(), model.into());
+                // Every tenth pair in proportion, spread over the models.
+                if ((pair / c.gpu_models.max(1)) % 10) < (c.tainted_nodes * 10.0).round() as usize {
+                    n.labels.insert("pool".into(), DEDICATED.into());
+                    n.taints.push(Taint {
+                        key: DEDICATED.into(),
+                        value: "ml".into(),
+                        effect: NO_SCHEDULE.into(),
+                    });
+                }
+            }
+            n.gpu_model = gpu.then(|| model.to_string());
             n
         })
         .collect();
@@ -58,6 +106,14 @@ pub fn cluster(spec: &ClusterSpec) -> Snapshot {
                 Resources::new(1000 * c, 2 * GIB * c, 0)
             };
             let min = rng.random_range(1..=8);
+            let c = &spec.constraints;
+            // Drawn only when asked for, so that the default keeps its cluster.
+            let placement =
+                if c.constrained_jobs > 0.0 && rng.random_bool(c.constrained_jobs.min(1.0)) {
+                    constrained(&mut rng, gpu_job, c.gpu_models)
+                } else {
+                    JobPlacement::default()
+                };
             Job {
                 namespace: format!("team-{}", i % 7),
                 name: format!("job-{i:05}"),
@@ -82,7 +138,7 @@ pub fn cluster(spec: &ClusterSpec) -> Snapshot {
                 admitted: false,
                 last_scale_time_s: None,
                 speedup: Vec::new(),
-                placement: Default::default(),
+                placement,
             }
         })
         .collect();
@@ -106,6 +162,49 @@ pub fn cluster(spec: &ClusterSpec) -> Snapshot {
     }
 }
 
+/// A job's constraints: a GPU job names one model or two, or tolerates and selects the
+/// dedicated pool; a CPU job requires nodes without GPUs.
+fn constrained(rng: &mut SmallRng, gpu_job: bool, models: usize) -> JobPlacement {
+    let models = models.clamp(1, GPU_MODELS.len());
+    let placement = if !gpu_job {
+        Placement {
+            required: Some(vec![NodeSelectorTerm {
+                match_expressions: vec![Requirement {
+                    key: GPU_PRODUCT_LABEL.into(),
+                    operator: "DoesNotExist".into(),
+                    values: Vec::new(),
+                }],
+                match_fields: Vec::new(),
+            }]),
+            ..Placement::default()
+        }
+    } else if rng.random_bool(0.25) {
+        Placement {
+            node_selector: [("pool".to_string(), DEDICATED.to_string())].into(),
+            tolerations: vec![Toleration {
+                key: DEDICATED.into(),
+                operator: "Exists".into(),
+                ..Toleration::default()
+            }],
+            ..Placement::default()
+        }
+    } else {
+        let first = rng.random_range(0..models);
+        let mut gpu_models = vec![GPU_MODELS[first].to_string()];
+        if models > 1 && rng.random_bool(0.5) {
+            gpu_models.push(GPU_MODELS[(first + 1) % models].to_string());
+        }
+        Placement {
+            gpu_models,
+            ..Placement::default()
+        }
+    };
+    JobPlacement {
+        trainers: placement,
+        ..JobPlacement::default()
+    }
+}
+
 /// Unplaced service replicas (as an HPA scale-up leaves them), to add to a snapshot.
 pub fn service_demand(count: usize, cpu_milli: i64) -> Vec<OtherPod> {
     (0..count)
@@ -117,4 +216,73 @@ pub fn service_demand(count: usize, cpu_milli: i64) -> Vec<OtherPod> {
             node: None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::placement::NodeFacts;
+    use crate::plan::{Policy, plan};
+
+    fn spec(constraints: Constraints) -> ClusterSpec {
+        ClusterSpec {
+            nodes: 200,
+            jobs: 120,
+            queues: 5,
+            gpus_per_node: 8,
+            seed: 7,
+            constraints,
+        }
+    }
+
+    #[test]
+    fn the_default_constraints_generate_an_unconstrained_cluster() {
+        let s = cluster(&spec(Constraints::default()));
+        assert!(
+            s.nodes
+                .iter()
+                .all(|n| n.taints.is_empty() && n.labels.is_empty())
+        );
+        assert!(s.jobs.iter().all(|j| j.placement.is_unconstrained()));
+    }
+
+    #[test]
+    fn a_heterogeneous_cluster_is_planned_within_its_constraints() {
+        let s = cluster(&spec(Constraints {
+            gpu_models: 3,
+            tainted_nodes: 0.2,
+            constrained_jobs: 0.5,
+        }));
+        let models: std::collections::BTreeSet<_> = s
+            .nodes
+            .iter()
+            .filter_map(|n| n.labels.get(GPU_PRODUCT_LABEL))
+            .collect();
+        assert_eq!(models.len(), 3);
+        let tainted = s.nodes.iter().filter(|n| !n.taints.is_empty()).count();
+        assert!(tainted > 0 && tainted < s.nodes.len() / 2, "{tainted}");
+        let constrained = s
+            .jobs
+            .iter()
+            .filter(|j| !j.placement.is_unconstrained())
+            .count();
+        assert!(constrained > 30 && constrained < 90, "{constrained}");
+        let p = plan(&s, &Policy::default());
+        assert!(!p.create.is_empty());
+        for c in &p.create {
+            let job = s.jobs.iter().find(|j| j.key() == c.job).expect("job");
+            let node = s.nodes.iter().find(|n| n.name == c.node).expect("node");
+            let facts = NodeFacts {
+                name: &node.name,
+                labels: &node.labels,
+                taints: &node.taints,
+            };
+            assert!(
+                job.placement.of(c.role).admits(facts),
+                "{} on {}",
+                c.pod,
+                c.node
+            );
+        }
+    }
 }

@@ -130,6 +130,7 @@ mod tests {
             queues: 50,
             gpus_per_node: 8,
             seed: 1,
+            constraints: Default::default(),
         };
         let s = scaled(&base, 35_000);
         assert_eq!((s.nodes, s.jobs, s.queues), (35_000, 14_000, 50));
@@ -145,6 +146,7 @@ mod tests {
             queues: 2,
             gpus_per_node: 8,
             seed: 2,
+            constraints: Default::default(),
         };
         let s = sweep(&base, &[20, 60], 2);
         let sizes: Vec<(usize, usize)> = s.sizes.iter().map(|b| (b.nodes, b.jobs)).collect();

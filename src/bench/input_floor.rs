@@ -93,6 +93,7 @@ mod tests {
             queues: 2,
             gpus_per_node: 8,
             seed: 3,
+            constraints: Default::default(),
         };
         let mut s = cluster(&spec);
         let first = crate::plan::plan(&s, &crate::plan::Policy::default());

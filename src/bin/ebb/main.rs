@@ -135,6 +135,16 @@ struct PlanArgs {
     /// Seed of the generated cluster (the same seed, the same cluster).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Distinct GPU models on the GPU nodes (labelled nvidia.com/gpu.product), 1 to 6.
+    #[arg(long, default_value_t = 1)]
+    gpu_models: usize,
+    /// Fraction of GPU nodes in a dedicated pool tainted dedicated=ml:NoSchedule.
+    #[arg(long, default_value_t = 0.0)]
+    tainted_nodes: f64,
+    /// Fraction of jobs with placement constraints (GPU models, the dedicated pool, or
+    /// CPU nodes only).
+    #[arg(long, default_value_t = 0.0)]
+    constrained_jobs: f64,
     /// Print one JSON object instead of a summary line.
     #[arg(long)]
     json: bool,
@@ -183,12 +193,27 @@ fn cluster_spec(a: &PlanArgs) -> Result<ClusterSpec> {
         (0..=64).contains(&a.gpus_per_node),
         "--gpus-per-node must be between 0 and 64"
     );
+    anyhow::ensure!(
+        (1..=6).contains(&a.gpu_models),
+        "--gpu-models must be between 1 and 6"
+    );
+    for (flag, v) in [
+        ("--tainted-nodes", a.tainted_nodes),
+        ("--constrained-jobs", a.constrained_jobs),
+    ] {
+        anyhow::ensure!((0.0..=1.0).contains(&v), "{flag} must be between 0 and 1");
+    }
     Ok(ClusterSpec {
         nodes: a.nodes,
         jobs: a.jobs,
         queues: a.queues,
         gpus_per_node: a.gpus_per_node,
         seed: a.seed,
+        constraints: ebb::bench::generate::Constraints {
+            gpu_models: a.gpu_models,
+            tainted_nodes: a.tainted_nodes,
+            constrained_jobs: a.constrained_jobs,
+        },
     })
 }
 

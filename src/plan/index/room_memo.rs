@@ -321,6 +321,7 @@ mod tests {
                 queues: 6,
                 gpus_per_node,
                 seed,
+                constraints: Default::default(),
             });
             let policy = Policy::default();
             test_switch::READS.with(|r| r.set(0));
