@@ -3,6 +3,11 @@
 //! summing every group for every gang made that jobs × groups (a quarter of a
 //! 50,000-node tick). Counts are computed once per shape and then only for the groups
 //! of the nodes whose room changed since (`NodeState::changed_nodes`).
+//!
+//! A gang whose placement constraints allow only some nodes counts only those: groups
+//! of a GPU model it may not use hold none of its pods. Counts are kept per list of
+//! allowed nodes (by address, as `NodeState::best_fit` keeps its misses: the lists are
+//! the view's and outlive the packing).
 
 use super::nodes::NodeState;
 use super::topology::TopologyIndex;
@@ -12,7 +17,7 @@ use std::collections::BTreeSet;
 
 #[derive(Default)]
 pub struct GroupCounts {
-    shapes: FastMap<Resources, ShapeCounts>,
+    shapes: FastMap<(Resources, usize), ShapeCounts>,
 }
 
 struct ShapeCounts {
@@ -23,27 +28,37 @@ struct ShapeCounts {
     by_count: BTreeSet<(u64, usize)>,
 }
 
-fn group_copies(nodes: &NodeState, topo: &TopologyIndex, g: usize, res: &Resources) -> u64 {
+fn group_copies(
+    nodes: &NodeState,
+    topo: &TopologyIndex,
+    g: usize,
+    res: &Resources,
+    allowed: Option<&[bool]>,
+) -> u64 {
     topo.group_nodes[g]
         .iter()
+        .filter(|&&n| allowed.is_none_or(|a| a.get(n).copied().unwrap_or(false)))
         .map(|&n| nodes.copies(n, res))
         .sum()
 }
 
 impl GroupCounts {
-    /// Groups that hold pods of shape `res` (GPU pods), by (count, group), current.
+    /// How many pods of shape `res` (GPU pods) each group holds on `allowed` nodes,
+    /// current.
     fn current(
         &mut self,
         nodes: &NodeState,
         topo: &TopologyIndex,
         res: &Resources,
-    ) -> &BTreeSet<(u64, usize)> {
-        let shape = self.shapes.entry(*res).or_insert_with(|| {
+        allowed: Option<&[bool]>,
+    ) -> &ShapeCounts {
+        let key = (*res, allowed.map_or(0, |a| a.as_ptr() as usize));
+        let shape = self.shapes.entry(key).or_insert_with(|| {
             let mut count = vec![0; topo.group_nodes.len()];
             let mut by_count = BTreeSet::new();
             // A group with fewer free GPUs than one pod holds none.
             for g in nodes.groups_with_free_gpus(res.gpus.max(1)) {
-                let c = group_copies(nodes, topo, g, res);
+                let c = group_copies(nodes, topo, g, res, allowed);
                 count[g] = c;
                 if c > 0 {
                     by_count.insert((c, g));
@@ -57,7 +72,7 @@ impl GroupCounts {
         });
         let changed = nodes.changed_nodes[shape.seen..].iter();
         for g in changed.filter_map(|&n| nodes.group_of_node(n)) {
-            let c = group_copies(nodes, topo, g, res);
+            let c = group_copies(nodes, topo, g, res, allowed);
             let old = std::mem::replace(&mut shape.count[g], c);
             if old != c {
                 shape.by_count.remove(&(old, g));
@@ -67,21 +82,36 @@ impl GroupCounts {
             }
         }
         shape.seen = nodes.changed_nodes.len();
-        &shape.by_count
+        shape
+    }
+
+    /// How many pods of shape `res` (GPU pods) group `g` holds on `allowed` nodes now.
+    pub fn holds(
+        &mut self,
+        nodes: &NodeState,
+        topo: &TopologyIndex,
+        res: &Resources,
+        allowed: Option<&[bool]>,
+        g: usize,
+    ) -> u64 {
+        let shape = self.current(nodes, topo, res, allowed);
+        shape.count.get(g).copied().unwrap_or(0)
     }
 
     /// Where a gang of `want` pods of shape `res` goes: the group holding the fewest
     /// pods that still holds them all (lowest id on a tie); else the groups holding the
-    /// most (lowest id first on a tie), until they hold them all or none is left.
+    /// most (lowest id first on a tie), until they hold them all or none is left. Only
+    /// `allowed` nodes count.
     pub fn choose(
         &mut self,
         nodes: &NodeState,
         topo: &TopologyIndex,
         res: &Resources,
         want: u32,
+        allowed: Option<&[bool]>,
     ) -> Vec<usize> {
         let want = u64::from(want);
-        let by_count = self.current(nodes, topo, res);
+        let by_count = &self.current(nodes, topo, res, allowed).by_count;
         if let Some(&(_, g)) = by_count.range((want, 0)..).next() {
             return vec![g];
         }
@@ -118,9 +148,10 @@ mod tests {
         topo: &TopologyIndex,
         res: &Resources,
         want: u32,
+        allowed: Option<&[bool]>,
     ) -> Vec<usize> {
         let counts: Vec<(u64, usize)> = (0..topo.group_nodes.len())
-            .map(|g| (group_copies(nodes, topo, g, res), g))
+            .map(|g| (group_copies(nodes, topo, g, res, allowed), g))
             .filter(|&(c, _)| c > 0)
             .collect();
         if let Some(&(_, g)) = counts.iter().filter(|&&(c, _)| c >= u64::from(want)).min() {
@@ -171,14 +202,19 @@ mod tests {
             Resources::new(8_000, 64 << 30, 2),
             Resources::new(60_000, 64 << 30, 4),
         ];
+        // Two lists of allowed nodes, as two placement constraints would give.
+        let some: Vec<bool> = (0..nodes.len()).map(|n| n % 4 != 1).collect();
+        let few: Vec<bool> = (0..nodes.len()).map(|n| n % 5 == 0).collect();
+        let lists = [None, Some(some.as_slice()), Some(few.as_slice())];
         let mut counts = GroupCounts::default();
         let mut held: Vec<(usize, Resources)> = Vec::new();
         for step in 0..3_000 {
             let res = shapes[rng.random_range(0..shapes.len())];
             let want = rng.random_range(2..40);
+            let allowed = lists[rng.random_range(0..lists.len())];
             assert_eq!(
-                counts.choose(&state, &topo, &res, want),
-                choose_directly(&state, &topo, &res, want),
+                counts.choose(&state, &topo, &res, want, allowed),
+                choose_directly(&state, &topo, &res, want, allowed),
                 "step {step}"
             );
             // Take room on a random node that has it, or give some back.

@@ -32,10 +32,12 @@ pub struct NodeState {
     /// Counts `give`s: between two gives free room only shrinks, so a need that found
     /// no node still finds none.
     gives: u64,
-    /// Needs that found no node, with the `gives` count they were tried at. A full
+    /// Needs that found no node, with the `gives` count they were tried at, per list
+    /// of allowed nodes (by address: the lists are the view's, shared by every group
+    /// with the same constraints, and outlive the packing; 0 for every node). A full
     /// cluster is asked for the same few shapes many times per plan, and each miss
     /// otherwise scans every node with some room.
-    no_fit: std::cell::RefCell<FastMap<Resources, u64>>,
+    no_fit: std::cell::RefCell<FastMap<(Resources, usize), u64>>,
 }
 
 impl NodeState {
@@ -216,17 +218,19 @@ impl NodeState {
     /// `allowed`, only among the nodes it marks (the pods' placement constraints).
     pub fn best_fit(&self, r: &Resources, count: u64, allowed: Option<&[bool]>) -> Option<usize> {
         let need = r.times(count as i64);
-        if let Some(allowed) = allowed {
-            // Not memoised: `no_fit` is keyed by the need alone, for every node.
-            let ok = |n: usize| allowed.get(n).copied().unwrap_or(false);
-            return self.best_fit_scan(r.gpus > 0, &need, &ok);
-        }
-        if self.no_fit.borrow().get(&need) == Some(&self.gives) {
+        let key = (need, allowed.map_or(0, |a| a.as_ptr() as usize));
+        if self.no_fit.borrow().get(&key) == Some(&self.gives) {
             return None;
         }
-        let found = self.best_fit_scan(r.gpus > 0, &need, &|_| true);
+        let found = match allowed {
+            Some(allowed) => {
+                let ok = |n: usize| allowed.get(n).copied().unwrap_or(false);
+                self.best_fit_scan(r.gpus > 0, &need, &ok)
+            }
+            None => self.best_fit_scan(r.gpus > 0, &need, &|_| true),
+        };
         if found.is_none() {
-            self.no_fit.borrow_mut().insert(need, self.gives);
+            self.no_fit.borrow_mut().insert(key, self.gives);
         }
         found
     }

@@ -150,10 +150,21 @@ impl Packer<'_, '_> {
             let anchors = &self.jobs[j].anchors;
             let groups: BTreeSet<usize> = anchors.iter().map(|&n| topo.group_of[n]).collect();
             let racks: BTreeSet<usize> = anchors.iter().map(|&n| topo.rack_of[n]).collect();
-            // A group without a trainer's GPUs free has no node that takes one.
-            let no_room = |p: &Self, g: usize| !cpu_pod && p.nodes.group_free_gpus(g) < res.gpus;
+            // A group without a trainer's GPUs free has no node that takes one; with
+            // placement constraints, one whose allowed nodes hold none (a group of a GPU
+            // model the job may not use) is passed over whole, not node by node.
+            let holds_one = |p: &mut Self, g: usize| {
+                if cpu_pod {
+                    true
+                } else if allowed.is_some() {
+                    let (counts, nodes) = (&mut p.group_counts, &p.nodes);
+                    counts.holds(nodes, topo, &res, allowed, g) > 0
+                } else {
+                    p.nodes.group_free_gpus(g) >= res.gpus
+                }
+            };
             for g in groups {
-                if no_room(self, g) {
+                if !holds_one(self, g) {
                     continue;
                 }
                 for &n in &topo.group_nodes[g] {
@@ -165,7 +176,7 @@ impl Packer<'_, '_> {
             }
             for r in racks {
                 for &g in &topo.rack_groups[r] {
-                    if no_room(self, g) {
+                    if !holds_one(self, g) {
                         continue;
                     }
                     for &n in &topo.group_nodes[g] {
@@ -180,7 +191,10 @@ impl Packer<'_, '_> {
         // 2. A GPU job with no home yet: the smallest NVLink group that holds it all,
         //    else the fewest groups.
         if left > 1 && !cpu_pod && topo.shared && !had_anchors {
-            for g in self.group_counts.choose(&self.nodes, self.topo, &res, left) {
+            for g in self
+                .group_counts
+                .choose(&self.nodes, self.topo, &res, left, allowed)
+            {
                 let mut members = self.topo.group_nodes[g].clone();
                 members.sort_by_key(|&n| (self.nodes.copies(n, &res), n));
                 for n in members {
