@@ -44,15 +44,24 @@ fn example_jobs_pass_the_cel_rules_and_parse() {
     let schema = job_schema();
     let validator = kube_cel::Validator::new();
     let mut jobs = 0;
-    for doc in yaml_docs("deploy/examples/seed-job.yaml") {
-        validator
-            .validate(&schema, &doc, None)
-            .unwrap_or_else(|e| panic!("seed-job.yaml: {e:?}"));
-        let tj: TrainingJob = serde_json::from_value(doc).expect("a TrainingJob");
-        assert!(tj.spec.trainers.min <= tj.spec.trainers.max);
-        jobs += 1;
+    for file in ["seed-job.yaml", "dedicated-h100-job.yaml"] {
+        for doc in yaml_docs(&format!("deploy/examples/{file}")) {
+            validator
+                .validate(&schema, &doc, None)
+                .unwrap_or_else(|e| panic!("{file}: {e:?}"));
+            let tj: TrainingJob = serde_json::from_value(doc).expect("a TrainingJob");
+            assert!(tj.spec.trainers.min <= tj.spec.trainers.max);
+            // The planner reads it as written: valid, and its constraints are there.
+            let job =
+                ebb::resource::spec::job_model(&tj, 0.0).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(
+                job.placement.trainers.gpu_models,
+                tj.spec.trainers.gpu_models
+            );
+            jobs += 1;
+        }
     }
-    assert_eq!(jobs, 1);
+    assert_eq!(jobs, 2);
     for doc in yaml_docs("deploy/examples/queue.yaml") {
         let _: TrainingQueue = serde_json::from_value(doc).expect("a TrainingQueue");
     }

@@ -89,6 +89,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 workload: Some("svc".into()),
                 resources: Resources::new(1000, GIB, 0),
                 node: None,
+                placement: Default::default(),
             })
             .collect();
         s
@@ -98,7 +99,14 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
 /// A world that has been running: plan and apply a few ticks, then perturb it (new
 /// service demand, a lost node, a late job).
 fn arb_running_world() -> impl Strategy<Value = Snapshot> {
-    (arb_snapshot(), 0usize..4, prop::bool::ANY, 1usize..4).prop_map(
+    running_world_from(arb_snapshot())
+}
+
+/// A world grown from `snapshots` as [`arb_running_world`] grows one.
+fn running_world_from(
+    snapshots: impl Strategy<Value = Snapshot>,
+) -> impl Strategy<Value = Snapshot> {
+    (snapshots, 0usize..4, prop::bool::ANY, 1usize..4).prop_map(
         |(s, extra_services, lose_node, ticks)| {
             let policy = Policy::default();
             let late = s.jobs.len() / 2;
@@ -580,13 +588,28 @@ fn arb_constrained_snapshot() -> impl Strategy<Value = Snapshot> {
                 _ => Placement::default(),
             }
         };
-        for (j, (m, p, t)) in s.jobs.iter_mut().zip(choices) {
+        for (j, &(m, p, t)) in s.jobs.iter_mut().zip(&choices) {
             j.placement.master = constraint(m);
             j.placement.pservers = constraint(p);
             j.placement.trainers = constraint(t);
         }
+        // Pending services are constrained alike (an HPA's replicas pinned to a pool).
+        for (pod, &(_, _, c)) in s.other_pods.iter_mut().zip(choices.iter().rev()) {
+            pod.placement = constraint(c);
+        }
         s
     })
+}
+
+/// Whether service pod `key` may use `node`.
+fn service_may_use(s: &Snapshot, key: &str, node: &str) -> bool {
+    let (Some(pod), Some(n)) = (
+        s.other_pods.iter().find(|p| p.key() == key),
+        s.nodes.iter().find(|n| n.name == node),
+    ) else {
+        return false;
+    };
+    pod.placement.admits(n.facts())
 }
 
 fn may_use(s: &Snapshot, job: &JobKey, role: Role, node: &str) -> bool {
@@ -596,13 +619,7 @@ fn may_use(s: &Snapshot, job: &JobKey, role: Role, node: &str) -> bool {
     ) else {
         return false;
     };
-    j.placement
-        .of(role)
-        .admits(ebb::model::placement::NodeFacts {
-            name: &n.name,
-            labels: &n.labels,
-            taints: &n.taints,
-        })
+    j.placement.of(role).admits(n.facts())
 }
 
 proptest! {
@@ -623,14 +640,48 @@ proptest! {
             for c in &p.recreate_after_delete {
                 prop_assert!(may_use(&s, &c.job, c.role, &c.node), "{c:?} on a node it may not use");
             }
-            // Services are taken to tolerate nothing.
             for r in &p.service_reservations {
-                let node = s.nodes.iter().find(|n| n.name == r.node).unwrap();
-                prop_assert!(!node.taints.iter().any(|t| t.repels()), "{r:?} on a tainted node");
+                prop_assert!(service_may_use(&s, &r.pod, &r.node), "{r:?} on a node it may not use");
             }
             s = apply(&s, &p);
             assert_no_overcommit(&s);
             s.time_s += 7.0;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// The planner's properties hold with placement constraints too: deterministic, a
+    /// fixed point, never over-committing, and work conserving over the nodes each job
+    /// may use (a job below max leaves no room idle on a node its trainers may use).
+    #[test]
+    fn constrained_plans_are_deterministic_fixed_points_and_work_conserving(
+        s in running_world_from(arb_constrained_snapshot())
+    ) {
+        let policy = Policy::default();
+        let p1 = plan(&s, &policy);
+        prop_assert_eq!(&p1, &plan(&s, &policy));
+        let after = apply(&s, &p1);
+        assert_no_overcommit(&after);
+        let again = plan(&after, &policy);
+        prop_assert!(again.create.is_empty(), "replan creates: {:?}", again.create);
+        prop_assert!(again.delete.is_empty(), "replan deletes: {:?}", again.delete);
+        let free = free_after(&after);
+        for jp in p1.jobs.iter().filter(|j| j.admitted) {
+            let job = after.jobs.iter().find(|j| j.key() == jp.job).unwrap();
+            let limited = s.queues.iter().any(|q| q.limit.is_some()) && job.queue == "q0";
+            if jp.target_trainers >= job.trainers.max || limited {
+                continue;
+            }
+            for (name, room, _) in &free {
+                let node = node_of(&after, name).unwrap();
+                let usable = !node.unschedulable && may_use(&after, &jp.job, Role::Trainer, name);
+                prop_assert!(!usable || !job.trainers.resources.fits_in(room),
+                    "{} is below max ({} < {}) while {}, which it may use, has room {}",
+                    jp.job, jp.target_trainers, job.trainers.max, name, room);
+            }
         }
     }
 }

@@ -151,6 +151,7 @@ fn trainers_yield_to_pending_service_pods_but_not_below_min() {
     // Nginx scales up by 20 one-core pods that nobody placed yet.
     for i in 0..20 {
         s.other_pods.push(OtherPod {
+            placement: Default::default(),
             namespace: "web".into(),
             name: format!("nginx-{i}"),
             workload: Some("nginx".into()),
@@ -172,6 +173,7 @@ fn trainers_yield_to_pending_service_pods_but_not_below_min() {
     let mut s3 = s.clone();
     for i in 20..60 {
         s3.other_pods.push(OtherPod {
+            placement: Default::default(),
             namespace: "web".into(),
             name: format!("nginx-{i}"),
             workload: None,
@@ -330,6 +332,7 @@ fn gpu_pods_fill_partly_used_nodes_and_cpu_pods_stay_off_gpu_nodes() {
     ];
     let mut s = snapshot(nodes, Vec::new());
     s.other_pods.push(OtherPod {
+        placement: Default::default(),
         namespace: "x".into(),
         name: "holder".into(),
         workload: None,
@@ -376,6 +379,7 @@ fn an_eight_gpu_job_lands_inside_one_nvlink_group_when_one_is_free() {
     }
     let mut s = snapshot(nodes, Vec::new());
     s.other_pods.push(OtherPod {
+        placement: Default::default(),
         namespace: "x".into(),
         name: "holder".into(),
         workload: None,
@@ -411,6 +415,7 @@ fn an_eight_gpu_job_spans_the_fewest_nvlink_groups_when_none_is_free() {
     let mut s = snapshot(nodes, Vec::new());
     for (node, gpus) in [("a1", 2), ("b0", 3), ("c0", 4), ("c1", 1)] {
         s.other_pods.push(OtherPod {
+            placement: Default::default(),
             namespace: "x".into(),
             name: format!("holder-{node}"),
             workload: None,
@@ -1114,4 +1119,118 @@ fn a_gang_that_fits_the_cluster_but_not_its_eligible_nodes_waits_for_room_there(
         }
         other => panic!("newcomer: {other:?}"),
     }
+}
+
+/// Preferred node affinity and PreferNoSchedule taints only break ties: between nodes
+/// that pack alike (here, empty identical ones), trainers go where they would rather be;
+/// they still pack first, and use a disliked node when the liked ones are full.
+#[test]
+fn preferences_break_ties_between_nodes_that_pack_alike() {
+    use ebb::model::placement::{NodeSelectorTerm, Placement, PreferredTerm, Requirement, Taint};
+    let mut nodes: Vec<Node> = (0..4).map(|i| gpu_node(&format!("n{i}"), 32, 4)).collect();
+    // n0 and n1 are spot nodes, which pods should avoid unless they must.
+    for n in &mut nodes[..2] {
+        n.taints.push(Taint {
+            key: "spot".into(),
+            value: String::new(),
+            effect: "PreferNoSchedule".into(),
+        });
+    }
+    nodes[3].labels.insert("zone".into(), "b".into());
+    let one_gpu = Resources::new(1000, GIB, 1);
+    let mut zoned = job("zoned", 4, 4, one_gpu);
+    zoned.placement.trainers = Placement {
+        preferred: vec![PreferredTerm {
+            weight: 10,
+            preference: NodeSelectorTerm {
+                match_expressions: vec![Requirement {
+                    key: "zone".into(),
+                    operator: "In".into(),
+                    values: vec!["b".into()],
+                }],
+                match_fields: Vec::new(),
+            },
+        }],
+        ..Placement::default()
+    };
+    let (s, _) = run(
+        snapshot(nodes.clone(), vec![zoned]),
+        &Policy::default(),
+        2,
+        30.0,
+    );
+    let on = |s: &Snapshot, job: &str| -> Vec<String> {
+        let j = s.jobs.iter().find(|j| j.name == job).expect("the job");
+        let mut n: Vec<String> = j.live_trainers().filter_map(|p| p.node.clone()).collect();
+        n.sort();
+        n.dedup();
+        n
+    };
+    assert_eq!(
+        on(&s, "zoned"),
+        ["n3"],
+        "the preferred zone, packed on one node"
+    );
+
+    // With no preference of its own, a job avoids the untolerated PreferNoSchedule
+    // taint while an untainted node packs as well, and takes a spot node once it must.
+    let plain = job("plain", 12, 12, one_gpu);
+    let (s, _) = run(snapshot(nodes, vec![plain]), &Policy::default(), 2, 30.0);
+    let used = on(&s, "plain");
+    assert_eq!(trainers(&s, "plain"), 12);
+    assert!(
+        used.contains(&"n2".into()) && used.contains(&"n3".into()),
+        "{used:?}"
+    );
+    assert_eq!(
+        used.len(),
+        3,
+        "one spot node, only because it must: {used:?}"
+    );
+}
+
+/// A pending service replica pinned to CPU nodes (an HPA's Deployment with a node
+/// selector) is given room only there: trainers on GPU nodes are not evicted for it,
+/// and it is not counted as demand on nodes it can never use.
+#[test]
+fn a_pinned_service_replica_gets_room_only_on_the_nodes_it_may_use() {
+    use ebb::model::placement::Placement;
+    let mut nodes = vec![gpu_node("gpu-0", 8, 4), cpu_node("cpu-0", 8)];
+    nodes[1].labels.insert("pool".into(), "cpu".into());
+    // CPU trainers fill both nodes.
+    let filler = job("filler", 1, 16, Resources::new(1000, GIB, 0));
+    let (mut s, _) = run(snapshot(nodes, vec![filler]), &Policy::default(), 2, 30.0);
+    let free_cpu = |s: &Snapshot, node: &str| {
+        let n = s.nodes.iter().find(|n| n.name == node).expect("the node");
+        n.allocatable.cpu_milli - used_on(s, node).cpu_milli
+    };
+    assert!(
+        free_cpu(&s, "cpu-0") < 1000 && free_cpu(&s, "gpu-0") < 1000,
+        "both full"
+    );
+    let evictions = (2000 - free_cpu(&s, "cpu-0") + 999) / 1000;
+    let mut web = unplaced_pod("web-0", Resources::new(2000, GIB, 0));
+    web.placement = Placement {
+        node_selector: [("pool".to_string(), "cpu".to_string())].into(),
+        ..Placement::default()
+    };
+    s.other_pods.push(web);
+    let p = plan(&s, &Policy::default());
+    let reserved: Vec<&str> = p
+        .service_reservations
+        .iter()
+        .map(|r| r.node.as_str())
+        .collect();
+    assert_eq!(reserved, ["cpu-0"]);
+    for d in &p.delete {
+        assert!(
+            d.node.as_deref() == Some("cpu-0"),
+            "evicted from a node the service cannot use: {d:?}"
+        );
+    }
+    assert_eq!(
+        p.delete.len() as i64,
+        evictions,
+        "just enough trainers leave cpu-0"
+    );
 }

@@ -142,6 +142,7 @@ pub fn training_job(spec: &proto::JobSpec) -> Result<TrainingJob, Status> {
                 command: spec.command.clone(),
                 args: spec.args.clone(),
                 env,
+                gpu_models: spec.gpu_models.clone(),
             },
             dataset: spec.dataset.clone(),
             passes: spec.passes.max(1),
@@ -180,6 +181,7 @@ pub fn job_spec(tj: &TrainingJob) -> proto::JobSpec {
         dataset: s.dataset.clone(),
         passes: s.passes,
         labels: tj.metadata.labels.clone().unwrap_or_default(),
+        gpu_models: s.trainers.gpu_models.clone(),
     }
 }
 

@@ -151,6 +151,7 @@ pub fn cluster(spec: &ClusterSpec) -> Snapshot {
             workload: Some("agent".into()),
             resources: Resources::new(500, GIB, 0),
             node: Some(format!("node-{i:05}")),
+            placement: Default::default(),
         })
         .collect();
     Snapshot {
@@ -214,6 +215,7 @@ pub fn service_demand(count: usize, cpu_milli: i64) -> Vec<OtherPod> {
             workload: Some("nginx".into()),
             resources: Resources::new(cpu_milli, GIB, 0),
             node: None,
+            placement: Default::default(),
         })
         .collect()
 }

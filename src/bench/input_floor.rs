@@ -128,6 +128,7 @@ mod tests {
         let mut s = small();
         let lost = s.nodes.remove(0).name;
         s.other_pods.push(OtherPod {
+            placement: Default::default(),
             namespace: "web".into(),
             name: "svc-0".into(),
             workload: None,

@@ -68,6 +68,7 @@ pub fn synthetic_trace(nodes: u32, jobs: usize, seed: u64) -> Scenario {
                 speedup,
                 placement_speedup: Vec::new(),
                 rescale_pause_s: 30.0,
+                placement: Default::default(),
             }
         })
         .collect();
@@ -86,6 +87,8 @@ pub fn synthetic_trace(nodes: u32, jobs: usize, seed: u64) -> Scenario {
                 gpus: 8,
                 gpu_model: Some("H100".into()),
                 nodes_per_rack: Some(32),
+                labels: Default::default(),
+                taints: Vec::new(),
             }],
         },
         queues: Vec::new(),

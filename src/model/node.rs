@@ -1,7 +1,7 @@
 //! A node of the cluster as the planner sees it.
 
 use super::Resources;
-use super::placement::Taint;
+use super::placement::{NodeFacts, Taint};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -48,6 +48,15 @@ impl Node {
             topology: Topology::default(),
             unschedulable: false,
             taints: Vec::new(),
+        }
+    }
+
+    /// What the placement filters look at.
+    pub fn facts(&self) -> NodeFacts<'_> {
+        NodeFacts {
+            name: &self.name,
+            labels: &self.labels,
+            taints: &self.taints,
         }
     }
 

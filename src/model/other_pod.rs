@@ -1,6 +1,7 @@
 //! Pods ebb does not manage: online services, system pods, and replicas an HPA wants.
 
 use super::Resources;
+use super::placement::Placement;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,6 +17,10 @@ pub struct OtherPod {
     /// exist yet). That demand comes before any trainer above its job's minimum.
     #[serde(default)]
     pub node: Option<String>,
+    /// Where the pod may run (its node selector, affinity and tolerations): a pending
+    /// pod is given room only on a node it may use.
+    #[serde(default, skip_serializing_if = "Placement::is_unconstrained")]
+    pub placement: Placement,
 }
 
 impl OtherPod {

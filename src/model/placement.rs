@@ -43,6 +43,32 @@ pub struct Taint {
 }
 
 impl Taint {
+    /// Refuses what Kubernetes' validation would: an empty key, an unknown effect.
+    pub fn check(&self) -> Result<(), PlacementError> {
+        let bad = |field: &str, message: String| {
+            Err(PlacementError {
+                field: field.into(),
+                message,
+            })
+        };
+        if self.key.is_empty() {
+            return bad("key", "must not be empty".into());
+        }
+        if !matches!(
+            self.effect.as_str(),
+            NO_SCHEDULE | PREFER_NO_SCHEDULE | NO_EXECUTE
+        ) {
+            return bad(
+                "effect",
+                format!(
+                    "{:?} is not one of NoSchedule, PreferNoSchedule, NoExecute",
+                    self.effect
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Whether a pod that does not tolerate this taint may not be placed on the node.
     pub fn repels(&self) -> bool {
         self.effect == NO_SCHEDULE || self.effect == NO_EXECUTE
@@ -279,6 +305,12 @@ impl Placement {
     /// No constraint at all: such pods may use every untainted node.
     pub fn is_unconstrained(&self) -> bool {
         *self == Placement::default()
+    }
+
+    /// Whether the placement rules nodes out by their labels (a node selector, required
+    /// affinity, GPU models); tolerations only matter on tainted nodes.
+    pub fn has_node_filters(&self) -> bool {
+        !self.node_selector.is_empty() || self.required.is_some() || !self.gpu_models.is_empty()
     }
 
     /// Why the pods may not use `node`, or None when they may.

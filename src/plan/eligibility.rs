@@ -5,17 +5,23 @@
 //! growth, top-up and the search for room), so that ebb never binds what kube-scheduler
 //! would not.
 //!
-//! On a cluster without such taints, unconstrained groups (the usual case) have no list
-//! and cost nothing. Groups with the same constraints share one list, computed once per
-//! view. Other workloads' pending pods (services) are taken to tolerate nothing: they
-//! are given room only on untainted nodes.
+//! Other workloads' pending pods (services, replicas an HPA wants) are given room only
+//! on nodes their own constraints allow, read from their pod spec the same way.
+//!
+//! Preferred node affinity and PreferNoSchedule taints do not rule nodes out: they
+//! score each node for a group ([`Placement::preference`]), and packing uses the score
+//! to choose between nodes that pack alike (`NodeState::best_fit_preferring`).
+//!
+//! On a cluster without taints, unconstrained groups (the usual case) have no list and
+//! cost nothing. Groups with the same constraints share one list, computed once per
+//! view.
 
 use super::FastMap;
 use super::fairshare::Res3;
 use super::pools::Pools;
 use super::view::{JobView, View};
-use crate::model::placement::{Misfit, NodeFacts, Placement};
-use crate::model::{Node, Reason, Role};
+use crate::model::placement::{Misfit, PREFER_NO_SCHEDULE, Placement};
+use crate::model::{Node, OtherPod, Reason, Role};
 use std::rc::Rc;
 
 #[derive(Default)]
@@ -23,8 +29,12 @@ pub struct Eligibility {
     /// Per job, per role (master, pserver, trainer): None when the group may use every
     /// node.
     per_job: Vec<[Option<Rc<[bool]>>; 3]>,
-    /// The nodes a pod without constraints may use; None when no node repels one.
-    untainted: Option<Rc<[bool]>>,
+    /// Per job, per role: how much the group would rather run on each node (preferred
+    /// node affinity, PreferNoSchedule taints); None when it likes every node alike.
+    prefer_job: Vec<[Option<Rc<[i64]>>; 3]>,
+    /// Per pending service pod of the view: the nodes it may be given room on, and its
+    /// preferences, as for a job's group.
+    per_service: Vec<Lists>,
 }
 
 fn role_index(role: Role) -> usize {
@@ -35,43 +45,100 @@ fn role_index(role: Role) -> usize {
     }
 }
 
-impl Eligibility {
-    pub fn build(jobs: &[JobView<'_>], nodes: &[&Node]) -> Eligibility {
-        let list_of =
-            |p: &Placement| -> Rc<[bool]> { nodes.iter().map(|n| p.admits(facts(n))).collect() };
-        let tainted = nodes.iter().any(|n| n.taints.iter().any(|t| t.repels()));
-        let untainted = tainted.then(|| list_of(&Placement::default()));
-        let mut shared: FastMap<&Placement, Rc<[bool]>> = FastMap::default();
-        let mut per_job = Vec::with_capacity(jobs.len());
-        for jv in jobs {
-            let placement = &jv.job.placement;
-            if placement.is_unconstrained() {
-                per_job.push(std::array::from_fn(|_| untainted.clone()));
-                continue;
-            }
-            let mut lists: [Option<Rc<[bool]>>; 3] = [None, None, None];
-            for role in [Role::Master, Role::Pserver, Role::Trainer] {
-                let p = placement.of(role);
-                lists[role_index(role)] = if p.is_unconstrained() {
-                    untainted.clone()
-                } else {
-                    Some(shared.entry(p).or_insert_with(|| list_of(p)).clone())
-                };
-            }
-            per_job.push(lists);
+/// The lists of one placement: the nodes it may use (None: every node) and its
+/// preferences (None: none).
+type Lists = (Option<Rc<[bool]>>, Option<Rc<[i64]>>);
+
+/// Builds each distinct placement's lists once.
+struct ListMaker<'a, 'n> {
+    nodes: &'a [&'n Node],
+    /// Whether some node repels pods (a NoSchedule or NoExecute taint), or ranks them
+    /// lower (PreferNoSchedule): without, an unconstrained placement needs no list.
+    any_repelling: bool,
+    any_disliked: bool,
+    shared: FastMap<&'a Placement, Lists>,
+}
+
+impl<'a> ListMaker<'a, '_> {
+    fn lists(&mut self, p: &'a Placement) -> Lists {
+        if let Some(l) = self.shared.get(p) {
+            return l.clone();
         }
-        Eligibility { per_job, untainted }
+        let needs_allowed = self.any_repelling || p.has_node_filters();
+        let allowed: Option<Rc<[bool]>> =
+            needs_allowed.then(|| self.nodes.iter().map(|n| p.admits(n.facts())).collect());
+        let needs_preference = self.any_disliked || !p.preferred.is_empty();
+        let preference: Option<Rc<[i64]>> = needs_preference
+            .then(|| {
+                self.nodes
+                    .iter()
+                    .map(|n| p.preference(n.facts()))
+                    .collect::<Rc<[i64]>>()
+            })
+            // A placement that likes every node alike breaks no tie.
+            .filter(|scores| !scores.iter().all(|&s| s == scores[0]));
+        let lists = (allowed, preference);
+        self.shared.insert(p, lists.clone());
+        lists
+    }
+}
+
+impl Eligibility {
+    pub fn build(
+        jobs: &[JobView<'_>],
+        nodes: &[&Node],
+        pending_services: &[&OtherPod],
+    ) -> Eligibility {
+        let mut maker = ListMaker {
+            nodes,
+            any_repelling: nodes.iter().any(|n| n.taints.iter().any(|t| t.repels())),
+            any_disliked: nodes
+                .iter()
+                .any(|n| n.taints.iter().any(|t| t.effect == PREFER_NO_SCHEDULE)),
+            shared: FastMap::default(),
+        };
+        let mut per_job = Vec::with_capacity(jobs.len());
+        let mut prefer_job = Vec::with_capacity(jobs.len());
+        for jv in jobs {
+            let mut allowed: [Option<Rc<[bool]>>; 3] = [None, None, None];
+            let mut prefer: [Option<Rc<[i64]>>; 3] = [None, None, None];
+            for role in [Role::Master, Role::Pserver, Role::Trainer] {
+                let (a, p) = maker.lists(jv.job.placement.of(role));
+                allowed[role_index(role)] = a;
+                prefer[role_index(role)] = p;
+            }
+            per_job.push(allowed);
+            prefer_job.push(prefer);
+        }
+        let per_service = pending_services
+            .iter()
+            .map(|pod| maker.lists(&pod.placement))
+            .collect();
+        Eligibility {
+            per_job,
+            prefer_job,
+            per_service,
+        }
     }
 
-    /// The nodes other workloads' pending pods may be given room on, or None for every
-    /// node.
-    pub fn for_services(&self) -> Option<&[bool]> {
-        self.untainted.as_deref()
+    /// The nodes the view's `i`th pending service pod may be given room on (None: every
+    /// node), and how much it would rather have each (None: no preference).
+    pub fn for_service(&self, i: usize) -> (Option<&[bool]>, Option<&[i64]>) {
+        self.per_service
+            .get(i)
+            .map_or((None, None), |(a, p)| (a.as_deref(), p.as_deref()))
     }
 
     /// The nodes job `j`'s `role` pods may use (by node index), or None for every node.
     pub fn of(&self, j: usize, role: Role) -> Option<&[bool]> {
         self.per_job.get(j)?[role_index(role)].as_deref()
+    }
+
+    /// How much job `j`'s `role` pods would rather run on each node (by node index), or
+    /// None when they like every node alike: it only breaks ties between nodes that
+    /// pack alike.
+    pub fn preference(&self, j: usize, role: Role) -> Option<&[i64]> {
+        self.prefer_job.get(j)?[role_index(role)].as_deref()
     }
 
     /// Whether job `j`'s `role` pods may use node `n`.
@@ -96,7 +163,7 @@ impl Eligibility {
             let mut ruled_out: FastMap<Misfit, usize> = FastMap::default();
             for n in schedulable() {
                 let node = view.node_refs[n];
-                if let Some(m) = placement.misfit(facts(node)) {
+                if let Some(m) = placement.misfit(node.facts()) {
                     *ruled_out.entry(m).or_default() += 1;
                 }
             }
@@ -138,7 +205,9 @@ impl Eligibility {
     /// trainers' constraints are the ones that bind.
     pub fn pools(&self, view: &View<'_>) -> Option<PoolMap> {
         let trainer = role_index(Role::Trainer);
-        if self.untainted.is_none() && self.per_job.iter().all(|l| l[trainer].is_none()) {
+        if self.per_job.iter().all(|l| l[trainer].is_none())
+            && self.per_service.iter().all(|(a, _)| a.is_none())
+        {
             return None;
         }
         // Distinct lists, by identity (groups with the same constraints share one).
@@ -156,7 +225,11 @@ impl Eligibility {
             .iter()
             .map(|l| l[trainer].as_ref().map(&mut intern))
             .collect();
-        let services_list = self.untainted.as_ref().map(&mut intern);
+        let service_list: Vec<Option<usize>> = self
+            .per_service
+            .iter()
+            .map(|(a, _)| a.as_ref().map(&mut intern))
+            .collect();
         // A pool per distinct signature (which lists admit the node).
         let mut pool_of: FastMap<Vec<bool>, usize> = FastMap::default();
         let mut room: Vec<Res3> = Vec::new();
@@ -183,11 +256,11 @@ impl Eligibility {
             .collect();
         group_pools.push((0..room.len()).collect());
         let mut group_fixed = vec![[0.0; 3]; group_pools.len()];
-        let services = &mut group_fixed[services_list.unwrap_or(every)];
-        for pod in &view.pending_services {
+        for (pod, list) in view.pending_services.iter().zip(&service_list) {
+            let fixed = &mut group_fixed[list.unwrap_or(every)];
             let r = pod.resources.as_f64();
             for k in 0..3 {
-                services[k] += r[k];
+                fixed[k] += r[k];
             }
         }
         Some(PoolMap {
@@ -198,13 +271,5 @@ impl Eligibility {
             },
             job_group: job_list.into_iter().map(|l| l.unwrap_or(every)).collect(),
         })
-    }
-}
-
-fn facts(n: &Node) -> NodeFacts<'_> {
-    NodeFacts {
-        name: &n.name,
-        labels: &n.labels,
-        taints: &n.taints,
     }
 }

@@ -321,6 +321,16 @@ impl<'v> Packer<'v, '_> {
         let view: &'v View<'_> = self.view;
         view.eligibility.of(j, role)
     }
+
+    /// Where job `j`'s `role` pods may go, and where they would rather (see
+    /// `NodeState::best_fit_preferring`).
+    fn fit(&self, j: usize, role: Role) -> (Option<&'v [bool]>, Option<&'v [i64]>) {
+        let view: &'v View<'_> = self.view;
+        (
+            view.eligibility.of(j, role),
+            view.eligibility.preference(j, role),
+        )
+    }
 }
 
 impl Packer<'_, '_> {

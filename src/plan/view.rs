@@ -170,6 +170,16 @@ impl<'a> View<'a> {
                 });
                 continue;
             }
+            if pod.node.is_none()
+                && let Err(e) = pod.placement.check()
+            {
+                // Still wanted: its demand stays, on no node its malformed constraint
+                // cannot be shown to allow.
+                problems.push(Problem::InvalidOtherPod {
+                    pod: pod.key(),
+                    message: format!("placement.{e}"),
+                });
+            }
             match &pod.node {
                 None => pending_services.push(pod),
                 Some(n) => match node_index.get(n.as_str()) {
@@ -326,7 +336,7 @@ impl<'a> View<'a> {
         // Asked for by every step of every pass: summed once.
         let capacity = capacity(&nodes, &used);
         let room_for_jobs = room_for_jobs(capacity, &other_used, &pending_services);
-        let eligibility = Eligibility::build(&jobs, &node_refs);
+        let eligibility = Eligibility::build(&jobs, &node_refs, &pending_services);
         let mut view = View {
             capacity,
             room_for_jobs,

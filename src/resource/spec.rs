@@ -112,6 +112,15 @@ pub fn job_model(tj: &TrainingJob, submit_time_s: f64) -> Result<model::Job, Spe
         speedup: Vec::new(),
         placement: model::JobPlacement::every_role(template_placement(spec.template.as_ref())?),
     };
+    // The GPU-model shorthand narrows the trainers only (the master and pservers are
+    // usually CPU pods); it is rendered as node affinity, so kubelet agrees.
+    job.placement.trainers.gpu_models = spec.trainers.gpu_models.clone();
+    if let Err(e) = job.placement.trainers.check() {
+        return Err(SpecError::Invalid {
+            field: e.field.replace("gpu_models", "spec.trainers.gpuModels"),
+            message: e.message,
+        });
+    }
     // As rendered: a pod that requests GPUs tolerates the GPU taint.
     for role in [
         model::Role::Master,

@@ -99,6 +99,12 @@ pub struct TrainerSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub env: Vec<EnvVar>,
+    /// GPU models the trainers may run on, any of (e.g. `[H100, A100]`): a node's
+    /// `nvidia.com/gpu.product` label (NVIDIA GPU feature discovery) or
+    /// `ebb.dev/gpu.model` label (ebb's node agent) must be one of them. Empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 63)))]
+    pub gpu_models: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

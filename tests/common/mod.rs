@@ -127,5 +127,6 @@ pub fn unplaced_pod(name: &str, resources: Resources) -> OtherPod {
         workload: None,
         resources,
         node: None,
+        placement: Default::default(),
     }
 }

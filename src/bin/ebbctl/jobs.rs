@@ -44,6 +44,9 @@ pub struct SubmitArgs {
     /// GPUs per trainer.
     #[arg(long, default_value_t = 0)]
     gpu: u32,
+    /// GPU models the trainers may run on, any of (`--gpu-models H100,A100`); none: any.
+    #[arg(long, value_delimiter = ',')]
+    gpu_models: Vec<String>,
     /// Memory per trainer, a Kubernetes quantity ("1Gi", "512Mi").
     #[arg(long, default_value = "1Gi")]
     memory: String,
@@ -163,6 +166,7 @@ fn spec_without_labels(a: SubmitArgs) -> JobSpec {
         trainer: Some(res(&a.cpu, &a.memory, a.gpu)),
         dataset: a.dataset.unwrap_or_default(),
         passes: a.passes,
+        gpu_models: a.gpu_models,
         ..JobSpec::default()
     }
 }

@@ -78,6 +78,9 @@ pub fn render_pod(tj: &TrainingJob, role: Role, pod_name: &str, config: &RenderC
         spec.hostname = Some(pod_name.to_string());
         spec.subdomain = Some(pserver_service(&job));
     }
+    if role == Role::Trainer {
+        crate::resource::placement::require_gpu_models(&mut spec, &tj.spec.trainers.gpu_models);
+    }
     if resources.gpus.unwrap_or(0) > 0 {
         spec.tolerations.get_or_insert_with(Vec::new).push({
             let t = crate::resource::placement::gpu_toleration();

@@ -6,6 +6,7 @@ use crate::model::placement::Taint;
 use crate::model::{self, JobKey, JobPod, OtherPod, Snapshot, Topology};
 use crate::resource::failure::{failed_message, failure_line};
 use crate::resource::names::{LABEL_JOB, LABEL_ROLE, role_from_label};
+use crate::resource::placement::{pod_placement, pod_spec_field};
 use crate::resource::pod_requests::{pod_requests, quantities};
 use crate::resource::spec::{SpecError, job_model, queue_model};
 use crate::resource::time::seconds;
@@ -286,12 +287,23 @@ fn other_pod(pod: &Pod, warnings: &mut Vec<String>) -> Option<OtherPod> {
             .into_iter()
             .map(|p| format!("pod {namespace}/{name}: {p}")),
     );
+    // The API server validated the spec; a constraint ebb cannot read is said, and the
+    // planner's check reports the pod (it is given room nowhere its constraint rules out).
+    let placement = pod.spec.as_ref().map(pod_placement).unwrap_or_default();
+    if let Err(e) = placement.check() {
+        warnings.push(format!(
+            "pod {namespace}/{name}: spec.{}: {}",
+            pod_spec_field(&e.field),
+            e.message
+        ));
+    }
     Some(OtherPod {
         workload: workload_of(pod),
         node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         namespace,
         name,
         resources,
+        placement,
     })
 }
 
@@ -349,6 +361,8 @@ fn hpa_wanted_pods(objects: &ClusterObjects, others: &[OtherPod]) -> Vec<OtherPo
                 workload: Some(target.clone()),
                 resources: sample.resources,
                 node: None,
+                // The Deployment's replicas share its pod template.
+                placement: sample.placement.clone(),
             });
         }
     }

@@ -178,6 +178,7 @@ impl World {
                             workload: Some(format!("TrainingJob/{}", record.name())),
                             resources: p.resources,
                             node: p.node.clone(),
+                            placement: Default::default(),
                         }),
                 );
                 continue;

@@ -1,7 +1,7 @@
 //! Scenario validation: the first defect, as the field path and what is wrong.
 
 use super::scenario::{PodShape, Scenario};
-use crate::model::Resources;
+use crate::model::{Resources, Role};
 
 impl Scenario {
     /// The first defect as (field, message).
@@ -38,6 +38,11 @@ impl Scenario {
                 gpus: g.gpus,
             }
             .resources();
+            for (k, t) in g.taints.iter().enumerate() {
+                if let Err(e) = t.check() {
+                    return bad(f(&format!("taints[{k}].{}", e.field)), &e.message);
+                }
+            }
             capacity = capacity.add(&shape.times(i64::from(g.count)));
             largest.push(shape);
         }
@@ -48,6 +53,9 @@ impl Scenario {
                 return bad(f("name"), "two services have this name");
             }
             check_shape(&f("pod."), s.pod.cpu, s.pod.memory_gib, s.pod.gpus, true)?;
+            if let Err(e) = s.placement.check() {
+                return bad(f(&format!("placement.{}", e.field)), &e.message);
+            }
             let h = &s.hpa;
             if h.min_replicas > h.max_replicas {
                 return bad(f("hpa.min_replicas"), "must be <= hpa.max_replicas");
@@ -103,6 +111,16 @@ impl Scenario {
             }
             if t.requested == 0 || t.requested > t.max {
                 return bad(f("trainers.requested"), "must be in 1..=trainers.max");
+            }
+            for role in [Role::Master, Role::Pserver, Role::Trainer] {
+                if let Err(e) = j.placement.of(role).check() {
+                    let group = match role {
+                        Role::Master => "master",
+                        Role::Pserver => "pservers",
+                        Role::Trainer => "trainers",
+                    };
+                    return bad(f(&format!("placement.{group}.{}", e.field)), &e.message);
+                }
             }
             if !positive(j.work) {
                 return bad(f("work"), "must be > 0 samples");

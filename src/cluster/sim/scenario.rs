@@ -2,8 +2,10 @@
 //! jobs with their work, and faults. Schema and units: `docs/scenarios.md`.
 
 use super::error::SimError;
-use crate::model::{Node, Queue, Resources, Topology};
+use crate::model::placement::{GPU_PRODUCT_LABEL, Placement, Taint};
+use crate::model::{JobPlacement, Node, Queue, Resources, Topology};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -65,6 +67,13 @@ pub struct NodeGroup {
     /// Nodes per rack (racks named `PREFIX-rack-N`); none: no rack label.
     #[serde(default)]
     pub nodes_per_rack: Option<u32>,
+    /// Node labels, besides the GPU model's (`nvidia.com/gpu.product`, as NVIDIA GPU
+    /// feature discovery publishes it).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `spec.taints` of every node of the group.
+    #[serde(default)]
+    pub taints: Vec<Taint>,
 }
 
 /// A pod shape in the units people write.
@@ -97,6 +106,9 @@ pub struct ServiceSpec {
     pub hpa: HpaSpec,
     /// Steps of offered load, by time; the first should be at 0.
     pub load: Vec<LoadStep>,
+    /// Where its pods may run (node selector, affinity, tolerations), as in a pod spec.
+    #[serde(default)]
+    pub placement: Placement,
 }
 
 fn default_service_namespace() -> String {
@@ -166,6 +178,10 @@ pub struct JobSpec {
     /// Every trainer pauses this long when the job changes size.
     #[serde(default = "default_rescale_s")]
     pub rescale_pause_s: f64,
+    /// Where each role's pods may run: `master`, `pservers`, `trainers`, each with a
+    /// pod's node selector, affinity and tolerations (and `gpu_models`).
+    #[serde(default)]
+    pub placement: JobPlacement,
 }
 
 fn default_job_namespace() -> String {
@@ -298,6 +314,11 @@ impl Scenario {
             for i in 0..g.count {
                 let mut node = Node::new(format!("{}-{i}", g.prefix), allocatable);
                 node.gpu_model = g.gpu_model.clone();
+                node.labels = g.labels.clone();
+                if let Some(model) = &g.gpu_model {
+                    node.labels.insert(GPU_PRODUCT_LABEL.into(), model.clone());
+                }
+                node.taints = g.taints.clone();
                 node.topology = Topology {
                     nvlink_group: (g.gpus > 0).then(|| node.name.clone()),
                     rack: g

@@ -42,8 +42,9 @@ impl SimService {
 }
 
 impl World {
-    /// Pending service pods go where kube-scheduler would put them: the node with the
-    /// most room left (its default least-allocated scoring), if any fits.
+    /// Pending service pods go where kube-scheduler would put them: among the nodes
+    /// their placement allows (selector, affinity, taints), the one with the most room
+    /// left (its default least-allocated scoring), if any fits.
     pub fn schedule_services(&mut self, now: f64) {
         if self.snapshot.other_pods.iter().any(|p| p.node.is_none()) {
             self.place_pending_services();
@@ -53,11 +54,10 @@ impl World {
 
     fn place_pending_services(&mut self) {
         self.pods_changed();
-        struct Room {
-            name: String,
+        struct Room<'n> {
+            node: &'n crate::model::Node,
             free: Resources,
             cpu: i64,
-            cordoned: bool,
         }
         let usage = self.snapshot.usage_by_node();
         let mut rooms: Vec<Room> = self
@@ -65,33 +65,38 @@ impl World {
             .nodes
             .iter()
             .map(|n| Room {
-                name: n.name.clone(),
+                node: n,
                 free: usage
                     .get(n.name.as_str())
                     .map_or(n.allocatable, |u| n.allocatable.sub(u)),
                 cpu: n.allocatable.cpu_milli.max(1),
-                cordoned: n.unschedulable,
             })
             .collect();
         let free_share = |r: &Room| r.free.cpu_milli as f64 / r.cpu as f64;
-        for pod in self
-            .snapshot
-            .other_pods
-            .iter_mut()
-            .filter(|p| p.node.is_none())
-        {
+        let mut placed: Vec<(usize, String)> = Vec::new();
+        for (i, pod) in self.snapshot.other_pods.iter().enumerate() {
+            if pod.node.is_some() {
+                continue;
+            }
             let best = rooms
                 .iter_mut()
-                .filter(|r| !r.cordoned && pod.resources.fits_in(&r.free))
+                .filter(|r| {
+                    !r.node.unschedulable
+                        && pod.resources.fits_in(&r.free)
+                        && pod.placement.admits(r.node.facts())
+                })
                 .max_by(|a, b| {
                     free_share(a)
                         .total_cmp(&free_share(b))
-                        .then_with(|| b.name.cmp(&a.name))
+                        .then_with(|| b.node.name.cmp(&a.node.name))
                 });
             if let Some(room) = best {
                 room.free = room.free.sub(&pod.resources);
-                pod.node = Some(room.name.clone());
+                placed.push((i, room.node.name.clone()));
             }
+        }
+        for (i, node) in placed {
+            self.snapshot.other_pods[i].node = Some(node);
         }
     }
 
@@ -132,6 +137,7 @@ impl World {
                     workload: Some(name.clone()),
                     resources: svc.spec.pod.resources(),
                     node: None,
+                    placement: svc.spec.placement.clone(),
                 };
                 svc.next_ordinal += 1;
                 self.snapshot.other_pods.push(pod);

@@ -5,6 +5,8 @@
 //! submit second, `num_replicas` the GPUs asked for (the static count, and max for
 //! elastic), `duration` (optional) the seconds the job ran at that size, from which its
 //! work is derived. Without it the cluster file's `work` table gives samples per job.
+//! `gpu_models` (optional) names the GPU models a job's trainers may use, separated by
+//! `|` (`H100|A100`); empty: any.
 //! `DIR/APP/placements.csv`: `placement,local_bsz,step_time,sync_time` — one digit per
 //! node giving its GPUs (`1123` is 7 GPUs on 4 nodes); an iteration takes
 //! step_time + sync_time seconds and processes local_bsz samples per GPU.
@@ -13,7 +15,8 @@ use super::error::SimError;
 use super::scenario::{
     ClusterSpec, JobSpec, PlacementSpeedup, PodShape, PserverSpec, Scenario, TrainerSpec,
 };
-use crate::model::Queue;
+use crate::model::placement::Placement;
+use crate::model::{JobPlacement, Queue};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -100,6 +103,7 @@ struct TraceRow {
     application: String,
     replicas: u32,
     duration: Option<f64>,
+    gpu_models: Vec<String>,
 }
 
 pub fn load(jobs_csv: &Path, throughput_dir: &Path, cluster: &Path) -> Result<Scenario, SimError> {
@@ -162,6 +166,13 @@ pub fn load(jobs_csv: &Path, throughput_dir: &Path, cluster: &Path) -> Result<Sc
             speedup,
             placement_speedup: table.placement_speedups(),
             rescale_pause_s: tc.rescale_pause_s,
+            placement: JobPlacement {
+                trainers: Placement {
+                    gpu_models: row.gpu_models,
+                    ..Placement::default()
+                },
+                ..JobPlacement::default()
+            },
         });
     }
     let scenario = Scenario {
@@ -296,6 +307,13 @@ fn parse_jobs(path: &Path, text: &str) -> Result<Vec<TraceRow>, SimError> {
                 Some(d)
             }
         };
+        let gpu_models: Vec<String> = field(&cells, &cols, "gpu_models")
+            .unwrap_or_default()
+            .split('|')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(String::from)
+            .collect();
         out.push(TraceRow {
             line: line_no,
             name,
@@ -303,6 +321,7 @@ fn parse_jobs(path: &Path, text: &str) -> Result<Vec<TraceRow>, SimError> {
             application,
             replicas,
             duration,
+            gpu_models,
         });
     }
     Ok(out)

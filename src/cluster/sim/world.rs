@@ -194,7 +194,7 @@ impl World {
                 PolicyKind::Elastic => spec.speedup.clone(),
                 PolicyKind::Static => Vec::new(),
             },
-            placement: Default::default(),
+            placement: spec.placement.clone(),
         };
         self.snapshot.jobs.push(job);
         self.index_cache.pushed();

@@ -235,6 +235,67 @@ impl NodeState {
         found
     }
 
+    /// [`NodeState::best_fit`], and among the nodes that pack exactly as well as the one
+    /// it finds (the same free GPUs for a GPU pod; the same free CPU on the same kind
+    /// of node for a CPU pod), the one `preference` scores highest (lowest index on a
+    /// tie). Preferred node affinity and PreferNoSchedule taints only break such ties:
+    /// ebb packs first, as a bin packer must, and then goes where the pod would rather
+    /// be.
+    pub fn best_fit_preferring(
+        &self,
+        r: &Resources,
+        count: u64,
+        allowed: Option<&[bool]>,
+        preference: Option<&[i64]>,
+    ) -> Option<usize> {
+        let first = self.best_fit(r, count, allowed)?;
+        let Some(score) = preference else {
+            return Some(first);
+        };
+        let need = r.times(count as i64);
+        let ok = |n: usize| allowed.is_none_or(|a| a.get(n).copied().unwrap_or(false));
+        let fits = |&n: &usize| ok(n) && need.fits_in(&self.free[n]);
+        let f = self.free[first];
+        let score_of = |n: usize| score.get(n).copied().unwrap_or(i64::MIN);
+        // The first of the best scores: `max_by_key` keeps the last of equals.
+        let pick = |ties: &mut dyn Iterator<Item = usize>| {
+            ties.fold(first, |best, n| {
+                if score_of(n) > score_of(best) {
+                    n
+                } else {
+                    best
+                }
+            })
+        };
+        let chosen = if r.gpus > 0 {
+            pick(
+                &mut self
+                    .by_free_gpus
+                    .at_or_above(f.gpus)
+                    .take_while(|&n| self.free[n].gpus == f.gpus)
+                    .filter(fits),
+            )
+        } else if !self.has_gpus[first] {
+            pick(
+                &mut self
+                    .cpu_nodes_by_free_cpu
+                    .range((f.cpu_milli, 0)..=(f.cpu_milli, usize::MAX))
+                    .map(|&(_, n)| n)
+                    .filter(fits),
+            )
+        } else {
+            let level = self.gpu_nodes_for_cpu_pods.get(&f.gpus);
+            pick(
+                &mut level
+                    .into_iter()
+                    .flat_map(|l| l.range((f.cpu_milli, 0)..=(f.cpu_milli, usize::MAX)))
+                    .map(|&(_, n)| n)
+                    .filter(fits),
+            )
+        };
+        Some(chosen)
+    }
+
     fn best_fit_scan(
         &self,
         gpu_pod: bool,

@@ -279,6 +279,7 @@ mod tests {
             jobs: vec![job],
             queues: Vec::new(),
             other_pods: vec![OtherPod {
+                placement: Default::default(),
                 namespace: "web".into(),
                 name: "big".into(),
                 workload: None,

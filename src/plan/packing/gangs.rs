@@ -37,8 +37,8 @@ impl Packer<'_, '_> {
                     let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
                     // A master or pserver may displace the job's own trainers: without
                     // it they cannot train anyway.
-                    let allowed = self.allowed(j, role);
-                    match self.fit_or_make_room(&res, None, allowed, &reason) {
+                    let fit = self.fit(j, role);
+                    match self.fit_or_make_room(&res, None, fit, &reason) {
                         Some(n) => self.place_support(j, role, name, n),
                         None => break,
                     }
@@ -46,10 +46,10 @@ impl Packer<'_, '_> {
                 self.hold_room_for_renamed_support(j, role, &live);
             }
             let res = self.trainer_res(j);
-            let allowed = self.allowed(j, Role::Trainer);
+            let fit = self.fit(j, Role::Trainer);
             while self.jobs[j].trainers() < self.jobs[j].min {
                 let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
-                match self.fit_or_make_room(&res, Some(j), allowed, &reason) {
+                match self.fit_or_make_room(&res, Some(j), fit, &reason) {
                     Some(n) => self.place_trainer(j, n),
                     None => break,
                 }
@@ -69,8 +69,8 @@ impl Packer<'_, '_> {
                 continue;
             }
             let reason = DeleteReason::MakeRoomForJob { job: self.key(j) };
-            let allowed = self.allowed(j, role);
-            let Some(n) = self.fit_or_make_room(&res, None, allowed, &reason) else {
+            let fit = self.fit(j, role);
+            let Some(n) = self.fit_or_make_room(&res, None, fit, &reason) else {
                 break;
             };
             self.take(n, res);
@@ -132,8 +132,8 @@ impl Packer<'_, '_> {
         for role in [Role::Master, Role::Pserver] {
             while let Some(name) = self.support_name(j, role, &live) {
                 let res = self.view.jobs[j].job.resources_of(role);
-                let allowed = self.allowed(j, role);
-                match self.fit_or_make_room(&res, Some(j), allowed, &reason) {
+                let fit = self.fit(j, role);
+                match self.fit_or_make_room(&res, Some(j), fit, &reason) {
                     Some(n) => self.place_support(j, role, name, n),
                     None => return false,
                 }

@@ -118,7 +118,7 @@ impl Packer<'_, '_> {
     pub(super) fn place_trainers(&mut self, j: usize, count: u32) -> u32 {
         let res = self.trainer_res(j);
         let cpu_pod = res.gpus == 0;
-        let allowed = self.allowed(j, Role::Trainer);
+        let (allowed, preference) = self.fit(j, Role::Trainer);
         // In a full cluster most calls place nothing: one indexed look-up says so before
         // the walks over the job's nodes, groups and racks.
         if count == 0 || self.nodes.best_fit(&res, 1, allowed).is_none() {
@@ -205,13 +205,15 @@ impl Packer<'_, '_> {
         // 3. Best fit: one node for all that is left if one has room, else fill the
         //    tightest nodes first.
         if left > 0
-            && let Some(n) = self.nodes.best_fit(&res, u64::from(left), allowed)
+            && let Some(n) =
+                self.nodes
+                    .best_fit_preferring(&res, u64::from(left), allowed, preference)
         {
             self.place_trainers_on(j, n, left);
             left = 0;
         }
         while left > 0 {
-            let Some(n) = self.nodes.best_fit(&res, 1, allowed) else {
+            let Some(n) = self.nodes.best_fit_preferring(&res, 1, allowed, preference) else {
                 break;
             };
             let c = self.nodes.copies(n, &res).min(u64::from(left)).max(1) as u32;

@@ -277,11 +277,11 @@ impl Packer<'_, '_> {
         &mut self,
         res: &Resources,
         for_job: Option<usize>,
-        allowed: Option<&[bool]>,
+        (allowed, preference): (Option<&[bool]>, Option<&[i64]>),
         reason: &DeleteReason,
     ) -> Option<usize> {
         self.nodes
-            .best_fit(res, 1, allowed)
+            .best_fit_preferring(res, 1, allowed, preference)
             .or_else(|| self.make_room(res, for_job, allowed, reason))
     }
 
@@ -292,14 +292,14 @@ impl Packer<'_, '_> {
     /// one where a service still waits.
     pub(super) fn reserve_services(&mut self) {
         let view = self.view;
-        for pod in &view.pending_services {
+        for (i, pod) in view.pending_services.iter().enumerate() {
             let key = pod.key();
             if self.reserved_services.contains(&key) {
                 continue;
             }
             let reason = DeleteReason::MakeRoomForService { pod: key.clone() };
-            let allowed = view.eligibility.for_services();
-            if let Some(n) = self.fit_or_make_room(&pod.resources, None, allowed, &reason) {
+            let fit = view.eligibility.for_service(i);
+            if let Some(n) = self.fit_or_make_room(&pod.resources, None, fit, &reason) {
                 self.nodes.take(n, &pod.resources);
                 self.reserved_services.insert(key.clone());
                 self.reservations.push(ServiceReservation {
