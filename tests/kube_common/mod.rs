@@ -25,13 +25,25 @@ pub fn recorded<K: DeserializeOwned>(file: &str) -> Vec<Arc<K>> {
 }
 
 pub fn recorded_world() -> ClusterObjects {
+    recorded_world_in("")
+}
+
+/// The recorded objects under `tests/data/kube/DIR` (`""`: the top-level world).
+pub fn recorded_world_in(dir: &str) -> ClusterObjects {
+    let file = |name: &str| {
+        if dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        }
+    };
     ClusterObjects {
-        nodes: recorded("nodes.json"),
-        pods: recorded("pods.json"),
-        hpas: recorded("hpas.json"),
-        jobs: recorded("trainingjobs.json"),
+        nodes: recorded(&file("nodes.json")),
+        pods: recorded(&file("pods.json")),
+        hpas: recorded(&file("hpas.json")),
+        jobs: recorded(&file("trainingjobs.json")),
         unreadable_jobs: Vec::new(),
-        queues: recorded("trainingqueues.json"),
+        queues: recorded(&file("trainingqueues.json")),
     }
 }
 
