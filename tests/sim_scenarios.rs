@@ -414,3 +414,71 @@ fn a_summary_only_run_reports_the_same_results() {
         }
     }
 }
+
+#[test]
+fn the_heterogeneous_scenario_runs_each_job_only_where_it_may() {
+    for kind in [PolicyKind::Elastic, PolicyKind::Static] {
+        let r = run("scenarios/heterogeneous.yaml", kind);
+        let on = |name: &str| job(&r, name).trainers_ran_on.clone();
+        assert_eq!(on("h100-only"), ["h100"], "{kind:?}");
+        assert!(
+            on("h100-or-t4").iter().all(|g| g == "h100" || g == "t4"),
+            "{kind:?}: {:?}",
+            on("h100-or-t4")
+        );
+        assert_eq!(on("dedicated"), ["a100-dedicated"], "{kind:?}");
+        assert!(
+            !on("untolerated").contains(&"a100-dedicated".to_string()),
+            "{kind:?}: a pod on a taint it does not tolerate"
+        );
+        for j in &r.jobs {
+            assert!(j.end_s.is_some(), "{kind:?}: {} did not finish", j.name);
+        }
+        // The web service, pinned to the CPU nodes, always found room there.
+        assert_eq!(r.services[0].longest_pending_s, 0.0, "{kind:?}");
+    }
+    // Elastic: the job that takes either model grows onto the T4s the H100-only job
+    // cannot use.
+    let elastic = run("scenarios/heterogeneous.yaml", PolicyKind::Elastic);
+    assert!(
+        job(&elastic, "h100-or-t4")
+            .trainers_ran_on
+            .contains(&"t4".to_string())
+    );
+}
+
+#[test]
+fn malformed_placement_in_a_scenario_names_the_field() {
+    let with = |extra: &str| GOOD.replace("    work: 1000", &format!("{extra}\n    work: 1000"));
+    let cases = [
+        (
+            with(
+                "    placement:\n      trainers:\n        required: [{ match_expressions: [{ key: gen, operator: Gt, values: [new] }] }]",
+            ),
+            "jobs[0].placement.trainers.required[0].match_expressions[0].values",
+        ),
+        (
+            with(
+                "    placement:\n      master:\n        tolerations: [{ key: k, effect: NoScheduled }]",
+            ),
+            "jobs[0].placement.master.tolerations[0].effect",
+        ),
+        (
+            GOOD.replace(
+                "memory_gib: 32 }",
+                "memory_gib: 32, taints: [{ key: k, effect: Sometimes }] }",
+            ),
+            "cluster.nodes[0].taints[0].effect",
+        ),
+    ];
+    for (text, field) in cases {
+        let e = parse_err(&text);
+        assert!(e.contains(field), "expected {field} in: {e}");
+    }
+    // A selector no node meets is not malformed: the job pends NoEligibleNode and the
+    // rest of the cluster runs.
+    let text = with("    placement:\n      trainers:\n        gpu_models: [B200]");
+    let s = Scenario::parse(&text, "b200.yaml").expect("well formed");
+    let r = sim::run(&s, PolicyKind::Elastic, &mut |_| {}).expect("runs");
+    assert!(r.jobs[0].start_s.is_none() && r.jobs[0].end_s.is_none());
+}

@@ -142,3 +142,43 @@ fn bad_traces_name_the_file_line_and_field() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The optional `gpu_models` column: each job's trainers run only on the models it
+/// names (`|`-separated); an empty cell takes any.
+#[test]
+fn the_gpu_models_column_constrains_each_job() {
+    let dir = std::env::temp_dir().join(format!("ebb-trace-models-{}", std::process::id()));
+    let cluster = write(
+        &dir,
+        "cluster.yaml",
+        "cluster:\n  nodes:\n    - { prefix: a100, count: 2, cpu: 64, memory_gib: 256, gpus: 8, gpu_model: A100 }\n    - { prefix: t4, count: 2, cpu: 64, memory_gib: 256, gpus: 8, gpu_model: T4 }\ntrainer: { cpu: 4, memory_gib: 16, gpus: 1 }\nmaster: { cpu: 1, memory_gib: 2 }\n",
+    );
+    let jobs = write(
+        &dir,
+        "jobs.csv",
+        "name,time,application,num_replicas,batch_size,duration,gpu_models\n\
+         a100,0,bert,8,64,600,A100\n\
+         t4,0,bert,8,64,600,T4\n\
+         either,0,bert,8,64,600,A100|T4\n\
+         any,0,bert,8,64,600,\n",
+    );
+    let scenario = trace::load(&jobs, &sample("throughput"), &cluster).expect("loads");
+    let models = |name: &str| {
+        let j = scenario.jobs.iter().find(|j| j.name == name).unwrap();
+        j.placement.trainers.gpu_models.clone()
+    };
+    assert_eq!(models("either"), ["A100", "T4"]);
+    assert!(models("any").is_empty());
+    let r = sim::run(&scenario, PolicyKind::Elastic, &mut |_| {}).expect("runs");
+    let on = |name: &str| {
+        r.jobs
+            .iter()
+            .find(|j| j.name == name)
+            .unwrap()
+            .trainers_ran_on
+            .clone()
+    };
+    assert_eq!(on("a100"), ["a100"]);
+    assert_eq!(on("t4"), ["t4"]);
+    assert!(r.jobs.iter().all(|j| j.end_s.is_some()));
+}

@@ -51,6 +51,14 @@ impl Node {
         }
     }
 
+    /// Declares the node's GPU model as NVIDIA GPU feature discovery would: also as the
+    /// `nvidia.com/gpu.product` label, which jobs' `gpu_models` match.
+    pub fn set_gpu_model(&mut self, model: &str) {
+        self.gpu_model = Some(model.to_string());
+        self.labels
+            .insert(super::placement::GPU_PRODUCT_LABEL.into(), model.into());
+    }
+
     /// What the placement filters look at.
     pub fn facts(&self) -> NodeFacts<'_> {
         NodeFacts {

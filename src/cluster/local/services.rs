@@ -120,7 +120,7 @@ impl ServiceRuntime {
                 workload: Some(format!("Deployment/{}", self.decl.name)),
                 resources: p.resources,
                 node: p.node.clone(),
-                placement: Default::default(),
+                placement: self.decl.placement.clone(),
             })
             .collect()
     }

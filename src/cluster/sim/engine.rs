@@ -413,6 +413,9 @@ fn apply_plan(w: &mut World, p: &crate::model::Plan, scenario: &Scenario, now: f
         if let Some(&j) = w.job_by_name.get(&c.job.name) {
             w.pod_starts(j, &c.pod, now + scenario.pod_startup_s);
             w.forget_rate(j);
+            // Nodes are named `PREFIX-i` after their group.
+            let group = c.node.rsplit_once('-').map_or(c.node.as_str(), |(g, _)| g);
+            w.jobs[j].ran_on.insert((c.role, group.to_string()));
         }
     }
     // (job, live trainers, running), read before the sim jobs are changed.

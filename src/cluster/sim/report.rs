@@ -28,6 +28,10 @@ pub struct JobResult {
     pub end_s: Option<f64>,
     pub pending_s: Option<f64>,
     pub running_s: Option<f64>,
+    /// The node groups its trainers ran on (scenario `prefix`es), and those of its
+    /// master and pservers.
+    pub trainers_ran_on: Vec<String>,
+    pub support_ran_on: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -80,6 +84,8 @@ impl PolicyResult {
                 end_s: progress.end_s,
                 pending_s: j.start_s.map(|s| s - j.spec.submit_s),
                 running_s: j.start_s.zip(progress.end_s).map(|(s, e)| e - s),
+                trainers_ran_on: groups(j, true),
+                support_ran_on: groups(j, false),
             })
             .collect();
         let makespan_s = jobs
@@ -154,6 +160,18 @@ impl PolicyResult {
     }
 }
 
+/// The node groups job `j`'s trainers (or its master and pservers) ran on.
+fn groups(j: &super::world::SimJob, trainers: bool) -> Vec<String> {
+    let mut g: Vec<String> = j
+        .ran_on
+        .iter()
+        .filter(|(role, _)| (*role == crate::model::Role::Trainer) == trainers)
+        .map(|(_, g)| g.clone())
+        .collect();
+    g.dedup();
+    g
+}
+
 /// The last sample at or before `t` (the series is a step function).
 pub fn value_at(series: &[Sample], t: f64) -> Option<&Sample> {
     let i = series.partition_point(|s| s.t <= t);
@@ -194,23 +212,34 @@ pub fn tables(results: &[PolicyResult]) -> String {
     for r in results.iter().filter(|r| r.jobs.len() <= PER_JOB_ROWS) {
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(vec![
-            "job",
-            "submitted",
-            "started",
-            "ended",
-            "pending",
-            "running",
-        ]);
+        // Where jobs ran is worth a column only on a cluster of several node groups.
+        let mut groups: Vec<&String> = r
+            .jobs
+            .iter()
+            .flat_map(|j| j.trainers_ran_on.iter().chain(&j.support_ran_on))
+            .collect();
+        groups.sort();
+        groups.dedup();
+        let show_nodes = groups.len() > 1;
+        let mut header = vec!["job", "submitted", "started", "ended", "pending", "running"];
+        if show_nodes {
+            header.extend(["trainers on", "master, pservers on"]);
+        }
+        t.set_header(header);
         for j in &r.jobs {
-            t.add_row(vec![
+            let mut row = vec![
                 j.name.clone(),
                 hours(Some(j.submit_s)),
                 hours(j.start_s),
                 hours(j.end_s),
                 hours(j.pending_s),
                 hours(j.running_s),
-            ]);
+            ];
+            if show_nodes {
+                row.push(j.trainers_ran_on.join(", "));
+                row.push(j.support_ran_on.join(", "));
+            }
+            t.add_row(row);
         }
         out.push_str(&format!("policy: {}\n{t}\n", policy_name(r.policy)));
     }

@@ -2,7 +2,7 @@
 //! jobs with their work, and faults. Schema and units: `docs/scenarios.md`.
 
 use super::error::SimError;
-use crate::model::placement::{GPU_PRODUCT_LABEL, Placement, Taint};
+use crate::model::placement::{Placement, Taint};
 use crate::model::{JobPlacement, Node, Queue, Resources, Topology};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -313,10 +313,9 @@ impl Scenario {
             .resources();
             for i in 0..g.count {
                 let mut node = Node::new(format!("{}-{i}", g.prefix), allocatable);
-                node.gpu_model = g.gpu_model.clone();
                 node.labels = g.labels.clone();
                 if let Some(model) = &g.gpu_model {
-                    node.labels.insert(GPU_PRODUCT_LABEL.into(), model.clone());
+                    node.set_gpu_model(model);
                 }
                 node.taints = g.taints.clone();
                 node.topology = Topology {

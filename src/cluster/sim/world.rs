@@ -31,6 +31,8 @@ pub struct SimJob {
     pub pod_ready_at: FastMap<String, f64>,
     /// `spec.placement_speedup` by placement key.
     pub placement_speedup: HashMap<Vec<u32>, f64>,
+    /// The node groups (scenario `prefix`es) any of its pods ran on, by role.
+    pub ran_on: std::collections::BTreeSet<(Role, String)>,
 }
 
 /// What every event reads and writes of a job, apart from its spec and pods: every
@@ -110,6 +112,7 @@ impl World {
                     .iter()
                     .map(|p| (PlacementSpeedup::key(&p.per_node), p.speedup))
                     .collect(),
+                ran_on: Default::default(),
             })
             .collect();
         let progress = scenario
