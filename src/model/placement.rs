@@ -307,6 +307,27 @@ impl Placement {
         *self == Placement::default()
     }
 
+    /// Adds to `keys` every node label the placement reads (its selector's, its terms',
+    /// the GPU model labels for `gpu_models`); true if it also reads the node's name
+    /// (`match_fields`). Besides these, only the node's taints matter to it.
+    pub fn looks_at<'p>(&'p self, keys: &mut std::collections::BTreeSet<&'p str>) -> bool {
+        keys.extend(self.node_selector.keys().map(String::as_str));
+        let terms = self
+            .required
+            .iter()
+            .flatten()
+            .chain(self.preferred.iter().map(|p| &p.preference));
+        let mut by_name = false;
+        for t in terms {
+            keys.extend(t.match_expressions.iter().map(|r| r.key.as_str()));
+            by_name |= !t.match_fields.is_empty();
+        }
+        if !self.gpu_models.is_empty() {
+            keys.extend([GPU_PRODUCT_LABEL, AGENT_GPU_MODEL_LABEL]);
+        }
+        by_name
+    }
+
     /// Whether the placement rules nodes out by their labels (a node selector, required
     /// affinity, GPU models); tolerations only matter on tainted nodes.
     pub fn has_node_filters(&self) -> bool {

@@ -18,6 +18,7 @@
 
 use super::FastMap;
 use super::fairshare::Res3;
+use super::node_classes::NodeClasses;
 use super::pools::Pools;
 use super::view::{JobView, View};
 use crate::model::placement::{Misfit, PREFER_NO_SCHEDULE, Placement};
@@ -49,9 +50,13 @@ fn role_index(role: Role) -> usize {
 /// preferences (None: none).
 type Lists = (Option<Rc<[bool]>>, Option<Rc<[i64]>>);
 
-/// Builds each distinct placement's lists once.
+/// Builds each distinct placement's lists once, matching it once per class of nodes.
 struct ListMaker<'a, 'n> {
     nodes: &'a [&'n Node],
+    jobs: &'a [JobView<'a>],
+    pending_services: &'a [&'a OtherPod],
+    /// Built when the first list is: an unconstrained cluster needs none.
+    classes: Option<NodeClasses<'n>>,
     /// Whether some node repels pods (a NoSchedule or NoExecute taint), or ranks them
     /// lower (PreferNoSchedule): without, an unconstrained placement needs no list.
     any_repelling: bool,
@@ -59,22 +64,30 @@ struct ListMaker<'a, 'n> {
     shared: FastMap<&'a Placement, Lists>,
 }
 
-impl<'a> ListMaker<'a, '_> {
+impl<'a, 'n> ListMaker<'a, 'n> {
+    fn classes(&mut self) -> &NodeClasses<'n> {
+        let (jobs, services) = (self.jobs, self.pending_services);
+        self.classes.get_or_insert_with(|| {
+            let placements = jobs
+                .iter()
+                .flat_map(|jv| {
+                    [Role::Master, Role::Pserver, Role::Trainer].map(|r| jv.job.placement.of(r))
+                })
+                .chain(services.iter().map(|pod| &pod.placement));
+            NodeClasses::build(self.nodes, placements)
+        })
+    }
+
     fn lists(&mut self, p: &'a Placement) -> Lists {
         if let Some(l) = self.shared.get(p) {
             return l.clone();
         }
         let needs_allowed = self.any_repelling || p.has_node_filters();
         let allowed: Option<Rc<[bool]>> =
-            needs_allowed.then(|| self.nodes.iter().map(|n| p.admits(n.facts())).collect());
+            needs_allowed.then(|| self.classes().per_node(|n| p.admits(n.facts())));
         let needs_preference = self.any_disliked || !p.preferred.is_empty();
         let preference: Option<Rc<[i64]>> = needs_preference
-            .then(|| {
-                self.nodes
-                    .iter()
-                    .map(|n| p.preference(n.facts()))
-                    .collect::<Rc<[i64]>>()
-            })
+            .then(|| self.classes().per_node(|n| p.preference(n.facts())))
             // A placement that likes every node alike breaks no tie.
             .filter(|scores| !scores.iter().all(|&s| s == scores[0]));
         let lists = (allowed, preference);
@@ -91,6 +104,9 @@ impl Eligibility {
     ) -> Eligibility {
         let mut maker = ListMaker {
             nodes,
+            jobs,
+            pending_services,
+            classes: None,
             any_repelling: nodes.iter().any(|n| n.taints.iter().any(|t| t.repels())),
             any_disliked: nodes
                 .iter()

@@ -79,8 +79,8 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use super::pools::{self, Pools, Routing};
 
@@ -147,6 +147,13 @@ impl FairPools {
     /// Per resource, the demand no routing into the pools fits.
     fn unplaced(&self, jobs: &[FairJob], extra: impl Fn(usize) -> f64) -> (Routing, Res3) {
         pools::unplaced(&self.pools, &self.demand(jobs, extra))
+    }
+
+    /// Whether `left` unplaced is no more than `baseline` on the resources `room` marks
+    /// live (finite), within the bisection's noise.
+    fn holds(&self, left: &Res3, room: &Res3, baseline: &Res3) -> bool {
+        let slop = self.slop();
+        (0..3).all(|k| !room[k].is_finite() || left[k] <= baseline[k] + slop[k])
     }
 
     /// Tolerance on unplaced demand, per resource: rounding noise of the bisection.
@@ -252,6 +259,10 @@ struct Solver<'a> {
     queue_jobs: Vec<Vec<usize>>,
     /// For queues whose children are all jobs: the piecewise-linear usage curve.
     curves: Vec<Option<Curve>>,
+    /// With pools, for the same queues: the usage curve of the queue's jobs of each pool
+    /// group, as (group, curve). A level's demand on the pools is then a sum over queues
+    /// and groups, not over every job, at each of the bisection's many steps.
+    group_curves: Vec<Vec<(usize, Curve)>>,
     /// A queue with no sibling (queue or job) competes with nobody: its level is its
     /// parent's. Mapping it through its own share would make the level jump where that
     /// share is flat (held up by a resource its trainers do not use).
@@ -411,6 +422,7 @@ impl<'a> Solver<'a> {
             top_queues,
             queue_jobs,
             curves: Vec::new(),
+            group_curves: Vec::new(),
             alone,
         };
         s.rebuild_curves();
@@ -437,6 +449,61 @@ impl<'a> Solver<'a> {
                 Some(Curve::build(fixed, &active))
             })
             .collect();
+        let Some(fp) = &self.p.pools else {
+            return;
+        };
+        self.group_curves = (0..self.p.queues.len())
+            .map(|q| {
+                if !self.child_queues[q].is_empty() {
+                    return Vec::new();
+                }
+                let mut by_group: BTreeMap<usize, (Res3, Vec<(Line, Res3)>)> = BTreeMap::new();
+                for &j in &self.queue_jobs[q] {
+                    let job = &self.p.jobs[j];
+                    let (fixed, active) = by_group.entry(fp.job_group[j]).or_default();
+                    add_scaled(fixed, &job.base, 1.0);
+                    match (self.frozen[j], self.lines[j]) {
+                        (Some(x), _) => add_scaled(fixed, &job.per_trainer, x),
+                        (None, Some(line)) => active.push((line, job.per_trainer)),
+                        (None, None) => {}
+                    }
+                }
+                by_group
+                    .into_iter()
+                    .map(|(g, (fixed, active))| (g, Curve::build(fixed, &active)))
+                    .collect()
+            })
+            .collect();
+    }
+
+    /// Each pool group's demand when the common level is `t`: what
+    /// `FairPools::demand` gives for [`Solver::allocation_at`], summed per queue.
+    fn group_demand_at(&self, fp: &FairPools, t: f64) -> Vec<Res3> {
+        let mut d = vec![[0.0; 3]; fp.pools.groups()];
+        for &q in &self.top_queues {
+            let u = self.queue_level(q, t);
+            self.add_group_demand(fp, q, u, &mut d);
+        }
+        d
+    }
+
+    fn add_group_demand(&self, fp: &FairPools, q: usize, u: f64, d: &mut [Res3]) {
+        if self.curves[q].is_some() {
+            for (g, curve) in &self.group_curves[q] {
+                add_scaled(&mut d[*g], &curve.usage_at(u), 1.0);
+            }
+            return;
+        }
+        for &j in &self.queue_jobs[q] {
+            let job = &self.p.jobs[j];
+            let g = &mut d[fp.job_group[j]];
+            add_scaled(g, &job.base, 1.0);
+            add_scaled(g, &job.per_trainer, self.job_x(j, u));
+        }
+        for &c in &self.child_queues[q] {
+            let lc = self.queue_level(c, u);
+            self.add_group_demand(fp, c, lc, d);
+        }
     }
 
     fn job_x(&self, j: usize, u: f64) -> f64 {
@@ -588,7 +655,7 @@ impl<'a> Solver<'a> {
                 .iter()
                 .map(|&q| self.queue_reach(q))
                 .fold(0.0, f64::max);
-            if self.feasible(t_hi, &room, baseline.as_ref(), &mut scratch) {
+            if self.feasible(t_hi, &room, baseline.as_ref()) {
                 self.allocation_at(t_hi, &mut x);
                 let first = first_stage.unwrap_or_else(|| x.clone());
                 return (x, first);
@@ -603,7 +670,7 @@ impl<'a> Solver<'a> {
                 self.freeze_saturated(&x, &over, &[]);
                 continue;
             }
-            if !self.feasible(lo, &room, baseline.as_ref(), &mut scratch) {
+            if !self.feasible(lo, &room, baseline.as_ref()) {
                 // Guarantees alone ask more of a pool than it holds: fill them only as
                 // far as the pools allow, each queue's level scaled alike.
                 let (mut s_lo, mut s_hi) = (0.0, 1.0);
@@ -624,7 +691,7 @@ impl<'a> Solver<'a> {
             }
             for _ in 0..BISECTION_STEPS {
                 let mid = 0.5 * (lo + hi);
-                if self.feasible(mid, &room, baseline.as_ref(), &mut scratch) {
+                if self.feasible(mid, &room, baseline.as_ref()) {
                     lo = mid;
                 } else {
                     hi = mid;
@@ -669,15 +736,15 @@ impl<'a> Solver<'a> {
 
     /// Whether level `t` fits the room and, with pools, leaves no more demand unplaced
     /// than `baseline` on any resource an active job uses.
-    fn feasible(&self, t: f64, room: &Res3, baseline: Option<&Res3>, scratch: &mut [f64]) -> bool {
+    fn feasible(&self, t: f64, room: &Res3, baseline: Option<&Res3>) -> bool {
         if !fits(&self.total_at(t), room) {
             return false;
         }
-        if self.p.pools.is_none() || baseline.is_none() {
+        let (Some(fp), Some(baseline)) = (&self.p.pools, baseline) else {
             return true;
-        }
-        self.allocation_at(t, scratch);
-        self.pools_hold(scratch, room, baseline)
+        };
+        let left = pools::unplaced(&fp.pools, &self.group_demand_at(fp, t)).1;
+        fp.holds(&left, room, baseline)
     }
 
     /// Whether the pools hold allocation `x` up to `baseline` (see [`Solver::feasible`]).
@@ -686,8 +753,7 @@ impl<'a> Solver<'a> {
             return true;
         };
         let left = fp.unplaced(&self.p.jobs, |j| x[j]).1;
-        let slop = fp.slop();
-        (0..3).all(|k| !room[k].is_finite() || left[k] <= baseline[k] + slop[k])
+        fp.holds(&left, room, baseline)
     }
 
     /// The level-0 allocation with each top-level queue's internal level scaled by `s`.

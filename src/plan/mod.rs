@@ -40,6 +40,7 @@ pub mod fairshare;
 pub mod stability;
 
 mod eligibility;
+mod node_classes;
 pub mod packing;
 pub mod pools;
 

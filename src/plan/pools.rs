@@ -109,6 +109,21 @@ impl Routing {
 
     /// Whether `demand` more of group `g` fits, routed for good when it does.
     pub fn try_route(&mut self, pools: &Pools, g: usize, demand: &Res3) -> bool {
+        // The usual case: the group's own pools have the room, and routing straight into
+        // it cannot fail, so there is nothing to undo and no copy to make (rounding asks
+        // once per trainer handed out).
+        let direct = (0..3).all(|k| {
+            demand[k] <= 0.0
+                || pools.group_pools[g]
+                    .iter()
+                    .map(|&p| self.slack[p][k].max(0.0))
+                    .sum::<f64>()
+                    >= demand[k] + self.noise[k]
+        });
+        if direct {
+            self.route(pools, g, demand);
+            return true;
+        }
         let mut trial = self.clone();
         let left = trial.route(pools, g, demand);
         let fits = (0..3).all(|k| left[k] <= self.noise[k]);
