@@ -8,7 +8,7 @@ use crate::resource::{
     DNS_LABEL_PATTERN, MasterSpec, PserverSpec, ResourceSpec, TrainerSpec, TrainingJob,
     TrainingJobSpec, TrainingQueue, TrainingQueueSpec,
 };
-use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use tonic::Status;
 
@@ -112,6 +112,7 @@ pub fn training_job(spec: &proto::JobSpec) -> Result<TrainingJob, Status> {
         crate::resource::labels::check_value(value)
             .map_err(|e| invalid(&format!("metadata.labels[{key}]"), e))?;
     }
+    let template = pod_template(&spec.template_json)?;
     let tj = TrainingJob {
         metadata: ObjectMeta {
             name: Some(spec.name.clone()),
@@ -146,7 +147,7 @@ pub fn training_job(spec: &proto::JobSpec) -> Result<TrainingJob, Status> {
             },
             dataset: spec.dataset.clone(),
             passes: spec.passes.max(1),
-            template: None,
+            template,
         },
         status: None,
     };
@@ -182,7 +183,41 @@ pub fn job_spec(tj: &TrainingJob) -> proto::JobSpec {
         passes: s.passes,
         labels: tj.metadata.labels.clone().unwrap_or_default(),
         gpu_models: s.trainers.gpu_models.clone(),
+        template_json: s
+            .template
+            .as_ref()
+            .and_then(|t| serde_json::to_string(t).ok())
+            .unwrap_or_default(),
     }
+}
+
+/// Past this a template is refused: no pod template is that large (the API server
+/// refuses objects over about 1.5 MiB).
+const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
+
+/// `spec.template` from its JSON, refused by the path of the field that does not read.
+fn pod_template(json: &str) -> Result<Option<PodTemplateSpec>, Status> {
+    if json.is_empty() {
+        return Ok(None);
+    }
+    if json.len() > MAX_TEMPLATE_BYTES {
+        return Err(invalid(
+            "spec.template",
+            format!("{} bytes; at most {MAX_TEMPLATE_BYTES}", json.len()),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(&mut de)
+        .map(Some)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "spec.template".to_string()
+            } else {
+                format!("spec.template.{path}")
+            };
+            invalid(&field, e.into_inner())
+        })
 }
 
 pub fn seconds(t: Option<&Time>) -> f64 {
@@ -337,5 +372,43 @@ pub fn queue_proto(tq: &TrainingQueue) -> proto::Queue {
         guaranteed: Some(resources_proto(&tq.spec.guaranteed)),
         limit: tq.spec.limit.as_ref().map(resources_proto),
         parent: tq.spec.parent.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_submitted_files_template_travels_and_a_bad_one_is_refused_by_field() {
+        let tj: TrainingJob = serde_saphyr::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/examples/dedicated-h100-job.yaml"
+            ))
+            .expect("the example"),
+        )
+        .expect("a TrainingJob");
+        let spec = job_spec(&tj);
+        assert!(!spec.template_json.is_empty());
+        let back = training_job(&spec).expect("accepted");
+        assert_eq!(back.spec.template, tj.spec.template);
+        assert_eq!(back.spec.trainers.gpu_models, tj.spec.trainers.gpu_models);
+        // The placement the planner reads is the file's, not an empty one.
+        let job = job_model(&back, 0.0).expect("valid");
+        assert_eq!(job.placement.trainers.tolerations[0].key, "dedicated");
+
+        let mut bad = spec.clone();
+        bad.template_json = r#"{"spec": {"containers": [], "tolerations": [{"key": 5}]}}"#.into();
+        let e = training_job(&bad).unwrap_err();
+        assert!(
+            e.message()
+                .contains("spec.template.spec.tolerations[0].key"),
+            "{}",
+            e.message()
+        );
+        bad.template_json = "x".repeat(MAX_TEMPLATE_BYTES + 1);
+        let e = training_job(&bad).unwrap_err();
+        assert!(e.message().contains("spec.template"), "{}", e.message());
     }
 }
