@@ -154,6 +154,22 @@ pub struct JobPlacement {
 }
 
 impl JobPlacement {
+    /// [`Placement::check`] of each role, the field named under the role's
+    /// (`trainers.required[0].match_expressions[0].values`).
+    pub fn check(&self) -> Result<(), super::placement::PlacementError> {
+        for (group, p) in [
+            ("master", &self.master),
+            ("pservers", &self.pservers),
+            ("trainers", &self.trainers),
+        ] {
+            p.check().map_err(|e| super::placement::PlacementError {
+                field: format!("{group}.{}", e.field),
+                message: e.message,
+            })?;
+        }
+        Ok(())
+    }
+
     /// The same constraints for every role (a TrainingJob's one pod template).
     pub fn every_role(p: Placement) -> Self {
         JobPlacement {

@@ -159,8 +159,7 @@ impl Eligibility {
 
     /// Whether job `j`'s `role` pods may use node `n`.
     pub fn allows(&self, j: usize, role: Role, n: usize) -> bool {
-        self.of(j, role)
-            .is_none_or(|a| a.get(n).copied().unwrap_or(false))
+        super::index::allows(self.of(j, role), n)
     }
 
     /// Why job `j` cannot run anywhere, when one of its pod groups may use no
@@ -255,11 +254,15 @@ impl Eligibility {
                 .iter()
                 .map(|l| l.get(n).copied().unwrap_or(false))
                 .collect();
-            let p = *pool_of.entry(signature.clone()).or_insert_with(|| {
-                room.push([0.0; 3]);
-                members.push(signature);
-                room.len() - 1
-            });
+            let p = match pool_of.get(&signature) {
+                Some(&p) => p,
+                None => {
+                    room.push([0.0; 3]);
+                    members.push(signature.clone());
+                    pool_of.insert(signature, room.len() - 1);
+                    room.len() - 1
+                }
+            };
             let r = view.node_room_for_jobs(n).as_f64();
             for k in 0..3 {
                 room[p][k] += r[k];

@@ -728,17 +728,8 @@ pub fn validate_job(job: &Job) -> Result<(), Reason> {
             ));
         }
     }
-    for (role, group) in [
-        (Role::Master, "master"),
-        (Role::Pserver, "pservers"),
-        (Role::Trainer, "trainers"),
-    ] {
-        if let Err(e) = job.placement.of(role).check() {
-            return Err(invalid(
-                &format!("placement.{group}.{}", e.field),
-                e.message,
-            ));
-        }
+    if let Err(e) = job.placement.check() {
+        return Err(invalid(&format!("placement.{}", e.field), e.message));
     }
     if job.master.replicas == 0 || job.master.replicas > 16 {
         return Err(invalid(

@@ -1,7 +1,7 @@
 //! Scenario validation: the first defect, as the field path and what is wrong.
 
 use super::scenario::{PodShape, Scenario};
-use crate::model::{Resources, Role};
+use crate::model::Resources;
 
 impl Scenario {
     /// The first defect as (field, message).
@@ -112,15 +112,8 @@ impl Scenario {
             if t.requested == 0 || t.requested > t.max {
                 return bad(f("trainers.requested"), "must be in 1..=trainers.max");
             }
-            for role in [Role::Master, Role::Pserver, Role::Trainer] {
-                if let Err(e) = j.placement.of(role).check() {
-                    let group = match role {
-                        Role::Master => "master",
-                        Role::Pserver => "pservers",
-                        Role::Trainer => "trainers",
-                    };
-                    return bad(f(&format!("placement.{group}.{}", e.field)), &e.message);
-                }
+            if let Err(e) = j.placement.check() {
+                return bad(f(&format!("placement.{}", e.field)), &e.message);
             }
             if !positive(j.work) {
                 return bad(f("work"), "must be > 0 samples");

@@ -4,7 +4,7 @@
 use super::world::{PolicyKind, World};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Sample {
@@ -162,14 +162,15 @@ impl PolicyResult {
 
 /// The node groups job `j`'s trainers (or its master and pservers) ran on.
 fn groups(j: &super::world::SimJob, trainers: bool) -> Vec<String> {
-    let mut g: Vec<String> = j
+    // The set is ordered by role first: the master's and the pservers' groups are
+    // merged here, each named once.
+    let g: BTreeSet<&String> = j
         .ran_on
         .iter()
         .filter(|(role, _)| (*role == crate::model::Role::Trainer) == trainers)
-        .map(|(_, g)| g.clone())
+        .map(|(_, g)| g)
         .collect();
-    g.dedup();
-    g
+    g.into_iter().cloned().collect()
 }
 
 /// The last sample at or before `t` (the series is a step function).

@@ -37,7 +37,7 @@ fn group_copies(
 ) -> u64 {
     topo.group_nodes[g]
         .iter()
-        .filter(|&&n| allowed.is_none_or(|a| a.get(n).copied().unwrap_or(false)))
+        .filter(|&&n| super::allows(allowed, n))
         .map(|&n| nodes.copies(n, res))
         .sum()
 }

@@ -12,6 +12,12 @@
 //! - `index_cache`: each job's index kept from one plan to the next, for callers that
 //!   plan again and again (the simulator).
 
+/// Whether node `n` is among `allowed` (a pod group's eligible nodes, by node index;
+/// None: every node).
+pub fn allows(allowed: Option<&[bool]>, n: usize) -> bool {
+    allowed.is_none_or(|a| a.get(n).copied().unwrap_or(false))
+}
+
 pub(crate) mod group_counts;
 pub mod index_cache;
 pub(crate) mod levels;

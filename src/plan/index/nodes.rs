@@ -224,7 +224,7 @@ impl NodeState {
         }
         let found = match allowed {
             Some(allowed) => {
-                let ok = |n: usize| allowed.get(n).copied().unwrap_or(false);
+                let ok = |n: usize| super::allows(Some(allowed), n);
                 self.best_fit_scan(r.gpus > 0, &need, &ok)
             }
             None => self.best_fit_scan(r.gpus > 0, &need, &|_| true),
@@ -253,8 +253,7 @@ impl NodeState {
             return Some(first);
         };
         let need = r.times(count as i64);
-        let ok = |n: usize| allowed.is_none_or(|a| a.get(n).copied().unwrap_or(false));
-        let fits = |&n: &usize| ok(n) && need.fits_in(&self.free[n]);
+        let fits = |&n: &usize| super::allows(allowed, n) && need.fits_in(&self.free[n]);
         let f = self.free[first];
         let score_of = |n: usize| score.get(n).copied().unwrap_or(i64::MIN);
         // The first of the best scores: `max_by_key` keeps the last of equals.

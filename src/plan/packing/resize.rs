@@ -126,7 +126,7 @@ impl Packer<'_, '_> {
         }
         let mut left = count;
         let fill = |p: &mut Self, n: usize, left: &mut u32| {
-            if (cpu_pod && p.nodes.has_gpus[n]) || allowed.is_some_and(|a| !a[n]) {
+            if (cpu_pod && p.nodes.has_gpus[n]) || !crate::plan::index::allows(allowed, n) {
                 return;
             }
             let c = p.nodes.copies(n, &res).min(u64::from(*left)) as u32;
