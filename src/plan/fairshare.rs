@@ -88,6 +88,8 @@ pub type Res3 = [f64; 3];
 
 const BISECTION_STEPS: usize = 64;
 const EPS: f64 = 1e-9;
+/// Relative width at which a bisection stops (see [`settled`]).
+const SETTLED: f64 = 1e-12;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FairQueue {
@@ -231,6 +233,13 @@ fn add_scaled(acc: &mut Res3, v: &Res3, s: f64) {
     for k in 0..3 {
         acc[k] += v[k] * s;
     }
+}
+
+/// Whether a bisection's bracket is as narrow as it usefully gets: past a few units in
+/// the last place of `hi`, halving only repeats the same level (each step of the
+/// solver's bisection costs a routing of every pool).
+fn settled(lo: f64, hi: f64) -> bool {
+    hi - lo <= SETTLED * hi.abs()
 }
 
 /// Strict up to rounding noise: a frozen job must never hold more than the room, or the
@@ -476,17 +485,6 @@ impl<'a> Solver<'a> {
             .collect();
     }
 
-    /// Each pool group's demand when the common level is `t`: what
-    /// `FairPools::demand` gives for [`Solver::allocation_at`], summed per queue.
-    fn group_demand_at(&self, fp: &FairPools, t: f64) -> Vec<Res3> {
-        let mut d = vec![[0.0; 3]; fp.pools.groups()];
-        for &q in &self.top_queues {
-            let u = self.queue_level(q, t);
-            self.add_group_demand(fp, q, u, &mut d);
-        }
-        d
-    }
-
     fn add_group_demand(&self, fp: &FairPools, q: usize, u: f64, d: &mut [Res3]) {
         if self.curves[q].is_some() {
             for (g, curve) in &self.group_curves[q] {
@@ -675,6 +673,9 @@ impl<'a> Solver<'a> {
                 // far as the pools allow, each queue's level scaled alike.
                 let (mut s_lo, mut s_hi) = (0.0, 1.0);
                 for _ in 0..BISECTION_STEPS {
+                    if settled(s_lo, s_hi) {
+                        break;
+                    }
                     let mid = 0.5 * (s_lo + s_hi);
                     self.allocation_scaled(mid, &mut scratch);
                     if self.pools_hold(&scratch, &room, baseline.as_ref()) {
@@ -690,6 +691,9 @@ impl<'a> Solver<'a> {
                 continue;
             }
             for _ in 0..BISECTION_STEPS {
+                if settled(lo, hi) {
+                    break;
+                }
                 let mid = 0.5 * (lo + hi);
                 if self.feasible(mid, &room, baseline.as_ref()) {
                     lo = mid;
@@ -737,13 +741,21 @@ impl<'a> Solver<'a> {
     /// Whether level `t` fits the room and, with pools, leaves no more demand unplaced
     /// than `baseline` on any resource an active job uses.
     fn feasible(&self, t: f64, room: &Res3, baseline: Option<&Res3>) -> bool {
-        if !fits(&self.total_at(t), room) {
-            return false;
-        }
         let (Some(fp), Some(baseline)) = (&self.p.pools, baseline) else {
-            return true;
+            return fits(&self.total_at(t), room);
         };
-        let left = pools::unplaced(&fp.pools, &self.group_demand_at(fp, t)).1;
+        // Each top-level queue's level once, for both the total and the pools' demand.
+        let mut total = [0.0; 3];
+        let mut demand = vec![[0.0; 3]; fp.pools.groups()];
+        for &q in &self.top_queues {
+            let u = self.queue_level(q, t);
+            add_scaled(&mut total, &self.queue_usage_at(q, u), 1.0);
+            if !fits(&total, room) {
+                return false;
+            }
+            self.add_group_demand(fp, q, u, &mut demand);
+        }
+        let left = pools::unplaced(&fp.pools, &demand).1;
         fp.holds(&left, room, baseline)
     }
 
