@@ -9,6 +9,14 @@ use crate::plan::{FastMap, FastSet};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
+/// See [`Packer::next_trainer_node`].
+enum NextNode {
+    /// The node the walk would choose (None: it would find none).
+    Known(Option<usize>),
+    /// Only the walk can say.
+    Walk,
+}
+
 impl Packer<'_, '_> {
     /// Remove each shrinking job's remaining quota, emptying nodes as much as possible.
     pub(super) fn scale_down(&mut self) {
@@ -261,9 +269,28 @@ impl Packer<'_, '_> {
                 heap.push(Reverse((OrdF(self.share(j, have + 1)), j)));
             }
         }
+        // Where each job's last trainer went. On a constrained cluster the top-up hands
+        // out thousands of trainers, one per turn, and each turn walked the job's nodes,
+        // groups and racks again to find what the last turn had found.
+        let mut last_node: FastMap<usize, usize> = FastMap::default();
         while let Some(Reverse((_, j))) = heap.pop() {
-            if limits.copies_allowed(self, j) == 0 || self.place_trainers(j, 1) == 0 {
+            if limits.copies_allowed(self, j) == 0 {
                 continue;
+            }
+            let next = last_node.get(&j).map(|&n| self.next_trainer_node(j, n));
+            let placed = match next {
+                Some(NextNode::Known(Some(n))) => {
+                    self.place_trainers_on(j, n, 1);
+                    true
+                }
+                Some(NextNode::Known(None)) => false,
+                Some(NextNode::Walk) | None => self.place_trainers(j, 1) == 1,
+            };
+            if !placed {
+                continue;
+            }
+            if let Some(c) = self.create.last() {
+                last_node.insert(j, c.node);
             }
             limits.add(self, j, 1);
             let jp = self.jobs.get_mut(j);
@@ -272,6 +299,27 @@ impl Packer<'_, '_> {
             if have < jp.max {
                 heap.push(Reverse((OrdF(self.share(j, have + 1)), j)));
             }
+        }
+    }
+
+    /// Where [`Packer::place_trainers`] would put job `j`'s next single trainer, given
+    /// that its last one went to `last`, when that is known without the walk. While room
+    /// only shrinks (the top-up only places):
+    /// * `last` with room left is the job's first node with room: every node the walk
+    ///   visits before it had none at the last placement.
+    /// * A CPU trainer that went to a GPU node went there by best fit, which takes a
+    ///   node without GPUs whenever one has room: the walk, which passes GPU nodes over,
+    ///   found nothing then and finds nothing now, so it comes to best fit again.
+    fn next_trainer_node(&self, j: usize, last: usize) -> NextNode {
+        let res = self.trainer_res(j);
+        if res.gpus == 0 && self.nodes.has_gpus[last] {
+            let (allowed, preference) = self.fit(j, Role::Trainer);
+            return NextNode::Known(self.nodes.best_fit_preferring(&res, 1, allowed, preference));
+        }
+        if self.nodes.copies(last, &res) >= 1 {
+            NextNode::Known(Some(last))
+        } else {
+            NextNode::Walk
         }
     }
 
