@@ -68,6 +68,26 @@ pub struct Routing {
     slack: Vec<Res3>,
     noise: Res3,
     saturated: Res3,
+    /// While [`Routing::try_route`] runs: each changed cell's old value.
+    undo_log: Option<Vec<(Cell, usize, f64)>>,
+    /// The log's buffer between trials.
+    undo: Vec<(Cell, usize, f64)>,
+    buffers: SearchBuffers,
+}
+
+/// What a search for an augmenting path works in (see [`Routing::search`]).
+#[derive(Clone, Debug, Default)]
+struct SearchBuffers {
+    came_from: Vec<Option<(usize, usize)>>,
+    seen: Vec<bool>,
+    queue: Vec<usize>,
+}
+
+/// A cell of the routing that a trial changed.
+#[derive(Clone, Copy, Debug)]
+enum Cell {
+    Flow(usize),
+    Slack(usize),
 }
 
 impl Routing {
@@ -80,6 +100,9 @@ impl Routing {
             slack: pools.room.iter().map(|r| r.map(|v| v.max(0.0))).collect(),
             noise: scale.map(|s| s * NOISE),
             saturated: scale.map(|s| s * SATURATED),
+            undo_log: None,
+            undo: Vec::new(),
+            buffers: SearchBuffers::default(),
         }
     }
 
@@ -124,13 +147,39 @@ impl Routing {
             self.route(pools, g, demand);
             return true;
         }
-        let mut trial = self.clone();
-        let left = trial.route(pools, g, demand);
+        // Routed in place, with the old value of every cell it changes written down to
+        // put back if the demand does not fit: a copy of the whole flow per refused
+        // trainer cost more than the search.
+        let mut undo = std::mem::take(&mut self.undo);
+        undo.clear();
+        self.undo_log = Some(undo);
+        let left = self.route(pools, g, demand);
+        let undo = self.undo_log.take().unwrap_or_default();
         let fits = (0..3).all(|k| left[k] <= self.noise[k]);
-        if fits {
-            *self = trial;
+        if !fits {
+            for &(cell, k, old) in undo.iter().rev() {
+                match cell {
+                    Cell::Flow(i) => self.flow[i][k] = old,
+                    Cell::Slack(p) => self.slack[p][k] = old,
+                }
+            }
         }
+        self.undo = undo;
         fits
+    }
+
+    fn set_flow(&mut self, i: usize, k: usize, v: f64) {
+        if let Some(log) = &mut self.undo_log {
+            log.push((Cell::Flow(i), k, self.flow[i][k]));
+        }
+        self.flow[i][k] = v;
+    }
+
+    fn set_slack(&mut self, p: usize, k: usize, v: f64) {
+        if let Some(log) = &mut self.undo_log {
+            log.push((Cell::Slack(p), k, self.slack[p][k]));
+        }
+        self.slack[p][k] = v;
     }
 
     /// Room left, per pool.
@@ -144,18 +193,36 @@ impl Routing {
         for &p in &pools.group_pools[g] {
             let take = amount.min(self.slack[p][k]);
             if take > 0.0 {
-                self.flow[g * n + p][k] += take;
-                self.slack[p][k] -= take;
+                self.set_flow(g * n + p, k, self.flow[g * n + p][k] + take);
+                self.set_slack(p, k, self.slack[p][k] - take);
                 amount -= take;
                 if amount <= self.noise[k] {
                     return 0.0;
                 }
             }
         }
+        let mut at = std::mem::take(&mut self.buffers);
+        let left = self.augment(pools, g, k, amount, &mut at);
+        self.buffers = at;
+        left
+    }
+
+    /// Routes `amount` of resource `k` of group `g` along augmenting paths; returns
+    /// what did not fit.
+    fn augment(
+        &mut self,
+        pools: &Pools,
+        g: usize,
+        k: usize,
+        mut amount: f64,
+        at: &mut SearchBuffers,
+    ) -> f64 {
+        let n = self.pools_n;
         for _ in 0..MAX_AUGMENTATIONS {
-            let Some((end, came_from)) = self.search(pools, g, k, self.noise[k]) else {
+            let Some(end) = self.search(pools, g, k, self.noise[k], at) else {
                 return amount;
             };
+            let came_from = &at.came_from;
             // The bottleneck: room at the end, and the flow moved off each pool on the way.
             let mut a = amount.min(self.slack[end][k]);
             let mut p = end;
@@ -163,16 +230,16 @@ impl Routing {
                 a = a.min(self.flow[via * n + prev][k]);
                 p = prev;
             }
-            self.slack[end][k] -= a;
+            self.set_slack(end, k, self.slack[end][k] - a);
             let mut p = end;
             while let Some((prev, via)) = came_from[p] {
                 // Group `via` moves `a` from pool `prev` to pool `p`.
-                self.flow[via * n + p][k] += a;
-                self.flow[via * n + prev][k] -= a;
+                self.set_flow(via * n + p, k, self.flow[via * n + p][k] + a);
+                self.set_flow(via * n + prev, k, self.flow[via * n + prev][k] - a);
                 p = prev;
             }
             // `p` is now a pool of `g` itself, where `a` of `g` goes.
-            self.flow[g * n + p][k] += a;
+            self.set_flow(g * n + p, k, self.flow[g * n + p][k] + a);
             amount -= a;
             if amount <= self.noise[k] {
                 return 0.0;
@@ -183,39 +250,45 @@ impl Routing {
 
     /// Breadth-first search for a pool with more than `room` of resource `k` left,
     /// reachable from group `g`'s pools by moving other groups' flow between pools they
-    /// may use. Returns that pool and, per pool reached, where from and by which group
-    /// (None for `g`'s own pools).
-    #[allow(clippy::type_complexity)]
+    /// may use. Returns that pool; `at.came_from` then holds, per pool reached, where
+    /// from and by which group (None for `g`'s own pools). The buffers are the caller's:
+    /// rounding searches once per refused trainer, and allocating them each time cost
+    /// more than the search.
     fn search(
         &self,
         pools: &Pools,
         g: usize,
         k: usize,
         room: f64,
-    ) -> Option<(usize, Vec<Option<(usize, usize)>>)> {
+        at: &mut SearchBuffers,
+    ) -> Option<usize> {
         let n = self.pools_n;
-        let mut came_from: Vec<Option<(usize, usize)>> = vec![None; n];
-        let mut seen = vec![false; n];
-        let mut queue = std::collections::VecDeque::with_capacity(n);
+        at.came_from.clear();
+        at.came_from.resize(n, None);
+        at.seen.clear();
+        at.seen.resize(n, false);
+        at.queue.clear();
         for &p in &pools.group_pools[g] {
-            if !seen[p] {
-                seen[p] = true;
-                queue.push_back(p);
+            if !at.seen[p] {
+                at.seen[p] = true;
+                at.queue.push(p);
             }
         }
-        while let Some(p) = queue.pop_front() {
+        let mut head = 0;
+        while let Some(&p) = at.queue.get(head) {
+            head += 1;
             if self.slack[p][k] > room {
-                return Some((p, came_from));
+                return Some(p);
             }
             for other in 0..pools.groups() {
                 if self.flow[other * n + p][k] <= self.noise[k] {
                     continue;
                 }
                 for &q in &pools.group_pools[other] {
-                    if !seen[q] {
-                        seen[q] = true;
-                        came_from[q] = Some((p, other));
-                        queue.push_back(q);
+                    if !at.seen[q] {
+                        at.seen[q] = true;
+                        at.came_from[q] = Some((p, other));
+                        at.queue.push(q);
                     }
                 }
             }
@@ -226,7 +299,14 @@ impl Routing {
     /// Whether group `g` could take more of resource `k`: some pool it reaches (directly
     /// or by moving others) has more than a sliver of room left.
     pub fn can_grow(&self, pools: &Pools, g: usize, k: usize) -> bool {
-        self.search(pools, g, k, self.saturated[k]).is_some()
+        self.search(
+            pools,
+            g,
+            k,
+            self.saturated[k],
+            &mut SearchBuffers::default(),
+        )
+        .is_some()
     }
 }
 
@@ -342,6 +422,44 @@ mod tests {
                 deficiency = deficiency.max(confined - cap);
             }
             proptest::prop_assert!((left[2] - deficiency).abs() <= 1e-9, "{left:?} vs {deficiency}");
+        }
+
+        /// A trial that does not fit leaves the routing exactly as it was (it is routed
+        /// in place and undone); one that fits leaves what routing it outright leaves.
+        #[test]
+        fn a_refused_trial_changes_nothing(
+            rooms in proptest::collection::vec(0u32..6, 1..5),
+            groups in proptest::collection::vec((1u32..16, 0u32..8), 1..5),
+            trials in proptest::collection::vec((0usize..5, 0u32..6, 0usize..3), 1..12),
+        ) {
+            let n = rooms.len();
+            let room: Vec<Res3> = rooms
+                .iter()
+                .map(|&r| [f64::from(r), 0.5 * f64::from(r), f64::from(r)])
+                .collect();
+            let group_pools: Vec<Vec<usize>> = groups
+                .iter()
+                .map(|&(mask, _)| (0..n).filter(|&p| mask >> p & 1 == 1).collect())
+                .collect();
+            let demand: Vec<Res3> = groups
+                .iter()
+                .map(|&(_, d)| [f64::from(d) / 2.0, 0.0, f64::from(d) / 2.0])
+                .collect();
+            let p = pools(room, group_pools);
+            let (mut r, _) = unplaced(&p, &demand);
+            for (g, amount, k) in trials {
+                let g = g % p.groups();
+                let mut want = [0.0; 3];
+                want[k] = f64::from(amount);
+                let before = r.clone();
+                let mut outright = r.clone();
+                let left = outright.route(&p, g, &want);
+                let fits = (0..3).all(|k| left[k] <= r.noise[k]);
+                proptest::prop_assert_eq!(r.try_route(&p, g, &want), fits);
+                let expected = if fits { &outright } else { &before };
+                proptest::prop_assert_eq!(&r.flow, &expected.flow);
+                proptest::prop_assert_eq!(&r.slack, &expected.slack);
+            }
         }
     }
 }
