@@ -419,3 +419,105 @@ fn a_trainer_with_a_missing_dataset_exits_with_the_path_named() {
         "{log}"
     );
 }
+
+/// One changed byte in the middle of a killed master's journal: the master refuses to
+/// start, naming the file and line, and leaves both files as they were; only when asked
+/// does it move them aside and resume from the records before the damage.
+#[test]
+fn a_damaged_master_journal_is_refused_unchanged_and_set_aside_only_when_asked() {
+    let mut job = Job::start("wal-damage", 1, &["--compact-every", "1000000"]);
+    job.add_trainer("t0");
+    job.wait_until("pass 2", Duration::from_secs(60), |s| s.current_pass >= 2);
+    job.master.kill().expect("SIGKILL master");
+    job.master.wait().expect("reap master");
+    for t in &mut job.trainers {
+        let _ = t.kill();
+        let _ = t.wait();
+    }
+    let state = job.dir.join("master-state");
+    let (snapshot, log) = (
+        state.join("master-state.json"),
+        state.join("master-wal.log"),
+    );
+    let mut bytes = std::fs::read(&log).unwrap();
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .filter(|&i| i < bytes.len())
+        .collect();
+    assert!(starts.len() > 20, "a journal of {} lines", starts.len());
+    let middle = starts.len() / 2;
+    bytes[starts[middle] + 5] ^= 0x04;
+    std::fs::write(&log, &bytes).unwrap();
+    let before = (std::fs::read(&snapshot).unwrap(), bytes.clone());
+
+    let mut refused = spawn(
+        &job.dir,
+        "master-refused",
+        &job.master_args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let status = wait_exit(&mut refused, Duration::from_secs(15));
+    assert!(
+        !status.success(),
+        "a damaged journal must not start the master"
+    );
+    let said = std::fs::read_to_string(job.dir.join("master-refused.log")).unwrap();
+    assert!(
+        said.contains("master-wal.log")
+            && said.contains(&format!("line {}", middle + 1))
+            && said.contains("--set-aside-damaged-state")
+            && !said.contains("panicked"),
+        "{said}"
+    );
+    assert_eq!(
+        (
+            std::fs::read(&snapshot).unwrap(),
+            std::fs::read(&log).unwrap()
+        ),
+        before,
+        "the journal is neither rewritten nor truncated"
+    );
+
+    let addr_file = job.dir.join("master-aside.addr");
+    let mut args = job.master_args.clone();
+    args.extend([
+        "--set-aside-damaged-state".to_string(),
+        "--addr-file".to_string(),
+        addr_file.display().to_string(),
+    ]);
+    job.master = spawn(
+        &job.dir,
+        "master-aside",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    job.master_addr = wait_for_file(&addr_file);
+    let resumed = job.wait_until("the master back", Duration::from_secs(30), |_| true);
+    assert!(
+        resumed.current_pass >= 1,
+        "resumed from the records before the damage"
+    );
+    let aside: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "one set-aside directory");
+    assert_eq!(
+        std::fs::read(aside[0].path().join("master-wal.log")).unwrap(),
+        before.1,
+        "the damaged journal kept byte for byte"
+    );
+    let said = std::fs::read_to_string(job.dir.join("master-aside.log")).unwrap();
+    assert!(
+        said.contains("moved aside") && !said.contains("panicked"),
+        "{said}"
+    );
+}

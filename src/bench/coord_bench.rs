@@ -11,6 +11,7 @@ use crate::coord::master::{self, MasterConfig, MasterService};
 use crate::coord::params::{Assembler, pull_shard, push_shard, split_blocks};
 use crate::coord::proto::*;
 use crate::coord::pserver::{self, PserverConfig, PserverService};
+use crate::coord::wal::OnDamage;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,7 @@ async fn start_master(
         heartbeat_interval_ms: 1_000,
         sync_interval_ms: 50,
         compact_every: 200_000,
+        on_damage: OnDamage::Refuse,
     };
     let service = MasterService::open(&config).map_err(|e| BenchError::Setup(e.to_string()))?;
     let (listener, addr) = bind_loopback().await?;

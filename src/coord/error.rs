@@ -8,6 +8,16 @@ pub enum CoordError {
     Data { path: PathBuf, message: String },
     #[error("state file {path}: {message}")]
     State { path: PathBuf, message: String },
+    /// A journal that did not replay cleanly; nothing was changed.
+    #[error(
+        "journal {path}, line {line} (byte {offset}): the record {problem}. Nothing was changed. Restore the state directory from a backup, or start with --set-aside-damaged-state to move the damaged files aside and resume from the records before line {line} (chunks completed after them are done again)"
+    )]
+    Journal {
+        path: PathBuf,
+        line: usize,
+        offset: usize,
+        problem: String,
+    },
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error("io on {path}: {source}")]

@@ -6,7 +6,7 @@ use super::error::CoordError;
 use super::proto::lease_task_reply::Outcome;
 use super::proto::master_server::{Master, MasterServer};
 use super::proto::*;
-use super::wal::Journal;
+use super::wal::{self, Journal, OnDamage};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +24,8 @@ pub struct MasterConfig {
     pub heartbeat_interval_ms: u64,
     pub sync_interval_ms: u64,
     pub compact_every: u64,
+    /// What to do with a journal that does not replay cleanly.
+    pub on_damage: OnDamage,
 }
 
 struct Inner {
@@ -59,15 +61,35 @@ fn journal_status(e: CoordError) -> Status {
 impl MasterService {
     /// Recovers the state from `config.state_dir` (or starts afresh).
     pub fn open(config: &MasterConfig) -> Result<MasterService, CoordError> {
-        let (journal, book, recovered) =
-            Journal::open(&config.state_dir, config.book.clone(), config.compact_every)?;
+        let (journal, book, recovered) = Journal::open(
+            &config.state_dir,
+            config.book.clone(),
+            config.compact_every,
+            config.on_damage,
+        )?;
+        if let Some(t) = &recovered.torn_tail {
+            tracing::warn!(
+                file = %config.state_dir.join(wal::LOG).display(),
+                line = t.line,
+                offset = t.offset,
+                bytes = t.bytes,
+                why = t.why,
+                "dropped the journal's last line: a write a crash cut short"
+            );
+        }
+        if let Some(aside) = &recovered.set_aside {
+            tracing::warn!(
+                damage = %aside.damage,
+                moved_to = %aside.moved_to.display(),
+                "the journal was damaged: its files were moved aside and the master resumes from what read before the damage; chunks completed after it are done again"
+            );
+        }
         tracing::info!(
             pass = book.pass(),
             chunks = book.chunks(),
             epoch = book.epoch(),
             from_snapshot = recovered.from_snapshot,
             replayed = recovered.replayed,
-            dropped_torn_lines = recovered.dropped_torn_lines,
             "master state recovered"
         );
         Ok(MasterService {

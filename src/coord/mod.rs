@@ -13,3 +13,4 @@ pub mod pserver;
 pub mod store;
 pub mod trainer;
 pub mod wal;
+pub mod wal_scan;

@@ -9,6 +9,7 @@ use ebb::coord::model::ModelKind;
 use ebb::coord::pserver::{self, PserverConfig, PserverService};
 use ebb::coord::store::OptimizerKind;
 use ebb::coord::trainer::{self, TrainerConfig};
+use ebb::coord::wal::OnDamage;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +59,11 @@ pub struct MasterArgs {
     /// Rewrite the snapshot after this many journal records.
     #[arg(long, default_value_t = 10_000)]
     compact_every: u64,
+    /// A journal that does not replay cleanly (anything but a torn last line) is
+    /// refused; with this, its files are moved into `damaged-<time>/` in the state
+    /// directory and the master resumes from what reads before the damage.
+    #[arg(long)]
+    set_aside_damaged_state: bool,
     /// Exit 0 this many seconds after the job is done (every pass, final model saved),
     /// so trainers still asking hear "finished" and the pod or process ends.
     #[arg(long, value_name = "SECONDS")]
@@ -206,6 +212,11 @@ pub fn master(a: MasterArgs) -> Result<()> {
         heartbeat_interval_ms: a.heartbeat_ms,
         sync_interval_ms: a.sync_ms,
         compact_every: a.compact_every,
+        on_damage: if a.set_aside_damaged_state {
+            OnDamage::SetAside
+        } else {
+            OnDamage::Refuse
+        },
     };
     let service = MasterService::open(&config)?;
     let linger = a.exit_when_done_s.map(Duration::from_secs);
