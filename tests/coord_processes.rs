@@ -94,6 +94,20 @@ fn pserver_killed_and_restarted_restores_its_checkpoint() {
         job.add_trainer(&format!("t{i}"));
     }
     job.wait_until("pass 3", Duration::from_secs(60), |s| s.current_pass >= 3);
+    // A periodic checkpoint newer than the one Init wrote: the one to come back with.
+    let ckpt = job.dir.join("checkpoints/pserver-1.ckpt");
+    let first = std::fs::metadata(&ckpt)
+        .expect("Init wrote a checkpoint")
+        .modified()
+        .unwrap();
+    let start = Instant::now();
+    while std::fs::metadata(&ckpt).and_then(|m| m.modified()).unwrap() == first {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no periodic checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     job.pservers[1].kill().expect("SIGKILL pserver");
     job.pservers[1].wait().expect("reap");
     let addr = job.pserver_addrs[1].clone();
@@ -229,6 +243,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             momentum: 0.9,
             seed: 1,
             init_scale: 0.1,
+            job_started: false,
         };
         let e = p.init(init).await.expect_err("zero block size");
         assert!(e.message().contains("block_size"), "{}", e.message());
@@ -351,7 +366,8 @@ fn truncated_checkpoint_is_rejected_and_the_previous_one_restored() {
     let dir = workdir("truncated-ckpt");
     let ckpt = dir.join("checkpoints");
     std::fs::create_dir_all(&ckpt).unwrap();
-    // Only a truncated checkpoint: the pserver starts empty, says why, does not panic.
+    // Only a truncated checkpoint: the pserver starts, refuses to serve, says why, does
+    // not panic.
     std::fs::write(ckpt.join("pserver-0.ckpt"), b"EBBCKPT1\x10\x00\x00").unwrap();
     let addr_file = dir.join("p.addr");
     let mut p = spawn(
@@ -383,6 +399,10 @@ fn truncated_checkpoint_is_rejected_and_the_previous_one_restored() {
             .into_inner()
     });
     assert!(!st.initialized);
+    assert!(
+        st.lost.contains("pserver-0.ckpt"),
+        "it says why it will not serve: {st:?}"
+    );
     let _ = p.kill();
     let _ = p.wait();
     let log = std::fs::read_to_string(dir.join("pserver.log")).unwrap();
@@ -520,4 +540,152 @@ fn a_damaged_master_journal_is_refused_unchanged_and_set_aside_only_when_asked()
         said.contains("moved aside") && !said.contains("panicked"),
         "{said}"
     );
+}
+
+/// Killed before its first periodic checkpoint, a pserver comes back with the
+/// parameters it was initialised with (written before Init was answered), and the
+/// trainers ride out its absence: none exits with an error, and the job trains.
+#[test]
+fn a_pserver_killed_before_any_periodic_checkpoint_comes_back_initialised() {
+    let mut job = Job::start_checkpointing("pserver-early-kill", 2, &[], 3_600_000);
+    for i in 0..3 {
+        job.add_trainer(&format!("t{i}"));
+    }
+    job.wait_until("the first chunks", Duration::from_secs(60), |s| {
+        s.pass_status.iter().any(|p| p.done > 0)
+    });
+    job.pservers[1].kill().expect("SIGKILL pserver");
+    job.pservers[1].wait().expect("reap");
+    let addr = job.pserver_addrs[1].clone();
+    let (child, _) = job.spawn_pserver(1, &addr);
+    job.pservers[1] = child;
+    let restored = job.rt().block_on(async {
+        let mut p = client::pserver(&addr).expect("client");
+        p.status(PserverStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+    });
+    assert!(
+        restored.initialized && restored.restored_from.contains("pserver-1.ckpt"),
+        "{restored:?}"
+    );
+    let s = job.wait_finished();
+    assert_trained(&s);
+    for (i, t) in job.trainers.iter_mut().enumerate() {
+        let status = wait_exit(t, Duration::from_secs(30));
+        assert!(status.success(), "trainer t{i} exited with {status}");
+    }
+}
+
+/// A pserver whose every checkpoint is damaged will not serve: not the parameters it
+/// has not got, nor fresh random ones through Init. The trainers fail the job with its
+/// reason, and the master ends the job as failed.
+#[test]
+fn a_pserver_with_no_readable_checkpoint_refuses_and_the_job_fails_with_the_reason() {
+    let mut job = Job::start("pserver-lost", 2, &["--exit-when-done-s", "1"]);
+    for i in 0..2 {
+        job.add_trainer(&format!("t{i}"));
+    }
+    job.wait_until("pass 2", Duration::from_secs(60), |s| s.current_pass >= 2);
+    job.pservers[1].kill().expect("SIGKILL pserver");
+    job.pservers[1].wait().expect("reap");
+    let dir = job.dir.join("checkpoints");
+    for name in ["pserver-1.ckpt", "pserver-1.ckpt.prev"] {
+        let path = dir.join(name);
+        if let Ok(mut bytes) = std::fs::read(&path) {
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let addr = job.pserver_addrs[1].clone();
+    let (child, _) = job.spawn_pserver(1, &addr);
+    job.pservers[1] = child;
+    let st = job.rt().block_on(async {
+        let mut p = client::pserver(&addr).expect("client");
+        p.status(PserverStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+    });
+    assert!(!st.initialized, "{st:?}");
+    assert!(
+        st.lost.contains("pserver-1") || st.lost.contains("pserver 1"),
+        "{st:?}"
+    );
+    let failed = job.wait_until("the job failed", Duration::from_secs(30), |s| {
+        !s.failed_reason.is_empty()
+    });
+    assert!(
+        failed.failed_reason.contains("pserver 1")
+            && failed.failed_reason.contains("parameters lost"),
+        "{}",
+        failed.failed_reason
+    );
+    let status = wait_exit(&mut job.master, Duration::from_secs(15));
+    assert!(
+        !status.success(),
+        "a failed job's master exits with an error"
+    );
+    let said = std::fs::read_to_string(job.dir.join("master.log")).unwrap();
+    assert!(
+        said.contains("the job failed") && !said.contains("panicked"),
+        "{said}"
+    );
+    for (i, t) in job.trainers.iter_mut().enumerate() {
+        let status = wait_exit(t, Duration::from_secs(30));
+        assert!(!status.success(), "trainer t{i} exited 0 from a failed job");
+        let said = std::fs::read_to_string(job.dir.join(format!("t{i}.log"))).unwrap();
+        assert!(
+            said.contains("the job failed") && !said.contains("panicked"),
+            "t{i}: {said}"
+        );
+    }
+    let ps_log = std::fs::read_to_string(job.dir.join("pserver-1.log")).unwrap();
+    assert!(ps_log.contains("refusing to serve"), "{ps_log}");
+}
+
+/// A pserver that comes back with no checkpoints at all (its disk replaced) is not
+/// initialised afresh once the job has started: a joining trainer's Init is refused,
+/// and the job fails with the reason instead of training on random parameters.
+#[test]
+fn a_started_job_is_not_initialised_afresh_on_a_pserver_that_lost_its_disk() {
+    let mut job = Job::start("pserver-new-disk", 2, &["--exit-when-done-s", "1"]);
+    job.add_trainer("t0");
+    job.wait_until("pass 1", Duration::from_secs(60), |s| s.current_pass >= 1);
+    job.pservers[1].kill().expect("SIGKILL pserver");
+    job.pservers[1].wait().expect("reap");
+    let dir = job.dir.join("checkpoints");
+    for name in ["pserver-1.ckpt", "pserver-1.ckpt.prev"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let addr = job.pserver_addrs[1].clone();
+    let (child, _) = job.spawn_pserver(1, &addr);
+    job.pservers[1] = child;
+    job.add_trainer("t1");
+    let failed = job.wait_until("the job failed", Duration::from_secs(30), |s| {
+        !s.failed_reason.is_empty()
+    });
+    assert!(
+        failed.failed_reason.contains("pserver 1"),
+        "{}",
+        failed.failed_reason
+    );
+    let st = job.rt().block_on(async {
+        let mut p = client::pserver(&addr).expect("client");
+        p.status(PserverStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+    });
+    assert!(!st.initialized, "the shard was made up afresh: {st:?}");
+    for (i, t) in job.trainers.iter_mut().enumerate() {
+        assert!(
+            !wait_exit(t, Duration::from_secs(30)).success(),
+            "trainer t{i}"
+        );
+    }
+    let said = std::fs::read_to_string(job.dir.join("t1.log")).unwrap();
+    assert!(said.contains("has started"), "t1 was refused Init: {said}");
 }

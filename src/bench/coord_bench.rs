@@ -184,6 +184,7 @@ pub async fn pserver_bandwidth(dir: &Path, params: u64, rounds: usize) -> Result
         momentum: 0.9,
         seed: 1,
         init_scale: 0.01,
+        job_started: false,
     })
     .await
     .map_err(rpc("init"))?;

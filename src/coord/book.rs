@@ -44,6 +44,8 @@ pub enum LeaseOutcome {
     Leased(Lease),
     Wait,
     Finished,
+    /// The job failed, for this reason: nothing more is leased.
+    Failed(String),
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +85,10 @@ pub enum Event {
         pass: u32,
     },
     FinalSaved,
+    /// The job cannot go on (see [`TaskBook::fail_job`]).
+    JobFailed {
+        reason: String,
+    },
 }
 
 /// Everything about progress that must survive a crash (leases need not: a restart
@@ -99,6 +105,9 @@ pub struct DurableState {
     /// (chunk, failures, gave up)
     pub failures: Vec<(u32, u32, bool)>,
     pub final_saved: bool,
+    /// Why the job failed, once it has (absent in state saved before jobs could fail).
+    #[serde(default)]
+    pub failed: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -122,6 +131,7 @@ pub struct TaskBook {
     chunks: u32,
     pass: u32,
     finished: bool,
+    failed: Option<String>,
     state: Vec<ChunkState>,
     failures: Vec<u32>,
     todo: VecDeque<u32>,
@@ -158,6 +168,7 @@ impl TaskBook {
             last_save_ms: None,
             final_save: None,
             final_saved: false,
+            failed: None,
             rejected_completions: 0,
             requeued_leases: 0,
             config,
@@ -185,6 +196,15 @@ impl TaskBook {
     }
     pub fn finished(&self) -> bool {
         self.finished
+    }
+    /// Whether any chunk has been completed (in any pass): from then on the pservers
+    /// hold this job's parameters.
+    pub fn started(&self) -> bool {
+        self.pass > 0 || self.history.iter().any(|t| t.completions > 0)
+    }
+    /// Why the job failed, once it has.
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
     pub fn history(&self) -> &[PassTotals] {
         &self.history
@@ -245,6 +265,9 @@ impl TaskBook {
 
     pub fn lease(&mut self, trainer: &str, now: u64) -> Result<LeaseOutcome, BookError> {
         self.touch(trainer, now)?;
+        if let Some(reason) = &self.failed {
+            return Ok(LeaseOutcome::Failed(reason.clone()));
+        }
         if self.finished {
             return Ok(LeaseOutcome::Finished);
         }
@@ -429,6 +452,20 @@ impl TaskBook {
         events
     }
 
+    /// The job cannot go on: leases nothing more from now on and says `reason` to every
+    /// trainer that asks. The first reason stands; failing again records nothing.
+    pub fn fail_job(&mut self, trainer: &str, reason: &str) -> Result<Vec<Event>, BookError> {
+        if trainer.is_empty() {
+            return Err(BookError::EmptyTrainerId);
+        }
+        if self.failed.is_some() {
+            return Ok(Vec::new());
+        }
+        let reason = format!("{reason} (reported by trainer {trainer})");
+        self.failed = Some(reason.clone());
+        Ok(vec![Event::JobFailed { reason }])
+    }
+
     fn maybe_advance(&mut self) -> Vec<Event> {
         if !self.todo.is_empty() || !self.pending.is_empty() || self.finished {
             return Vec::new();
@@ -506,6 +543,7 @@ impl TaskBook {
                 })
                 .collect(),
             final_saved: self.final_saved,
+            failed: self.failed.clone(),
         }
     }
 
@@ -538,6 +576,7 @@ impl TaskBook {
         if saved.final_saved {
             book.final_saved = true;
         }
+        book.failed.clone_from(&saved.failed);
         let _ = book.maybe_advance();
         book
     }
@@ -549,6 +588,9 @@ impl TaskBook {
     /// Re-applies a durable event during recovery (no lease is live after a restart).
     pub fn replay(&mut self, event: &Event) {
         match *event {
+            Event::JobFailed { ref reason } => {
+                self.failed.get_or_insert_with(|| reason.clone());
+            }
             Event::Done { pass, chunk } => {
                 if pass == self.pass
                     && chunk < self.chunks
@@ -783,5 +825,37 @@ mod tests {
             vec![1, 2],
             "only the chunks not done before the crash"
         );
+    }
+
+    #[test]
+    fn a_failed_job_leases_nothing_and_stays_failed_through_replay_and_snapshot() {
+        let mut b = TaskBook::new(config(), 1);
+        b.register("a", 0).unwrap();
+        let events = b.fail_job("a", "pserver 1 lost its parameters").unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(
+            b.fail_job("b", "another reason").unwrap().is_empty(),
+            "the first reason stands"
+        );
+        let LeaseOutcome::Failed(reason) = b.lease("a", 0).unwrap() else {
+            panic!("leased after failing")
+        };
+        assert!(
+            reason.contains("pserver 1 lost") && reason.contains("trainer a"),
+            "{reason}"
+        );
+        assert_eq!(b.fail_job("", "x"), Err(BookError::EmptyTrainerId));
+        let mut replayed = TaskBook::new(config(), 2);
+        for e in &events {
+            replayed.replay(e);
+        }
+        assert_eq!(replayed.failed(), b.failed());
+        let restored = TaskBook::restore(config(), &b.durable(), 3);
+        assert_eq!(restored.failed(), b.failed());
+        // State saved before jobs could fail reads as not failed.
+        let mut old = serde_json::to_value(b.durable()).unwrap();
+        old.as_object_mut().unwrap().remove("failed");
+        let old: DurableState = serde_json::from_value(old).unwrap();
+        assert_eq!(old.failed, None);
     }
 }

@@ -16,6 +16,8 @@ use tonic::{Request, Response, Status};
 const RECENT_LOSSES: usize = 32;
 /// Master messages are small; anything near this is garbage.
 pub const MAX_MASTER_MESSAGE: usize = 1 << 20;
+/// A reason a trainer gives for failing the job: a sentence or a few, never a dump.
+pub const MAX_FAIL_REASON: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub struct MasterConfig {
@@ -155,6 +157,11 @@ impl MasterService {
         inner.book.finished() && inner.book.final_saved()
     }
 
+    /// Why the job failed, once it has.
+    pub fn failed(&self) -> Option<String> {
+        self.lock().book.failed().map(str::to_string)
+    }
+
     pub fn server(self) -> MasterServer<MasterService> {
         MasterServer::new(self)
             .max_decoding_message_size(MAX_MASTER_MESSAGE)
@@ -174,14 +181,20 @@ fn lease_reply(outcome: LeaseOutcome) -> LeaseTaskReply {
                 lease_id: l.lease_id,
                 deadline_ms: l.deadline_ms,
             }),
+            failed_reason: String::new(),
         },
         LeaseOutcome::Wait => LeaseTaskReply {
             outcome: Outcome::Wait as i32,
-            task: None,
+            ..Default::default()
         },
         LeaseOutcome::Finished => LeaseTaskReply {
             outcome: Outcome::Finished as i32,
+            ..Default::default()
+        },
+        LeaseOutcome::Failed(reason) => LeaseTaskReply {
+            outcome: Outcome::Failed as i32,
             task: None,
+            failed_reason: reason,
         },
     }
 }
@@ -200,6 +213,7 @@ impl Master for MasterService {
         Ok(Response::new(RegisterReply {
             heartbeat_interval_ms: self.heartbeat_interval_ms,
             heartbeat_timeout_ms: inner.book.config.heartbeat_timeout_ms,
+            job_started: inner.book.started(),
         }))
     }
 
@@ -286,6 +300,31 @@ impl Master for MasterService {
         Ok(Response::new(FailTaskReply {}))
     }
 
+    async fn fail_job(
+        &self,
+        req: Request<FailJobRequest>,
+    ) -> Result<Response<FailJobReply>, Status> {
+        let r = req.into_inner();
+        if r.reason.trim().is_empty() || r.reason.len() > MAX_FAIL_REASON {
+            return Err(Status::invalid_argument(format!(
+                "reason must be 1 to {MAX_FAIL_REASON} bytes, got {}",
+                r.reason.len()
+            )));
+        }
+        let mut inner = self.lock();
+        let events = inner
+            .book
+            .fail_job(&r.trainer_id, &r.reason)
+            .map_err(book_status)?;
+        if !events.is_empty() {
+            tracing::error!(trainer = %r.trainer_id, reason = %r.reason, "the job failed");
+            Self::record(&mut inner, &events)?;
+            // Not left to the batched fsync: a restarted master must still know.
+            inner.journal.sync().map_err(journal_status)?;
+        }
+        Ok(Response::new(FailJobReply {}))
+    }
+
     async fn deregister(
         &self,
         req: Request<DeregisterRequest>,
@@ -366,6 +405,7 @@ impl Master for MasterService {
             final_accuracy_reported: book.final_saved(),
             rejected_completions: book.rejected_completions,
             requeued_leases: book.requeued_leases,
+            failed_reason: book.failed().unwrap_or_default().to_string(),
         }))
     }
 }

@@ -32,17 +32,54 @@ struct Shard {
     store: Option<Store>,
     saved_version: Option<u64>,
     restored_from: String,
+    /// Why this pserver refuses to serve: its job had started (there are checkpoint
+    /// files) but none reads. Serving would hand out parameters it never restored, and
+    /// an Init would silently restart the shard from random values.
+    lost: Option<String>,
+}
+
+impl Shard {
+    /// The parameters, if this pserver may serve them.
+    fn serving(&self) -> Result<&Store, Status> {
+        if let Some(lost) = &self.lost {
+            return Err(Status::failed_precondition(lost.clone()));
+        }
+        self.store.as_ref().ok_or_else(not_initialised)
+    }
+
+    fn serving_mut(&mut self) -> Result<&mut Store, Status> {
+        if let Some(lost) = &self.lost {
+            return Err(Status::failed_precondition(lost.clone()));
+        }
+        self.store.as_mut().ok_or_else(not_initialised)
+    }
 }
 
 #[derive(Clone)]
 pub struct PserverService {
     shard: Arc<RwLock<Shard>>,
     config: Arc<PserverConfig>,
+    /// One Init at a time, held while its first checkpoint is written.
+    init_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn not_initialised() -> Status {
     Status::failed_precondition("parameters not initialised: call Init first")
 }
+
+/// What a lost pserver answers, beginning with [`LOST`] so that a trainer can tell it
+/// from a call made too early.
+fn lost_reason(index: u32, dir: &std::path::Path, problems: &[CoordError]) -> String {
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    format!(
+        "{LOST}: pserver {index} has checkpoint files in {} but none reads ({}); it will not serve parameters it did not restore. Put a good checkpoint back and restart it, or fail the job",
+        dir.display(),
+        problems.join("; ")
+    )
+}
+
+/// How a lost pserver's refusals begin.
+pub const LOST: &str = "parameters lost";
 
 fn store_status(e: StoreError) -> Status {
     Status::invalid_argument(e.to_string())
@@ -57,6 +94,13 @@ impl PserverService {
         let (found, problems) = checkpoint::load(&path);
         for p in &problems {
             tracing::error!(error = %p, "rejected checkpoint");
+        }
+        // The first checkpoint is written before Init is answered, so checkpoint files
+        // mean the job had started on this shard.
+        let lost = (found.is_none() && !problems.is_empty())
+            .then(|| lost_reason(config.index, &config.checkpoint_dir, &problems));
+        if let Some(lost) = &lost {
+            tracing::error!(reason = %lost, "refusing to serve");
         }
         let (store, restored_from) = match found {
             Some((store, from)) if store.index == config.index => {
@@ -80,8 +124,10 @@ impl PserverService {
                 store,
                 saved_version,
                 restored_from,
+                lost,
             })),
             config: Arc::new(config),
+            init_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -157,15 +203,30 @@ impl Pserver for PserverService {
             learning_rate: r.learning_rate,
             momentum: r.momentum,
         };
-        let mut shard = self.write();
-        if let Some(existing) = &shard.store {
-            if existing.layout != layout {
+        let _one_at_a_time = self.init_lock.lock().await;
+        {
+            let shard = self.read();
+            if let Some(lost) = &shard.lost {
                 return Err(Status::failed_precondition(format!(
-                    "layout differs from the one already initialised: have {:?}, asked {:?}",
-                    existing.layout, layout
+                    "{lost} (Init is only for a job that has not started)"
                 )));
             }
-            return Ok(Response::new(InitReply { already: true }));
+            if let Some(existing) = &shard.store {
+                if existing.layout != layout {
+                    return Err(Status::failed_precondition(format!(
+                        "layout differs from the one already initialised: have {:?}, asked {:?}",
+                        existing.layout, layout
+                    )));
+                }
+                return Ok(Response::new(InitReply { already: true }));
+            }
+        }
+        if r.job_started {
+            return Err(Status::failed_precondition(format!(
+                "{LOST}: pserver {} has no checkpoint in {} but its job has started; it will not make up parameters. Put the shard's checkpoint back and restart it, or fail the job",
+                self.config.index,
+                self.config.checkpoint_dir.display()
+            )));
         }
         if !(r.init_scale.is_finite() && r.init_scale >= 0.0) {
             return Err(Status::invalid_argument(
@@ -174,11 +235,25 @@ impl Pserver for PserverService {
         }
         let store = Store::init(layout, self.config.index, optimizer, r.seed, r.init_scale)
             .map_err(store_status)?;
+        // Durable before anyone uses it: a pserver killed before its first periodic
+        // checkpoint comes back with these parameters, not without any.
+        let path = checkpoint::path_for(&self.config.checkpoint_dir, self.config.index);
+        let bytes = checkpoint::encode(&store).map_err(Status::internal)?;
+        let written = path.clone();
+        tokio::task::spawn_blocking(move || checkpoint::save_encoded(&bytes, &written))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| {
+                Status::unavailable(format!("could not write the first checkpoint: {e}"))
+            })?;
         tracing::info!(
             params = layout.params,
             blocks = store.blocks.len(),
+            checkpoint = %path.display(),
             "parameters initialised"
         );
+        let mut shard = self.write();
+        shard.saved_version = Some(store.version);
         shard.store = Some(store);
         Ok(Response::new(InitReply { already: false }))
     }
@@ -190,7 +265,7 @@ impl Pserver for PserverService {
         // without holding it.
         let replies: Vec<Result<PullReply, Status>> = {
             let shard = self.read();
-            let store = shard.store.as_ref().ok_or_else(not_initialised)?;
+            let store = shard.serving()?;
             store
                 .blocks
                 .iter()
@@ -224,7 +299,7 @@ impl Pserver for PserverService {
             }
             finished = message.last;
             let shard = self.read();
-            let store = shard.store.as_ref().ok_or_else(not_initialised)?;
+            let store = shard.serving()?;
             for block in message.gradients {
                 let position = received.len();
                 if !seen.insert(block.index) {
@@ -246,7 +321,7 @@ impl Pserver for PserverService {
         }
         let checked: Vec<(usize, &[u8])> = received.iter().map(|(s, b)| (*s, &b[..])).collect();
         let mut shard = self.write();
-        let store = shard.store.as_mut().ok_or_else(not_initialised)?;
+        let store = shard.serving_mut()?;
         let version = store.apply_checked(&checked);
         Ok(Response::new(PushReply { version }))
     }
@@ -263,8 +338,12 @@ impl Pserver for PserverService {
                 blocks: s.blocks.len() as u32,
                 params: s.layout.params,
                 restored_from: shard.restored_from.clone(),
+                lost: String::new(),
             },
-            None => PserverStatusReply::default(),
+            None => PserverStatusReply {
+                lost: shard.lost.clone().unwrap_or_default(),
+                ..Default::default()
+            },
         }))
     }
 }

@@ -48,6 +48,9 @@ pub enum TrainerError {
     Rpc { what: &'static str, status: Status },
     #[error("pserver {index} returned {message}")]
     Params { index: usize, message: String },
+    /// The job cannot go on; the master has been told (or told this trainer).
+    #[error("the job failed: {reason}")]
+    JobFailed { reason: String },
 }
 
 fn rpc(what: &'static str) -> impl Fn(Status) -> TrainerError {
@@ -71,6 +74,17 @@ struct Trainer {
     report: TrainerReport,
     /// The lease that came back with the last completion, to work on next.
     next_lease: Option<LeaseTaskReply>,
+    /// What the master said at the last registration (see `RegisterReply`).
+    job_started: bool,
+}
+
+/// Whether a pserver's refusal means it holds none of this job's parameters (it lost
+/// them, or came back without its checkpoints): the job cannot go on from it, and
+/// retrying or initialising afresh would train on made-up parameters.
+fn parameters_gone(s: &Status) -> bool {
+    s.code() == Code::FailedPrecondition
+        && (s.message().starts_with(super::pserver::LOST)
+            || s.message().contains("not initialised"))
 }
 
 /// Runs until every pass is done (then the final save) or `stop` is set.
@@ -103,6 +117,7 @@ pub async fn run(
         pservers,
         report: TrainerReport::default(),
         next_lease: None,
+        job_started: false,
     };
     let joined = Instant::now();
     let heartbeat_every = t.register().await?;
@@ -159,6 +174,7 @@ impl Trainer {
         })
         .await
         .map_err(rpc("register"))?;
+        self.job_started = reply.get_ref().job_started;
         Ok(Duration::from_millis(
             reply.get_ref().heartbeat_interval_ms.clamp(10, 60_000),
         ))
@@ -183,15 +199,61 @@ impl Trainer {
                 momentum: self.config.momentum,
                 seed: self.config.seed,
                 init_scale: self.config.model.init_scale(),
+                job_started: self.job_started,
             };
-            retry("pserver init", self.config.patience, || {
+            let r = retry("pserver init", self.config.patience, || {
                 let mut p = ps.clone();
                 async move { p.init(req).await }
             })
-            .await
-            .map_err(rpc("pserver init"))?;
+            .await;
+            self.check_pserver(i, r, "pserver init").await?;
         }
         Ok(())
+    }
+
+    /// A pserver call's result; a pserver without this job's parameters fails the job.
+    async fn check_pserver<T>(
+        &self,
+        index: usize,
+        r: Result<T, Status>,
+        what: &'static str,
+    ) -> Result<T, TrainerError> {
+        match r {
+            Err(s) if parameters_gone(&s) => {
+                let reason = format!(
+                    "pserver {index} ({}): {}",
+                    self.config.pservers.get(index).map_or("?", String::as_str),
+                    s.message()
+                );
+                Err(self.fail_job(reason).await)
+            }
+            r => r.map_err(rpc(what)),
+        }
+    }
+
+    /// Tells the master the job cannot go on; the error to exit with.
+    async fn fail_job(&self, reason: String) -> TrainerError {
+        tracing::error!(trainer = %self.config.id, %reason, "failing the job");
+        let id = self.config.id.clone();
+        let mut short = reason.clone();
+        let mut cut = super::master::MAX_FAIL_REASON.min(short.len());
+        while !short.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        short.truncate(cut);
+        let told = retry("fail job", self.config.patience, || {
+            let mut m = self.master.clone();
+            let req = FailJobRequest {
+                trainer_id: id.clone(),
+                reason: short.clone(),
+            };
+            async move { m.fail_job(req).await }
+        })
+        .await;
+        if let Err(e) = told {
+            tracing::error!(error = %e, "could not tell the master that the job failed");
+        }
+        TrainerError::JobFailed { reason }
     }
 
     async fn pull(&self) -> Result<Vec<f32>, TrainerError> {
@@ -214,7 +276,7 @@ impl Trainer {
                 index: 0,
                 message: e.to_string(),
             })?;
-            for b in &r.map_err(rpc("pull"))?.blocks {
+            for b in &self.check_pserver(i, r, "pull").await?.blocks {
                 model
                     .add(b)
                     .map_err(|message| TrainerError::Params { index: i, message })?;
@@ -229,26 +291,26 @@ impl Trainer {
     async fn push(&self, grad: &[f32]) -> Result<(), TrainerError> {
         let per = params::split_blocks(grad, self.config.block_size as usize, self.pservers.len());
         let mut tasks = tokio::task::JoinSet::new();
-        for (ps, blocks) in self.pservers.iter().zip(per) {
+        for (i, (ps, blocks)) in self.pservers.iter().zip(per).enumerate() {
             let ps = ps.clone();
             let patience = self.config.patience;
             tasks.spawn(async move {
-                retry("push", patience, || {
+                let r = retry("push", patience, || {
                     let mut p = ps.clone();
                     // Cheap: blocks share their bytes.
                     let blocks = blocks.clone();
                     async move { params::push_shard(&mut p, blocks).await }
                 })
-                .await
+                .await;
+                (i, r)
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            joined
-                .map_err(|e| TrainerError::Params {
-                    index: 0,
-                    message: e.to_string(),
-                })?
-                .map_err(rpc("push"))?;
+            let (i, r) = joined.map_err(|e| TrainerError::Params {
+                index: 0,
+                message: e.to_string(),
+            })?;
+            self.check_pserver(i, r, "push").await?;
         }
         Ok(())
     }
@@ -298,6 +360,11 @@ impl Trainer {
                 Ok(Outcome::Finished) => {
                     self.finish(stop).await?;
                     return self.leave().await;
+                }
+                Ok(Outcome::Failed) => {
+                    return Err(TrainerError::JobFailed {
+                        reason: reply.failed_reason,
+                    });
                 }
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }

@@ -82,12 +82,25 @@ pub struct Job {
     pub pserver_addrs: Vec<String>,
     pub trainers: Vec<Child>,
     pub master_args: Vec<String>,
+    /// Pservers' `--checkpoint-interval-ms`.
+    pub checkpoint_ms: u64,
     rt: tokio::runtime::Runtime,
 }
 
 impl Job {
-    /// A master (15 passes of 32-row chunks) and `pservers` pservers.
+    /// A master (15 passes of 32-row chunks) and `pservers` pservers checkpointing every
+    /// 200 ms.
     pub fn start(name: &str, pservers: usize, extra_master: &[&str]) -> Job {
+        Job::start_checkpointing(name, pservers, extra_master, 200)
+    }
+
+    /// [`Job::start`] with pservers checkpointing every `checkpoint_ms`.
+    pub fn start_checkpointing(
+        name: &str,
+        pservers: usize,
+        extra_master: &[&str],
+        checkpoint_ms: u64,
+    ) -> Job {
         let dir = workdir(name);
         let d = data();
         let mut master_args: Vec<String> = [
@@ -130,6 +143,7 @@ impl Job {
             pserver_addrs: Vec::new(),
             trainers: Vec::new(),
             master_args,
+            checkpoint_ms,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -159,7 +173,7 @@ impl Job {
                 "--checkpoint-dir",
                 ckpt.to_str().unwrap(),
                 "--checkpoint-interval-ms",
-                "200",
+                &self.checkpoint_ms.to_string(),
                 "--addr-file",
                 addr_file.to_str().unwrap(),
             ],

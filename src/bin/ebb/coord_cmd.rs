@@ -226,21 +226,26 @@ pub fn master(a: MasterArgs) -> Result<()> {
         let shutdown = async move {
             tokio::select! {
                 _ = terminated() => {}
-                _ = done_then(watched, linger) => tracing::info!("job done; exiting"),
+                _ = done_then(watched, linger) => tracing::info!("job over; exiting"),
             }
         };
-        master::serve(service, listener, &config, shutdown)
+        master::serve(service.clone(), listener, &config, shutdown)
             .await
-            .context("serving")
+            .context("serving")?;
+        // A failed job ends its master as failed, so that the pod or process says so.
+        match service.failed() {
+            Some(reason) => anyhow::bail!("the job failed: {reason}"),
+            None => Ok(()),
+        }
     })
 }
 
-/// Resolves `linger` after the master is done; never without `linger`.
+/// Resolves `linger` after the job is done or has failed; never without `linger`.
 async fn done_then(service: MasterService, linger: Option<Duration>) {
     let Some(linger) = linger else {
         return std::future::pending().await;
     };
-    while !service.done() {
+    while !service.done() && service.failed().is_none() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(linger).await;
