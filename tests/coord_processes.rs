@@ -15,6 +15,33 @@ use tonic::Code;
 
 const MIN_ACCURACY: f64 = 0.9;
 
+/// Every chunk the master counts done in each pass was applied on every pserver shard,
+/// and once: a shard's record holds each chunk at most once, and as many chunks as the
+/// pass has done (none lost, none from elsewhere).
+fn assert_applied_once_per_shard(job: &Job, s: &StatusReply) {
+    for (i, addr) in job.pserver_addrs.iter().enumerate() {
+        let st = job.rt().block_on(async {
+            let mut p = client::pserver(addr).expect("client");
+            p.status(PserverStatusRequest {})
+                .await
+                .expect("pserver status")
+                .into_inner()
+        });
+        for p in &s.pass_status {
+            let applied = st
+                .applied
+                .iter()
+                .find(|a| a.pass == p.pass)
+                .map_or(0, |a| a.chunks);
+            assert_eq!(
+                applied, p.done,
+                "pserver {i}, pass {}: {applied} chunks applied, {} done",
+                p.pass, p.done
+            );
+        }
+    }
+}
+
 /// Every chunk done exactly once, and the final model good enough.
 fn assert_trained(s: &StatusReply) {
     assert_exactly_once(s);
@@ -33,6 +60,7 @@ fn three_trainers_reach_ninety_percent() {
     }
     let s = job.wait_finished();
     assert_trained(&s);
+    assert_applied_once_per_shard(&job, &s);
     for t in &mut job.trainers {
         assert!(wait_exit(t, Duration::from_secs(10)).success());
     }
@@ -62,10 +90,12 @@ fn trainers_join_and_leave_mid_run_and_every_chunk_is_done_once() {
         "took {:?}",
         asked.elapsed()
     );
-    // SIGKILL: the master notices the silence and re-queues the chunk.
+    // SIGKILL: the master notices the silence and re-queues the chunk; a gradient it
+    // had pushed is not applied again when the chunk is.
     job.trainers[1].kill().expect("SIGKILL");
     let s = job.wait_finished();
     assert_trained(&s);
+    assert_applied_once_per_shard(&job, &s);
 }
 
 #[test]
@@ -85,6 +115,9 @@ fn master_killed_and_restarted_resumes_without_losing_or_repeating_chunks() {
     );
     let s = job.wait_finished();
     assert_trained(&s);
+    // Completions the restarted master refused as stale were leased again: their
+    // gradients, already applied, were dropped the second time.
+    assert_applied_once_per_shard(&job, &s);
 }
 
 #[test]
@@ -261,7 +294,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             index: 0,
             values: vec![1, 2, 3].into(),
         };
-        let e = push_shard(&mut p, vec![ragged])
+        let e = push_shard(&mut p, CHUNK, vec![ragged])
             .await
             .expect_err("ragged bytes");
         assert!(
@@ -274,7 +307,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             values: vec![0; 40].into(),
         };
         assert_eq!(
-            push_shard(&mut p, vec![foreign])
+            push_shard(&mut p, CHUNK, vec![foreign])
                 .await
                 .expect_err("foreign block")
                 .code(),
@@ -285,7 +318,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             index: 0,
             values: to_le_bytes(&[1.0; 10]),
         };
-        let e = push_shard(&mut p, vec![good.clone(), good.clone()])
+        let e = push_shard(&mut p, CHUNK, vec![good.clone(), good.clone()])
             .await
             .expect_err("duplicate block");
         assert!(e.message().contains("already sent"), "{}", e.message());
@@ -293,7 +326,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             index: 1,
             values: to_le_bytes(&[f32::NAN; 10]),
         };
-        let e = push_shard(&mut p, vec![good, nan])
+        let e = push_shard(&mut p, CHUNK, vec![good, nan])
             .await
             .expect_err("NaN block");
         assert!(
@@ -311,6 +344,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
                 values: vec![0u8; MAX_PSERVER_MESSAGE + 1].into(),
             }],
             last: true,
+            chunk: Some(CHUNK),
         };
         let e = p
             .clone()
@@ -328,6 +362,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
                 values: to_le_bytes(&[1.0; 10]),
             }],
             last: false,
+            chunk: None,
         };
         let e = p
             .push(futures::stream::iter([one_good_block.clone()]))
@@ -337,6 +372,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
         assert!(e.message().contains("nothing applied"), "{}", e.message());
         let after_last = PushRequest {
             last: true,
+            chunk: Some(CHUNK),
             ..one_good_block.clone()
         };
         let e = p
@@ -345,7 +381,7 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             .expect_err("a message after the last");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
         let cut = futures::StreamExt::chain(
-            futures::stream::iter([one_good_block]),
+            futures::stream::iter([one_good_block.clone()]),
             futures::stream::pending(),
         );
         let mut cutter = p.clone();
@@ -358,8 +394,60 @@ fn bad_input_gets_clear_errors_and_nothing_breaks() {
             "a cut push applies nothing"
         );
         assert_eq!(after_cut.blocks, before.blocks);
+        // A push must name its chunk; each chunk's gradient is applied once a pass.
+        let nameless = PushRequest {
+            last: true,
+            ..one_good_block
+        };
+        let e = p
+            .push(futures::stream::iter([nameless]))
+            .await
+            .expect_err("a push without its chunk");
+        assert!(e.message().contains("name its chunk"), "{}", e.message());
+        let good = || {
+            vec![Block {
+                index: 0,
+                values: to_le_bytes(&[1.0; 10]),
+            }]
+        };
+        let first = push_shard(&mut p, CHUNK, good()).await.expect("push");
+        assert!(!first.duplicate && first.version == before.version + 1);
+        let again = ChunkId {
+            lease_id: 99,
+            ..CHUNK
+        };
+        let second = push_shard(&mut p, again, good()).await.expect("push again");
+        assert!(
+            second.duplicate,
+            "the same chunk under another lease is a duplicate"
+        );
+        assert_eq!(second.version, first.version, "nothing applied");
+        let next_pass = ChunkId { pass: 1, ..CHUNK };
+        assert!(
+            !push_shard(&mut p, next_pass, good())
+                .await
+                .expect("push")
+                .duplicate
+        );
+        let st = p
+            .status(PserverStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        let passes: Vec<(u32, u32, u64)> = st
+            .applied
+            .iter()
+            .map(|a| (a.pass, a.chunks, a.duplicates))
+            .collect();
+        assert_eq!(passes, [(0, 1, 1), (1, 1, 0)]);
     });
 }
+
+const CHUNK: ChunkId = ChunkId {
+    pass: 0,
+    chunk: 3,
+    lease_id: 1,
+};
 
 #[test]
 fn truncated_checkpoint_is_rejected_and_the_previous_one_restored() {

@@ -201,7 +201,20 @@ pub async fn pserver_bandwidth(dir: &Path, params: u64, rounds: usize) -> Result
         let blocks = split_blocks(&grad, block_size as usize, 1)
             .pop()
             .unwrap_or_default();
-        push_shard(&mut p, blocks).await.map_err(rpc("push"))?;
+        // A chunk of its own per round, as a trainer's pushes are: none is a duplicate.
+        let chunk = ChunkId {
+            pass: 0,
+            chunk: round as u32,
+            lease_id: round as u64,
+        };
+        let reply = push_shard(&mut p, chunk, blocks)
+            .await
+            .map_err(rpc("push"))?;
+        if reply.duplicate {
+            return Err(BenchError::Setup(format!(
+                "round {round}: push taken for a duplicate"
+            )));
+        }
         let mut assembler = Assembler::reusing(model, block_size as usize);
         for b in &pull_shard(&mut p).await.map_err(rpc("pull"))?.blocks {
             assembler.add(b).map_err(BenchError::Setup)?;

@@ -4,6 +4,7 @@
 //! point leaves at least one complete file. A truncated or corrupt file is rejected
 //! with the reason, and the previous one is tried.
 
+use super::applied::AppliedChunks;
 use super::error::CoordError;
 use super::store::{LayoutSpec, OptimizerSpec, Store, StoredBlock};
 use std::io::Write;
@@ -21,6 +22,10 @@ struct Header {
     version: u64,
     /// (block index, values, has second moment, steps)
     blocks: Vec<(u64, u32, bool, u64)>,
+    /// The chunks the parameters include (absent in checkpoints from before pushes
+    /// named their chunk).
+    #[serde(default)]
+    applied: AppliedChunks,
 }
 
 pub fn path_for(dir: &Path, index: u32) -> PathBuf {
@@ -42,6 +47,7 @@ pub fn encode(store: &Store) -> Result<Vec<u8>, String> {
             .iter()
             .map(|b| (b.index, b.values.len() as u32, !b.v.is_empty(), b.steps))
             .collect(),
+        applied: store.applied.clone(),
     };
     let header = serde_json::to_vec(&header).map_err(|e| format!("header: {e}"))?;
     let floats: usize = store
@@ -121,6 +127,7 @@ pub fn decode(bytes: &[u8]) -> Result<Store, String> {
         optimizer: header.optimizer,
         blocks,
         version: header.version,
+        applied: header.applied,
     })
 }
 
@@ -177,6 +184,7 @@ pub fn load(path: &Path) -> (Option<(Store, PathBuf)>, Vec<CoordError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coord::applied::ChunkKey;
     use crate::coord::store::OptimizerKind;
 
     fn store(kind: OptimizerKind) -> Store {
@@ -207,6 +215,18 @@ mod tests {
             })
             .collect();
         s.apply(&grads).unwrap();
+        let checked: Vec<(usize, &[u8])> = grads
+            .iter()
+            .map(|(b, g)| (s.check_gradient(0, *b, g).unwrap(), &g[..]))
+            .collect();
+        let key = ChunkKey { pass: 4, chunk: 9 };
+        assert!(s.apply_chunk(key, &checked).1);
+        let version = s.version;
+        assert_eq!(
+            s.apply_chunk(key, &checked),
+            (version, false),
+            "applied once"
+        );
         s
     }
 
@@ -214,7 +234,12 @@ mod tests {
     fn round_trips_both_optimisers() {
         for kind in [OptimizerKind::SgdMomentum, OptimizerKind::Adam] {
             let s = store(kind);
-            assert_eq!(decode(&encode(&s).unwrap()).unwrap(), s);
+            let back = decode(&encode(&s).unwrap()).unwrap();
+            assert_eq!(back, s);
+            assert!(
+                !back.applied.is_new(ChunkKey { pass: 4, chunk: 9 }),
+                "the applied record travels with the parameters"
+            );
         }
     }
 
@@ -228,6 +253,7 @@ mod tests {
         let path = path_for(dir, 1);
         let mut first = store(OptimizerKind::SgdMomentum);
         save(&first, &path).unwrap();
+        let first_version = first.version;
         first.version = 99;
         save(&first, &path).unwrap();
         let bytes = std::fs::read(&path).unwrap();
@@ -240,7 +266,7 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
         let (got, problems) = load(&path);
         let (s, from) = got.expect("falls back to .prev");
-        assert_eq!(s.version, 1);
+        assert_eq!(s.version, first_version);
         assert!(from.to_string_lossy().ends_with(".prev"));
         assert!(
             problems[0].to_string().contains("checksum"),

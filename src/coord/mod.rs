@@ -1,4 +1,5 @@
 //! The coordination runtime inside one training job: master, pservers, trainer.
+pub mod applied;
 pub mod book;
 pub mod checkpoint;
 pub mod client;

@@ -4,7 +4,7 @@
 
 use super::floats;
 use super::proto::pserver_client::PserverClient;
-use super::proto::{Block, PullRequest, PushRequest};
+use super::proto::{Block, ChunkId, PullRequest, PushReply, PushRequest};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -33,29 +33,38 @@ pub async fn pull_shard(p: &mut PserverClient<Channel>) -> Result<PulledShard, S
     Ok(shard)
 }
 
-/// Streams `blocks` a block a message; the pserver applies them together at the end.
-pub async fn push_shard(p: &mut PserverClient<Channel>, blocks: Vec<Block>) -> Result<u64, Status> {
-    Ok(p.push(futures::stream::iter(push_messages(blocks)))
+/// Streams `blocks` (the gradient of `chunk`) a block a message; the pserver applies
+/// them together at the end, unless it has already applied that chunk's.
+pub async fn push_shard(
+    p: &mut PserverClient<Channel>,
+    chunk: ChunkId,
+    blocks: Vec<Block>,
+) -> Result<PushReply, Status> {
+    Ok(p.push(futures::stream::iter(push_messages(chunk, blocks)))
         .await?
-        .into_inner()
-        .version)
+        .into_inner())
 }
 
-/// One block a message, the final one marked `last` (an empty push is one empty, last
-/// message) so the pserver can tell a finished push from one cut off.
-pub fn push_messages(blocks: Vec<Block>) -> Vec<PushRequest> {
+/// One block a message, the final one marked `last` and naming the chunk (an empty push
+/// is one empty, last message) so the pserver can tell a finished push from one cut off.
+pub fn push_messages(chunk: ChunkId, blocks: Vec<Block>) -> Vec<PushRequest> {
     let mut messages: Vec<PushRequest> = blocks
         .into_iter()
         .map(|b| PushRequest {
             gradients: vec![b],
             last: false,
+            chunk: None,
         })
         .collect();
     match messages.last_mut() {
-        Some(final_message) => final_message.last = true,
+        Some(final_message) => {
+            final_message.last = true;
+            final_message.chunk = Some(chunk);
+        }
         None => messages.push(PushRequest {
             gradients: Vec::new(),
             last: true,
+            chunk: Some(chunk),
         }),
     }
     messages
@@ -133,15 +142,25 @@ mod tests {
     #[test]
     fn only_the_final_push_message_is_marked_last() {
         let blocks = split_blocks(&[1.0; 10], 3, 1).remove(0);
-        let messages = push_messages(blocks);
+        let chunk = ChunkId {
+            pass: 1,
+            chunk: 2,
+            lease_id: 3,
+        };
+        let messages = push_messages(chunk, blocks);
         assert_eq!(
             messages.iter().map(|m| m.last).collect::<Vec<_>>(),
             vec![false, false, false, true]
         );
         assert!(messages.iter().all(|m| m.gradients.len() == 1));
-        let empty = push_messages(Vec::new());
+        assert_eq!(
+            messages.iter().map(|m| m.chunk).collect::<Vec<_>>(),
+            vec![None, None, None, Some(chunk)],
+            "the last message names the chunk"
+        );
+        let empty = push_messages(chunk, Vec::new());
         assert_eq!(empty.len(), 1, "an empty push still says it is finished");
-        assert!(empty[0].last && empty[0].gradients.is_empty());
+        assert!(empty[0].last && empty[0].gradients.is_empty() && empty[0].chunk == Some(chunk));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `ebb pserver`: one shard of the parameters behind gRPC, checkpointed every interval
 //! and on shutdown, restored on start.
 
+use super::applied::ChunkKey;
 use super::checkpoint;
 use super::error::CoordError;
 use super::floats;
@@ -291,6 +292,7 @@ impl Pserver for PserverService {
         let mut received: Vec<(usize, bytes::Bytes)> = Vec::new();
         let mut seen = HashSet::new();
         let mut finished = false;
+        let mut chunk = None;
         while let Some(message) = stream.message().await? {
             if finished {
                 return Err(Status::invalid_argument(
@@ -298,6 +300,9 @@ impl Pserver for PserverService {
                 ));
             }
             finished = message.last;
+            if finished {
+                chunk = message.chunk;
+            }
             let shard = self.read();
             let store = shard.serving()?;
             for block in message.gradients {
@@ -319,11 +324,31 @@ impl Pserver for PserverService {
                 "push: the stream ended before its last message (the trainer gave up or died); nothing applied",
             ));
         }
+        let Some(chunk) = chunk else {
+            return Err(Status::invalid_argument(
+                "push: the last message must name its chunk (pass, chunk, lease_id); nothing applied",
+            ));
+        };
+        let key = ChunkKey {
+            pass: chunk.pass,
+            chunk: chunk.chunk,
+        };
         let checked: Vec<(usize, &[u8])> = received.iter().map(|(s, b)| (*s, &b[..])).collect();
         let mut shard = self.write();
         let store = shard.serving_mut()?;
-        let version = store.apply_checked(&checked);
-        Ok(Response::new(PushReply { version }))
+        let (version, applied) = store.apply_chunk(key, &checked);
+        if !applied {
+            tracing::debug!(
+                pass = key.pass,
+                chunk = key.chunk,
+                lease = chunk.lease_id,
+                "duplicate push dropped"
+            );
+        }
+        Ok(Response::new(PushReply {
+            version,
+            duplicate: !applied,
+        }))
     }
 
     async fn status(
@@ -339,6 +364,15 @@ impl Pserver for PserverService {
                 params: s.layout.params,
                 restored_from: shard.restored_from.clone(),
                 lost: String::new(),
+                applied: s
+                    .applied
+                    .passes()
+                    .map(|(pass, a)| PassApplied {
+                        pass,
+                        chunks: a.chunks.len() as u32,
+                        duplicates: a.duplicates,
+                    })
+                    .collect(),
             },
             None => PserverStatusReply {
                 lost: shard.lost.clone().unwrap_or_default(),

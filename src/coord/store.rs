@@ -2,6 +2,7 @@
 //! `b % pservers`, so one big tensor is spread over all of them) and the optimiser that
 //! applies pushed gradients. Pure: `pserver.rs` adds RPC and checkpoints.
 
+use super::applied::{AppliedChunks, ChunkKey};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
@@ -94,6 +95,8 @@ pub struct Store {
     pub optimizer: OptimizerSpec,
     pub blocks: Vec<StoredBlock>,
     pub version: u64,
+    /// The chunks whose gradients `version` includes.
+    pub applied: AppliedChunks,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +165,7 @@ impl Store {
             optimizer,
             blocks,
             version: 0,
+            applied: AppliedChunks::default(),
         })
     }
 
@@ -217,6 +221,18 @@ impl Store {
             ));
         }
         Ok(self.apply_checked(&checked))
+    }
+
+    /// Applies the gradient of chunk `key` (blocks passed through `check_gradient`) unless
+    /// this shard already has; returns the version and whether it applied.
+    pub fn apply_chunk(&mut self, key: ChunkKey, gradients: &[(usize, &[u8])]) -> (u64, bool) {
+        if !self.applied.is_new(key) {
+            self.applied.count_duplicate(key);
+            return (self.version, false);
+        }
+        let version = self.apply_checked(gradients);
+        self.applied.record(key);
+        (version, true)
     }
 
     /// Applies gradients already passed through `check_gradient`, as one version.

@@ -288,7 +288,12 @@ impl Trainer {
         })
     }
 
-    async fn push(&self, grad: &[f32]) -> Result<(), TrainerError> {
+    async fn push(&self, task: &Task, grad: &[f32]) -> Result<(), TrainerError> {
+        let chunk = ChunkId {
+            pass: task.pass,
+            chunk: task.chunk,
+            lease_id: task.lease_id,
+        };
         let per = params::split_blocks(grad, self.config.block_size as usize, self.pservers.len());
         let mut tasks = tokio::task::JoinSet::new();
         for (i, (ps, blocks)) in self.pservers.iter().zip(per).enumerate() {
@@ -299,7 +304,7 @@ impl Trainer {
                     let mut p = ps.clone();
                     // Cheap: blocks share their bytes.
                     let blocks = blocks.clone();
-                    async move { params::push_shard(&mut p, blocks).await }
+                    async move { params::push_shard(&mut p, chunk, blocks).await }
                 })
                 .await;
                 (i, r)
@@ -397,7 +402,7 @@ impl Trainer {
         let rows = rows.to_vec();
         let params = self.pull().await?;
         let (loss, grad) = self.config.model.loss_and_grad(&params, &self.data, &rows);
-        self.push(&grad).await?;
+        self.push(&task, &grad).await?;
         let req = CompleteTaskRequest {
             trainer_id: self.config.id.clone(),
             pass: task.pass,
