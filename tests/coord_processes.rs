@@ -159,6 +159,8 @@ fn pserver_killed_and_restarted_restores_its_checkpoint() {
     );
     let s = job.wait_finished();
     assert_trained(&s);
+    // What the restored shard had lost was done again before its pass was sealed.
+    assert_applied_once_per_shard(&job, &s);
 }
 
 #[test]
@@ -660,6 +662,8 @@ fn a_pserver_killed_before_any_periodic_checkpoint_comes_back_initialised() {
     );
     let s = job.wait_finished();
     assert_trained(&s);
+    // What the restored shard had lost was done again before its pass was sealed.
+    assert_applied_once_per_shard(&job, &s);
     for (i, t) in job.trainers.iter_mut().enumerate() {
         let status = wait_exit(t, Duration::from_secs(30));
         assert!(status.success(), "trainer t{i} exited with {status}");
@@ -776,4 +780,62 @@ fn a_started_job_is_not_initialised_afresh_on_a_pserver_that_lost_its_disk() {
     }
     let said = std::fs::read_to_string(job.dir.join("t1.log")).unwrap();
     assert!(said.contains("has started"), "t1 was refused Init: {said}");
+}
+
+/// kill -9 of any process at random moments (trainers throughout, the master twice,
+/// each pserver once), over several seeds: every chunk of every pass is done once in the
+/// master's books and applied once on every pserver shard, and the model trains.
+#[test]
+fn chaos_kill_9_of_any_process_keeps_every_chunk_applied_once_per_shard() {
+    for seed in [11u64, 23, 37] {
+        chaos_run(seed);
+    }
+}
+
+fn chaos_run(seed: u64) {
+    // A small generator: the same seed, the same kills.
+    let mut state = seed;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let mut job = Job::start(&format!("chaos-{seed}"), 2, &[]);
+    let mut trainers = 0;
+    for _ in 0..3 {
+        job.add_trainer(&format!("t{trainers}"));
+        trainers += 1;
+    }
+    // The victims, in an order the seed picks: 2 master kills, each pserver once, and
+    // six trainers.
+    let mut victims: Vec<&str> = vec!["master", "master", "pserver-0", "pserver-1"];
+    victims.extend(["trainer"; 6]);
+    for i in (1..victims.len()).rev() {
+        victims.swap(i, next(i as u64 + 1) as usize);
+    }
+    for victim in victims {
+        std::thread::sleep(Duration::from_millis(30 + next(120)));
+        match victim {
+            "master" => job.restart_master(),
+            "trainer" => {
+                let t = next(job.trainers.len() as u64) as usize;
+                let _ = job.trainers[t].kill();
+                let _ = job.trainers[t].wait();
+                job.add_trainer(&format!("t{trainers}"));
+                trainers += 1;
+            }
+            pserver => {
+                let i: usize = pserver["pserver-".len()..].parse().unwrap();
+                job.pservers[i].kill().expect("SIGKILL pserver");
+                job.pservers[i].wait().expect("reap");
+                let addr = job.pserver_addrs[i].clone();
+                let (child, _) = job.spawn_pserver(i, &addr);
+                job.pservers[i] = child;
+            }
+        }
+    }
+    let s = job.wait_finished();
+    assert_trained(&s);
+    assert_applied_once_per_shard(&job, &s);
 }

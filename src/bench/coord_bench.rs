@@ -139,6 +139,18 @@ pub async fn master_throughput(
                         .into_inner(),
                 };
                 let Some(task) = lease.task else { continue };
+                if lease.outcome == lease_task_reply::Outcome::Seal as i32 {
+                    // No pservers here: a seal holds no shard to ask.
+                    m.report_seal(ReportSealRequest {
+                        trainer_id: id.clone(),
+                        pass: task.pass,
+                        lease_id: task.lease_id,
+                        shards: Vec::new(),
+                    })
+                    .await
+                    .map_err(rpc("seal"))?;
+                    continue;
+                }
                 let reply = m
                     .complete_task(CompleteTaskRequest {
                         trainer_id: id.clone(),

@@ -58,6 +58,26 @@ impl AppliedChunks {
     pub fn pass(&self, pass: u32) -> Option<&PassApplied> {
         self.passes.get(&pass)
     }
+
+    /// The pass's applied chunks as a bitmap: bit `c % 8` of byte `c / 8`.
+    pub fn bitmap(&self, pass: u32) -> Vec<u8> {
+        let Some(p) = self.passes.get(&pass) else {
+            return Vec::new();
+        };
+        let len = p.chunks.last().map_or(0, |&c| c as usize / 8 + 1);
+        let mut bits = vec![0u8; len];
+        for &c in &p.chunks {
+            bits[c as usize / 8] |= 1 << (c % 8);
+        }
+        bits
+    }
+}
+
+/// Whether `bitmap` (see [`AppliedChunks::bitmap`]) holds chunk `c`.
+pub fn bit(bitmap: &[u8], c: u32) -> bool {
+    bitmap
+        .get(c as usize / 8)
+        .is_some_and(|byte| byte >> (c % 8) & 1 == 1)
 }
 
 #[cfg(test)]

@@ -7,6 +7,12 @@
 //! at most once; a lease whose trainer leaves, misses heartbeats or overruns its
 //! deadline goes back to todo, so a chunk is done at least once (or given up after
 //! `max_failures`).
+//!
+//! A pass ends with a seal (`seal.rs`): every chunk done must be held, durably, by
+//! every pserver shard before the next pass begins.
+
+mod seal;
+pub use seal::{SealLease, SealOutcome};
 
 use std::collections::{HashMap, VecDeque};
 
@@ -46,6 +52,8 @@ pub enum LeaseOutcome {
     Finished,
     /// The job failed, for this reason: nothing more is leased.
     Failed(String),
+    /// Every chunk of the pass is done or given up: seal it (see `seal.rs`).
+    Seal(SealLease),
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +74,10 @@ pub enum BookError {
         chunk: u32,
         lease_id: u64,
     },
+    #[error(
+        "pass {pass}: seal lease {lease_id} is not the live one (expired, or the pass moved on)"
+    )]
+    StaleSeal { pass: u32, lease_id: u64 },
 }
 
 /// What must be made durable after a transition (see `wal.rs`).
@@ -85,6 +97,10 @@ pub enum Event {
         pass: u32,
     },
     FinalSaved,
+    /// The final model's accuracy, kept so that a restarted master still reports it.
+    FinalAccuracy {
+        accuracy: f64,
+    },
     /// The job cannot go on (see [`TaskBook::fail_job`]).
     JobFailed {
         reason: String,
@@ -108,6 +124,8 @@ pub struct DurableState {
     /// Why the job failed, once it has (absent in state saved before jobs could fail).
     #[serde(default)]
     pub failed: Option<String>,
+    #[serde(default)]
+    pub final_accuracy: Option<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -123,6 +141,9 @@ pub struct PassTotals {
     pub failed: u32,
     /// Accepted completions: equals `done` unless a chunk was done twice.
     pub completions: u32,
+    /// Chunks done again because a pserver shard no longer held them at the seal.
+    #[serde(default)]
+    pub redone: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -132,6 +153,8 @@ pub struct TaskBook {
     pass: u32,
     finished: bool,
     failed: Option<String>,
+    /// The live lease of this pass's seal, once every chunk is done or given up.
+    seal: Option<Pending>,
     state: Vec<ChunkState>,
     failures: Vec<u32>,
     todo: VecDeque<u32>,
@@ -146,6 +169,7 @@ pub struct TaskBook {
     last_save_ms: Option<u64>,
     final_save: Option<String>,
     final_saved: bool,
+    final_accuracy: Option<f64>,
     pub rejected_completions: u64,
     pub requeued_leases: u64,
 }
@@ -168,7 +192,9 @@ impl TaskBook {
             last_save_ms: None,
             final_save: None,
             final_saved: false,
+            final_accuracy: None,
             failed: None,
+            seal: None,
             rejected_completions: 0,
             requeued_leases: 0,
             config,
@@ -179,6 +205,7 @@ impl TaskBook {
 
     fn start_pass(&mut self, pass: u32) {
         self.pass = pass;
+        self.seal = None;
         self.state = vec![ChunkState::Todo; self.chunks as usize];
         self.failures = vec![0; self.chunks as usize];
         self.todo = (0..self.chunks).collect();
@@ -272,7 +299,7 @@ impl TaskBook {
             return Ok(LeaseOutcome::Finished);
         }
         let Some(chunk) = self.todo.pop_front() else {
-            return Ok(LeaseOutcome::Wait);
+            return Ok(self.lease_seal(trainer, now));
         };
         self.next_lease += 1;
         let lease_id = (self.epoch << 40) | self.next_lease;
@@ -358,9 +385,8 @@ impl TaskBook {
         let totals = &mut self.history[pass as usize];
         totals.done += 1;
         totals.completions += 1;
-        let mut events = vec![Event::Done { pass, chunk }];
-        events.extend(self.maybe_advance());
-        Ok(events)
+        // The last chunk does not start the next pass: the seal does.
+        Ok(vec![Event::Done { pass, chunk }])
     }
 
     pub fn fail(
@@ -379,7 +405,7 @@ impl TaskBook {
         let i = chunk as usize;
         self.failures[i] += 1;
         let gave_up = self.failures[i] >= self.config.max_failures.max(1);
-        let mut events = vec![Event::Failure {
+        let events = vec![Event::Failure {
             pass: self.pass,
             chunk,
             failures: self.failures[i],
@@ -388,7 +414,6 @@ impl TaskBook {
         if gave_up {
             self.state[i] = ChunkState::Failed;
             self.history[self.pass as usize].failed += 1;
-            events.extend(self.maybe_advance());
         } else {
             self.requeue(chunk);
         }
@@ -418,6 +443,7 @@ impl TaskBook {
         if self.final_save.as_deref() == Some(trainer) {
             self.final_save = None;
         }
+        self.drop_seal_of(trainer);
         mine.len() as u32
     }
 
@@ -437,7 +463,9 @@ impl TaskBook {
             if self.final_save.as_deref() == Some(t.as_str()) {
                 self.final_save = None;
             }
+            self.drop_seal_of(t);
         }
+        self.expire_seal(now);
         let mut lost: Vec<u32> = self
             .pending
             .iter()
@@ -466,10 +494,8 @@ impl TaskBook {
         Ok(vec![Event::JobFailed { reason }])
     }
 
-    fn maybe_advance(&mut self) -> Vec<Event> {
-        if !self.todo.is_empty() || !self.pending.is_empty() || self.finished {
-            return Vec::new();
-        }
+    /// The next pass, or the end: only after the seal (`seal.rs`).
+    fn advance(&mut self) -> Vec<Event> {
         if self.pass + 1 >= self.config.passes {
             self.finished = true;
             return Vec::new();
@@ -510,13 +536,19 @@ impl TaskBook {
         }
     }
 
-    pub fn report_final(&mut self, trainer: &str) -> Vec<Event> {
+    /// The final save's trainer reporting the saved model's accuracy.
+    pub fn report_final(&mut self, trainer: &str, accuracy: f64) -> Vec<Event> {
         if self.final_save.as_deref() == Some(trainer) && !self.final_saved {
             self.final_saved = true;
-            vec![Event::FinalSaved]
+            self.final_accuracy = Some(accuracy);
+            vec![Event::FinalSaved, Event::FinalAccuracy { accuracy }]
         } else {
             Vec::new()
         }
+    }
+
+    pub fn final_accuracy(&self) -> Option<f64> {
+        self.final_accuracy
     }
 
     // ---- recovery -------------------------------------------------------------------
@@ -544,6 +576,7 @@ impl TaskBook {
                 .collect(),
             final_saved: self.final_saved,
             failed: self.failed.clone(),
+            final_accuracy: self.final_accuracy,
         }
     }
 
@@ -577,7 +610,7 @@ impl TaskBook {
             book.final_saved = true;
         }
         book.failed.clone_from(&saved.failed);
-        let _ = book.maybe_advance();
+        book.final_accuracy = saved.final_accuracy;
         book
     }
 
@@ -624,11 +657,10 @@ impl TaskBook {
                 }
             }
             Event::FinalSaved => self.final_saved = true,
+            Event::FinalAccuracy { accuracy } => self.final_accuracy = Some(accuracy),
         }
-        if !matches!(event, Event::PassAdvanced { .. }) {
-            // A pass whose last chunk was done right before the crash.
-            let _ = self.maybe_advance();
-        }
+        // A pass whose last chunk was done right before the crash waits for its seal,
+        // as it would have.
     }
 
     fn remove_from_todo(&mut self, chunk: u32) {
@@ -661,6 +693,18 @@ mod tests {
         }
     }
 
+    /// Seals the complete pass as a job without pservers does.
+    fn seal(b: &mut TaskBook, trainer: &str, now: u64) -> Vec<Event> {
+        let LeaseOutcome::Seal(s) = b.lease(trainer, now).unwrap() else {
+            panic!("expected the seal")
+        };
+        let (outcome, events) = b
+            .report_seal(trainer, s.pass, s.lease_id, 0, |_, _| true, now)
+            .unwrap();
+        assert_eq!(outcome, SealOutcome::Sealed);
+        events
+    }
+
     #[test]
     fn chunks_cover_the_records_and_passes_advance() {
         let mut b = TaskBook::new(config(), 1);
@@ -672,11 +716,15 @@ mod tests {
             b.complete("t", l.pass, l.chunk, l.lease_id, 0).unwrap();
         }
         assert_eq!(ranges, vec![(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(b.pass(), 0, "a complete pass waits for its seal");
+        assert_eq!(seal(&mut b, "t", 0), vec![Event::PassAdvanced { pass: 1 }]);
         assert_eq!(b.pass(), 1);
         for _ in 0..3 {
             let l = leased(b.lease("t", 0).unwrap());
             b.complete("t", l.pass, l.chunk, l.lease_id, 0).unwrap();
         }
+        assert!(!b.finished());
+        assert!(seal(&mut b, "t", 0).is_empty());
         assert!(b.finished());
         assert_eq!(b.lease("t", 0).unwrap(), LeaseOutcome::Finished);
         assert!(
@@ -784,12 +832,24 @@ mod tests {
         assert!(!b.request_save("a", true, 600).unwrap(), "not finished yet");
         let l = leased(b.lease("a", 600).unwrap());
         b.complete("a", l.pass, l.chunk, l.lease_id, 600).unwrap();
+        seal(&mut b, "a", 600);
         assert!(b.request_save("a", true, 700).unwrap());
         assert!(!b.request_save("b", true, 700).unwrap());
         // The holder leaves without saving: the final save passes on.
         b.deregister("a");
         assert!(b.request_save("b", true, 800).unwrap());
-        assert_eq!(b.report_final("b"), vec![Event::FinalSaved]);
+        let events = b.report_final("b", 0.93);
+        assert_eq!(
+            events,
+            vec![Event::FinalSaved, Event::FinalAccuracy { accuracy: 0.93 }]
+        );
+        let mut r = TaskBook::new(b.config.clone(), 2);
+        for e in &events {
+            r.replay(e);
+        }
+        assert_eq!(r.final_accuracy(), Some(0.93), "kept through a restart");
+        let restored = TaskBook::restore(b.config.clone(), &b.durable(), 3);
+        assert_eq!(restored.final_accuracy(), Some(0.93));
         assert!(!b.request_save("b", true, 900).unwrap());
     }
 
@@ -857,5 +917,75 @@ mod tests {
         old.as_object_mut().unwrap().remove("failed");
         let old: DurableState = serde_json::from_value(old).unwrap();
         assert_eq!(old.failed, None);
+    }
+
+    #[test]
+    fn a_seal_redoes_the_done_chunks_a_shard_lacks_then_advances() {
+        let mut b = TaskBook::new(config(), 1);
+        b.register("a", 0).unwrap();
+        b.register("b", 0).unwrap();
+        for _ in 0..3 {
+            let l = leased(b.lease("a", 0).unwrap());
+            b.complete("a", l.pass, l.chunk, l.lease_id, 0).unwrap();
+        }
+        let LeaseOutcome::Seal(s) = b.lease("a", 0).unwrap() else {
+            panic!("expected the seal")
+        };
+        assert_eq!(
+            b.lease("b", 0).unwrap(),
+            LeaseOutcome::Wait,
+            "one seal at a time"
+        );
+        // Shard 1 came back from a checkpoint without chunk 2.
+        let (outcome, events) = b
+            .report_seal(
+                "a",
+                s.pass,
+                s.lease_id,
+                2,
+                |shard, c| shard == 0 || c != 2,
+                0,
+            )
+            .unwrap();
+        assert_eq!(outcome, SealOutcome::Redo(vec![2]));
+        assert!(events.is_empty(), "nothing durable: a restart seals again");
+        assert_eq!(b.pass(), 0);
+        assert_eq!((b.history()[0].done, b.history()[0].redone), (2, 1));
+        assert!(matches!(
+            b.report_seal("a", s.pass, s.lease_id, 0, |_, _| true, 0),
+            Err(BookError::StaleSeal { .. })
+        ));
+        let l = leased(b.lease("b", 0).unwrap());
+        assert_eq!(l.chunk, 2, "the lacking chunk is leased again");
+        b.complete("b", l.pass, l.chunk, l.lease_id, 0).unwrap();
+        assert_eq!(seal(&mut b, "b", 0), vec![Event::PassAdvanced { pass: 1 }]);
+        let t = &b.history()[0];
+        assert_eq!((t.done, t.completions, t.redone), (3, 3, 1));
+    }
+
+    #[test]
+    fn a_seal_whose_trainer_leaves_or_overruns_goes_to_the_next() {
+        let mut b = TaskBook::new(config(), 1);
+        b.register("a", 0).unwrap();
+        b.register("b", 0).unwrap();
+        for _ in 0..3 {
+            let l = leased(b.lease("a", 0).unwrap());
+            b.complete("a", l.pass, l.chunk, l.lease_id, 0).unwrap();
+        }
+        assert!(matches!(b.lease("a", 0).unwrap(), LeaseOutcome::Seal(_)));
+        b.deregister("a");
+        let LeaseOutcome::Seal(first) = b.lease("b", 10).unwrap() else {
+            panic!("the seal passes on")
+        };
+        b.reap(10 + config().lease_ms + 1);
+        b.register("b", 2000).unwrap();
+        let LeaseOutcome::Seal(second) = b.lease("b", 2000).unwrap() else {
+            panic!("an overrun seal is leased again")
+        };
+        assert_ne!(first.lease_id, second.lease_id);
+        // A master restarted mid-seal finds the pass complete and seals it again.
+        let mut r = TaskBook::restore(config(), &b.durable(), 2);
+        r.register("c", 0).unwrap();
+        assert!(matches!(r.lease("c", 0).unwrap(), LeaseOutcome::Seal(_)));
     }
 }

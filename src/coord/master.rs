@@ -1,7 +1,8 @@
 //! `ebb master`: the task book behind gRPC, with its journal, a reaper for silent
 //! trainers and expired leases, and batched fsync.
 
-use super::book::{BookConfig, BookError, Event, LeaseOutcome, TaskBook};
+use super::applied;
+use super::book::{BookConfig, BookError, Event, LeaseOutcome, SealOutcome, TaskBook};
 use super::error::CoordError;
 use super::proto::lease_task_reply::Outcome;
 use super::proto::master_server::{Master, MasterServer};
@@ -51,7 +52,9 @@ fn book_status(e: BookError) -> Status {
             Status::invalid_argument(e.to_string())
         }
         BookError::AlreadyDone { .. } => Status::already_exists(e.to_string()),
-        BookError::StaleLease { .. } => Status::failed_precondition(e.to_string()),
+        BookError::StaleLease { .. } | BookError::StaleSeal { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
     }
 }
 
@@ -94,12 +97,14 @@ impl MasterService {
             replayed = recovered.replayed,
             "master state recovered"
         );
+        // A finished job's final accuracy survives a restart.
+        let last_accuracy = book.final_accuracy().unwrap_or(0.0);
         Ok(MasterService {
             inner: Arc::new(Mutex::new(Inner {
                 book,
                 journal,
                 losses: VecDeque::new(),
-                last_accuracy: 0.0,
+                last_accuracy,
             })),
             started: Instant::now(),
             heartbeat_interval_ms: config.heartbeat_interval_ms,
@@ -190,6 +195,16 @@ fn lease_reply(outcome: LeaseOutcome) -> LeaseTaskReply {
         LeaseOutcome::Finished => LeaseTaskReply {
             outcome: Outcome::Finished as i32,
             ..Default::default()
+        },
+        LeaseOutcome::Seal(l) => LeaseTaskReply {
+            outcome: Outcome::Seal as i32,
+            task: Some(Task {
+                pass: l.pass,
+                lease_id: l.lease_id,
+                deadline_ms: l.deadline_ms,
+                ..Default::default()
+            }),
+            failed_reason: String::new(),
         },
         LeaseOutcome::Failed(reason) => LeaseTaskReply {
             outcome: Outcome::Failed as i32,
@@ -300,6 +315,47 @@ impl Master for MasterService {
         Ok(Response::new(FailTaskReply {}))
     }
 
+    async fn report_seal(
+        &self,
+        req: Request<ReportSealRequest>,
+    ) -> Result<Response<ReportSealReply>, Status> {
+        let r = req.into_inner();
+        let now = self.now();
+        let mut inner = self.lock();
+        let (outcome, events) = inner
+            .book
+            .report_seal(
+                &r.trainer_id,
+                r.pass,
+                r.lease_id,
+                r.shards.len(),
+                |shard, chunk| applied::bit(&r.shards[shard], chunk),
+                now,
+            )
+            .map_err(book_status)?;
+        Self::record(&mut inner, &events)?;
+        Ok(Response::new(match outcome {
+            SealOutcome::Sealed => {
+                tracing::info!(pass = r.pass, shards = r.shards.len(), "pass sealed");
+                ReportSealReply {
+                    sealed: true,
+                    redo: 0,
+                }
+            }
+            SealOutcome::Redo(chunks) => {
+                tracing::warn!(
+                    pass = r.pass,
+                    chunks = chunks.len(),
+                    "done chunks missing on a pserver shard at the seal; doing them again"
+                );
+                ReportSealReply {
+                    sealed: false,
+                    redo: chunks.len() as u32,
+                }
+            }
+        }))
+    }
+
     async fn fail_job(
         &self,
         req: Request<FailJobRequest>,
@@ -366,7 +422,7 @@ impl Master for MasterService {
         inner.last_accuracy = r.accuracy;
         tracing::info!(trainer = %r.trainer_id, accuracy = r.accuracy, final_eval = r.r#final, "evaluation");
         if r.r#final {
-            let events = inner.book.report_final(&r.trainer_id);
+            let events = inner.book.report_final(&r.trainer_id, r.accuracy);
             Self::record(&mut inner, &events)?;
             inner.journal.sync().map_err(journal_status)?;
         }
@@ -391,6 +447,7 @@ impl Master for MasterService {
                     done: t.done,
                     failed: t.failed,
                     completions: t.completions,
+                    redone: t.redone,
                 }
             })
             .collect();

@@ -62,6 +62,8 @@ pub struct PserverService {
     config: Arc<PserverConfig>,
     /// One Init at a time, held while its first checkpoint is written.
     init_lock: Arc<tokio::sync::Mutex<()>>,
+    /// One checkpoint write at a time: they share the temporary file.
+    save_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn not_initialised() -> Status {
@@ -129,6 +131,7 @@ impl PserverService {
             })),
             config: Arc::new(config),
             init_lock: Arc::new(tokio::sync::Mutex::new(())),
+            save_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -142,27 +145,44 @@ impl PserverService {
 
     /// Writes a checkpoint when anything changed since the last one.
     pub async fn checkpoint(&self) -> Result<(), CoordError> {
+        self.checkpoint_holding(None).await.map(|_| ())
+    }
+
+    /// [`PserverService::checkpoint`], then what the newest checkpoint on disk holds:
+    /// its version and, for `pass`, the bitmap of its applied chunks. None before Init.
+    async fn checkpoint_holding(
+        &self,
+        pass: Option<u32>,
+    ) -> Result<Option<(u64, Vec<u8>)>, CoordError> {
+        let _one_writer = self.save_lock.lock().await;
         let path = checkpoint::path_for(&self.config.checkpoint_dir, self.config.index);
-        let (bytes, version) = {
+        let (bytes, version, held) = {
             let shard = self.read();
-            match &shard.store {
-                Some(s) if shard.saved_version != Some(s.version) => {
-                    let bytes =
-                        checkpoint::encode(s).map_err(|message| CoordError::Checkpoint {
-                            path: path.clone(),
-                            message,
-                        })?;
-                    (bytes, s.version)
-                }
-                _ => return Ok(()),
-            }
+            let Some(s) = &shard.store else {
+                return Ok(None);
+            };
+            // The applied record changes only with the version: an unchanged version
+            // is on disk already, record and all.
+            let bytes = if shard.saved_version == Some(s.version) {
+                None
+            } else {
+                Some(
+                    checkpoint::encode(s).map_err(|message| CoordError::Checkpoint {
+                        path: path.clone(),
+                        message,
+                    })?,
+                )
+            };
+            (bytes, s.version, pass.map(|p| s.applied.bitmap(p)))
         };
-        tokio::task::spawn_blocking(move || checkpoint::save_encoded(&bytes, &path))
-            .await
-            .map_err(|e| CoordError::invalid("checkpoint task", e.to_string()))??;
-        self.write().saved_version = Some(version);
-        tracing::debug!(version, "checkpoint written");
-        Ok(())
+        if let Some(bytes) = bytes {
+            tokio::task::spawn_blocking(move || checkpoint::save_encoded(&bytes, &path))
+                .await
+                .map_err(|e| CoordError::invalid("checkpoint task", e.to_string()))??;
+            self.write().saved_version = Some(version);
+            tracing::debug!(version, "checkpoint written");
+        }
+        Ok(Some((version, held.unwrap_or_default())))
     }
 
     pub fn server(self) -> PserverServer<PserverService> {
@@ -241,6 +261,7 @@ impl Pserver for PserverService {
         let path = checkpoint::path_for(&self.config.checkpoint_dir, self.config.index);
         let bytes = checkpoint::encode(&store).map_err(Status::internal)?;
         let written = path.clone();
+        let _one_writer = self.save_lock.lock().await;
         tokio::task::spawn_blocking(move || checkpoint::save_encoded(&bytes, &written))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
@@ -349,6 +370,18 @@ impl Pserver for PserverService {
             version,
             duplicate: !applied,
         }))
+    }
+
+    async fn seal(&self, req: Request<SealRequest>) -> Result<Response<SealReply>, Status> {
+        let pass = req.into_inner().pass;
+        self.read().serving()?;
+        let (version, chunks) = self
+            .checkpoint_holding(Some(pass))
+            .await
+            .map_err(|e| Status::unavailable(format!("seal: checkpoint failed: {e}")))?
+            .ok_or_else(not_initialised)?;
+        tracing::info!(pass, version, "pass sealed here: checkpoint on disk");
+        Ok(Response::new(SealReply { chunks, version }))
     }
 
     async fn status(

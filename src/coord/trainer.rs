@@ -320,6 +320,57 @@ impl Trainer {
         Ok(())
     }
 
+    /// The pass's seal: every pserver checkpoints and says which chunks of the pass its
+    /// checkpoint holds; the master begins the next pass or leases the missing chunks
+    /// again. A seal lease gone stale (this trainer was too slow) is simply dropped.
+    async fn seal(&mut self, task: Task) -> Result<(), TrainerError> {
+        let mut shards = Vec::with_capacity(self.pservers.len());
+        for (i, ps) in self.pservers.iter().enumerate() {
+            let r = retry("seal", self.config.patience, || {
+                let mut p = ps.clone();
+                async move { p.seal(SealRequest { pass: task.pass }).await }
+            })
+            .await;
+            shards.push(self.check_pserver(i, r, "seal").await?.into_inner().chunks);
+        }
+        let req = ReportSealRequest {
+            trainer_id: self.config.id.clone(),
+            pass: task.pass,
+            lease_id: task.lease_id,
+            shards,
+        };
+        let r = retry("report seal", self.config.patience, || {
+            let mut m = self.master.clone();
+            let req = req.clone();
+            async move { m.report_seal(req).await }
+        })
+        .await;
+        match r {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                tracing::info!(
+                    pass = task.pass,
+                    sealed = reply.sealed,
+                    redo = reply.redo,
+                    "seal reported"
+                );
+                Ok(())
+            }
+            Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound) => {
+                tracing::info!(
+                    pass = task.pass,
+                    reason = s.message(),
+                    "seal no longer wanted"
+                );
+                Ok(())
+            }
+            Err(s) => Err(TrainerError::Rpc {
+                what: "report seal",
+                status: s,
+            }),
+        }
+    }
+
     async fn lease(&mut self) -> Result<LeaseTaskReply, TrainerError> {
         let id = self.config.id.clone();
         loop {
@@ -365,6 +416,11 @@ impl Trainer {
                 Ok(Outcome::Finished) => {
                     self.finish(stop).await?;
                     return self.leave().await;
+                }
+                Ok(Outcome::Seal) => {
+                    if let Some(task) = reply.task {
+                        self.seal(task).await?;
+                    }
                 }
                 Ok(Outcome::Failed) => {
                     return Err(TrainerError::JobFailed {

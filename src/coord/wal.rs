@@ -420,14 +420,25 @@ mod tests {
         (root, state)
     }
 
+    /// `n` completions, sealing each pass as a job without pservers does.
     fn do_chunks(j: &mut Journal, b: &mut TaskBook, n: usize) {
         b.register("t", 0).unwrap();
-        for _ in 0..n {
-            let LeaseOutcome::Leased(l) = b.lease("t", 0).unwrap() else {
-                panic!()
-            };
-            let ev = b.complete("t", l.pass, l.chunk, l.lease_id, 0).unwrap();
-            j.append(&ev, b).unwrap();
+        let mut done = 0;
+        while done < n {
+            match b.lease("t", 0).unwrap() {
+                LeaseOutcome::Leased(l) => {
+                    let ev = b.complete("t", l.pass, l.chunk, l.lease_id, 0).unwrap();
+                    j.append(&ev, b).unwrap();
+                    done += 1;
+                }
+                LeaseOutcome::Seal(s) => {
+                    let (_, ev) = b
+                        .report_seal("t", s.pass, s.lease_id, 0, |_, _| true, 0)
+                        .unwrap();
+                    j.append(&ev, b).unwrap();
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 
