@@ -83,10 +83,13 @@ async fn start_master(
     Ok((addr, tx))
 }
 
+/// A pserver in this process; stopping it is sending on the channel and awaiting the
+/// handle, which returns once its final checkpoint is written (before the caller
+/// removes the directory).
 async fn start_pserver(
     dir: &Path,
     index: u32,
-) -> Result<(String, tokio::sync::oneshot::Sender<()>), BenchError> {
+) -> Result<(String, RunningPserver), BenchError> {
     let service = PserverService::open(PserverConfig {
         index,
         checkpoint_dir: dir.to_path_buf(),
@@ -95,13 +98,25 @@ async fn start_pserver(
     .map_err(|e| BenchError::Setup(e.to_string()))?;
     let (listener, addr) = bind_loopback().await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
+    let handle = tokio::spawn(async move {
         let _ = pserver::serve(service, listener, async {
             let _ = rx.await;
         })
         .await;
     });
-    Ok((addr, tx))
+    Ok((addr, RunningPserver { stop: tx, handle }))
+}
+
+struct RunningPserver {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RunningPserver {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.await;
+    }
 }
 
 /// Lease + complete round trips per second, `trainers` at once, for `run`.
@@ -234,7 +249,7 @@ pub async fn pserver_bandwidth(dir: &Path, params: u64, rounds: usize) -> Result
         model = assembler.finish().map_err(BenchError::Setup)?;
     }
     let secs = start.elapsed().as_secs_f64();
-    let _ = stop.send(());
+    stop.stop().await;
     Ok(2.0 * params as f64 * 4.0 * rounds as f64 / secs / 1e9)
 }
 
@@ -306,7 +321,8 @@ pub async fn trainer_lifecycle(
             "trainer exited with {exited} after SIGTERM"
         )));
     }
-    let _ = (mstop.send(()), pstop.send(()));
+    let _ = mstop.send(());
+    pstop.stop().await;
     Ok((join_ms, sigterm_ms))
 }
 
