@@ -86,10 +86,7 @@ async fn start_master(
 /// A pserver in this process; stopping it is sending on the channel and awaiting the
 /// handle, which returns once its final checkpoint is written (before the caller
 /// removes the directory).
-async fn start_pserver(
-    dir: &Path,
-    index: u32,
-) -> Result<(String, RunningPserver), BenchError> {
+async fn start_pserver(dir: &Path, index: u32) -> Result<(String, RunningPserver), BenchError> {
     let service = PserverService::open(PserverConfig {
         index,
         checkpoint_dir: dir.to_path_buf(),
