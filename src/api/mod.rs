@@ -5,6 +5,7 @@ pub mod auth;
 pub mod backend;
 pub mod cluster_state;
 pub mod convert;
+pub mod limits;
 pub mod progress;
 pub mod proto;
 pub mod selector;

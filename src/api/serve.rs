@@ -1,5 +1,7 @@
-//! Serving the control API on a socket, with TLS when a certificate is configured.
+//! Serving the control API on a socket, with TLS when a certificate is configured, and
+//! the connection limits of `limits.rs` (documented in `docs/control-api.md`).
 
+use super::limits::{ConnectionLimits, limited_incoming};
 use super::service::Control;
 use std::path::PathBuf;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -27,7 +29,11 @@ pub async fn serve(
     tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let mut builder = Server::builder();
+    let limits = ConnectionLimits::default();
+    let mut builder = Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout));
     if let Some(tls) = tls {
         let read = |p: &PathBuf| {
             std::fs::read(p).map_err(|source| ServeError::Read {
@@ -42,7 +48,7 @@ pub async fn serve(
         .add_service(control.job_server())
         .add_service(control.queue_server())
         .add_service(control.cluster_server())
-        .serve_with_incoming_shutdown(crate::coord::master::incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(limited_incoming(listener, &limits), shutdown)
         .await?;
     Ok(())
 }
