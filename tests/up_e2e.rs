@@ -567,3 +567,61 @@ fn a_trainingjob_file_is_what_ebbctl_submits_too() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a TrainingJob"));
 }
+
+/// A job's command runs as an unprivileged user when `ebb up` runs as root (nobody by
+/// default, with no supplementary groups), and as the user running `ebb up` otherwise.
+#[test]
+fn pods_do_not_run_as_root_unless_asked() {
+    let up = Up::start("run-as", TWO_NODES, &[]);
+    let file = up.dir.join("whoami.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: ebb.dev/v1alpha1\nkind: TrainingJob\nmetadata:\n  name: whoami\nspec:\n  image: ignored-locally\n  dataset: {}\n  passes: 1\n  master:\n    resources: {{cpu: 500m, memory: 256Mi}}\n  pservers:\n    replicas: 1\n    resources: {{cpu: 250m, memory: 128Mi}}\n  trainers:\n    min: 1\n    max: 1\n    command: [sh, -c, 'echo uid=$(id -u) groups=$(id -G); sleep 30']\n    resources: {{cpu: '1', memory: 256Mi}}\n",
+            digits()
+        ),
+    )
+    .unwrap();
+    let out = up.ctl(&["submit", "-f", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = up.dir.join("work/default/whoami/whoami-trainer-0.log");
+    let start = std::time::Instant::now();
+    let said = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("uid=") {
+            break text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the trainer never ran\n{}",
+            up.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let me = std::process::Command::new("id").arg("-u").output().unwrap();
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+    if me == "0" {
+        let nobody = std::process::Command::new("id")
+            .args(["-u", "nobody"])
+            .output()
+            .unwrap();
+        let nobody = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
+        assert!(said.contains(&format!("uid={nobody} ")), "{said}");
+        let groups = said.split("groups=").nth(1).unwrap_or_default();
+        assert!(
+            !groups.split_whitespace().any(|g| g == "0"),
+            "root's groups kept: {said}"
+        );
+        assert!(
+            up.log().contains("pods run as an unprivileged user"),
+            "{}",
+            up.log()
+        );
+    } else {
+        assert!(said.contains(&format!("uid={me} ")), "{said}");
+    }
+}

@@ -7,7 +7,7 @@ use ebb::api::{AuthConfig, Control, Role, TokenEntry};
 use ebb::cli::config::{Context, CtlConfig, default_path};
 use ebb::cluster::local::config::resources;
 use ebb::cluster::local::services::ServiceRuntime;
-use ebb::cluster::local::{LocalBackend, LocalClusterSpec, World, runtime};
+use ebb::cluster::local::{LocalBackend, LocalClusterSpec, World, run_as, runtime};
 use ebb::plan::Policy;
 use ebb::resource::{TrainingQueue, TrainingQueueSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -59,6 +59,10 @@ pub struct UpArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// The user pods run as when ebb up runs as root (default: nobody; `root` keeps
+    /// root). Not as root, pods run as the user running ebb up.
+    #[arg(long, value_name = "USER")]
+    run_as: Option<String>,
     /// Seconds a trainer has to return its chunk and leave when told to.
     #[arg(long, default_value_t = 10)]
     trainer_grace_s: u64,
@@ -89,6 +93,10 @@ pub fn up(a: UpArgs) -> Result<()> {
         .with_context(|| format!("creating {}", a.work_dir.display()))?;
     let work_dir = std::fs::canonicalize(&a.work_dir)?;
     let exe = std::env::current_exe().context("finding the ebb binary")?;
+    let run_as = run_as::resolve(a.run_as.as_deref())?;
+    if let Some(user) = &run_as {
+        tracing::info!(user = %user.name, uid = user.uid, "pods run as an unprivileged user");
+    }
     let services = spec
         .services
         .iter()
@@ -97,6 +105,9 @@ pub fn up(a: UpArgs) -> Result<()> {
             let r = resources(&format!("services[{i}]"), &s.cpu, &s.memory, 0)?;
             let dir = work_dir.join("services").join(&s.name);
             std::fs::create_dir_all(&dir)?;
+            if let Some(user) = &run_as {
+                user.own(&dir)?;
+            }
             Ok(ServiceRuntime::new(s.clone(), r, dir))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -128,6 +139,7 @@ pub fn up(a: UpArgs) -> Result<()> {
         },
         trainer_grace: Duration::from_secs(a.trainer_grace_s),
         last_snapshot: None,
+        run_as,
     }));
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {

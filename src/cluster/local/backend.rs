@@ -63,6 +63,10 @@ impl ControlBackend for LocalBackend {
         let dir = world.work_dir.join(&key.namespace).join(&key.name);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Status::internal(format!("creating {}: {e}", dir.display())))?;
+        if let Some(user) = &world.run_as {
+            user.own(&dir)
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
         let record = JobRecord::new(job, dir);
         let message = World::job_message(&record);
         world.emit("ADDED", &record);

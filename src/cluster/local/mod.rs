@@ -7,6 +7,7 @@ pub mod events;
 pub mod jobs;
 pub mod logs;
 pub mod process;
+pub mod run_as;
 pub mod runtime;
 pub mod services;
 pub mod world;

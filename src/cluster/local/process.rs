@@ -72,7 +72,13 @@ impl LocalPod {
         self.node.is_some() && !self.phase.ended()
     }
 
-    pub fn start(&mut self, launch: &Launch) -> std::io::Result<()> {
+    /// Starts the pod's process, as `run_as` when given (its uid and gid; std drops
+    /// root's supplementary groups when it changes the uid).
+    pub fn start(
+        &mut self,
+        launch: &Launch,
+        run_as: Option<&super::run_as::RunAs>,
+    ) -> std::io::Result<()> {
         if let Some(f) = &self.addr_file {
             let _ = std::fs::remove_file(f);
         }
@@ -88,6 +94,9 @@ impl LocalPod {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        if let Some(user) = run_as {
+            command.uid(user.uid).gid(user.gid);
+        }
         // If `ebb up` itself is killed, its pods get SIGTERM instead of living on as
         // orphans. SAFETY: only prctl(2) runs between fork and exec: async-signal-safe,
         // no allocation, no locks.

@@ -34,6 +34,8 @@ pub struct World {
     pub policy: Policy,
     pub trainer_grace: Duration,
     pub last_snapshot: Option<Snapshot>,
+    /// Whom pods run as, when not as `ebb up` itself (see `run_as.rs`).
+    pub run_as: Option<super::run_as::RunAs>,
 }
 
 impl World {
@@ -324,6 +326,7 @@ impl World {
 
     fn start_ready(&mut self, now: Instant) {
         let exe = self.exe.clone();
+        let run_as = self.run_as.clone();
         for record in self.jobs.values_mut() {
             for (_, pod) in record.pods.values_mut() {
                 pod.refresh_addr();
@@ -339,7 +342,7 @@ impl World {
                     continue;
                 };
                 if let Some((_, pod)) = record.pods.get_mut(&name)
-                    && let Err(e) = pod.start(&launch)
+                    && let Err(e) = pod.start(&launch, run_as.as_ref())
                 {
                     tracing::error!(pod = %name, error = %e, "cannot start");
                     pod.phase = PodPhase::Failed;
@@ -356,7 +359,7 @@ impl World {
             for name in ready {
                 let launch = svc.launch(&exe, &name);
                 if let Some(pod) = svc.pods.get_mut(&name)
-                    && let Err(e) = pod.start(&launch)
+                    && let Err(e) = pod.start(&launch, run_as.as_ref())
                 {
                     tracing::error!(pod = %name, error = %e, "cannot start");
                     pod.terminate(now);
