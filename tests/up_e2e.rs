@@ -565,7 +565,37 @@ fn a_trainingjob_file_is_what_ebbctl_submits_too() {
     std::fs::write(&file, "apiVersion: ebb.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: x}\nspec: {trainers: {min: one}}\n").unwrap();
     let out = up.ctl(&["submit", "-f", file.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a TrainingJob"));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("is not a TrainingJob") && said.contains("spec.trainers.min"),
+        "{said}"
+    );
+    // Files of other kinds, or of no kind, are named for what they are, and nothing runs.
+    for (text, says) in [
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n",
+            "is a Pod",
+        ),
+        (
+            "apiVersion: ebb.dev/v2\nkind: TrainingJob\nmetadata: {name: x}\nspec: {}\n",
+            "ebb.dev/v2 is not one ebb serves",
+        ),
+        ("metadata: {name: x}\nspec: {}\n", "says no kind"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = up.ctl(&["submit", "-f", file.to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && said.contains(says),
+            "{says}: {said}"
+        );
+    }
+    let listed = up.json(&["list", "-A"]);
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1),
+        "only the good file ran: {listed:#}"
+    );
 }
 
 /// A job's command runs as an unprivileged user when `ebb up` runs as root (nobody by

@@ -12,6 +12,7 @@
 pub mod events;
 pub mod failure;
 pub mod labels;
+pub mod manifest;
 pub mod names;
 pub mod placement;
 pub mod pod_requests;

@@ -10,7 +10,6 @@ use ebb::api::proto::{
 use ebb::cli::client::Clients;
 use ebb::cli::errors::SpecRefused;
 use ebb::cli::output::{JOB_COLUMNS, describe, job_row, job_view, jobs_table};
-use ebb::resource::TrainingJob;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -120,8 +119,8 @@ pub struct ScaleArgs {
 fn spec_from_file(path: &PathBuf) -> Result<JobSpec> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let tj: TrainingJob = serde_saphyr::from_str(&text)
-        .map_err(|e| SpecRefused(format!("{} is not a TrainingJob: {e}", path.display())))?;
+    let tj = ebb::resource::manifest::parse_training_job(&path.display().to_string(), &text)
+        .map_err(|e| SpecRefused(e.to_string()))?;
     let mut spec = ebb::api::convert::job_spec(&tj);
     if spec.namespace.is_empty() {
         spec.namespace = "default".into();
