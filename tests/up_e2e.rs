@@ -570,8 +570,14 @@ fn a_trainingjob_file_is_what_ebbctl_submits_too() {
         said.contains("is not a TrainingJob") && said.contains("spec.trainers.min"),
         "{said}"
     );
-    // Files of other kinds, or of no kind, are named for what they are, and nothing runs.
+    // Files of other kinds, or of no kind, or outside the CRD's bounds, are refused and
+    // say why, and nothing runs.
+    let zero_passes = format!(
+        "apiVersion: ebb.dev/v1alpha1\nkind: TrainingJob\nmetadata: {{name: zero}}\nspec:\n  image: i\n  dataset: {}\n  passes: 0\n  master: {{resources: {{cpu: 500m, memory: 256Mi}}}}\n  pservers: {{replicas: 1, resources: {{cpu: 250m, memory: 128Mi}}}}\n  trainers: {{min: 1, max: 1, resources: {{cpu: '1', memory: 256Mi}}}}\n",
+        digits()
+    );
     for (text, says) in [
+        (zero_passes.as_str(), "spec.passes: 0 is outside"),
         (
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n",
             "is a Pod",

@@ -70,18 +70,6 @@ pub fn training_job(spec: &proto::JobSpec) -> Result<TrainingJob, Status> {
         spec.queue.clone()
     };
     check_name("spec.queue", &queue)?;
-    if spec.passes > 100_000 {
-        return Err(invalid("spec.passes", "at most 100000"));
-    }
-    if spec.max_trainers > 10_000 {
-        return Err(invalid("spec.trainers.max", "at most 10000"));
-    }
-    if spec.pservers > 128 {
-        return Err(invalid("spec.pservers.replicas", "at most 128"));
-    }
-    if !(-1000..=1000).contains(&spec.priority) {
-        return Err(invalid("spec.priority", "between -1000 and 1000"));
-    }
     for (field, r) in [
         ("spec.master.resources.gpus", &spec.master),
         ("spec.pservers.resources.gpus", &spec.pserver),
@@ -90,12 +78,6 @@ pub fn training_job(spec: &proto::JobSpec) -> Result<TrainingJob, Status> {
         if r.as_ref().is_some_and(|r| r.gpus > 64) {
             return Err(invalid(field, "at most 64"));
         }
-    }
-    if spec.dataset.is_empty() {
-        return Err(invalid(
-            "spec.dataset",
-            "name the training data (a path or URL)",
-        ));
     }
     let mut env: Vec<EnvVar> = spec
         .env
@@ -151,7 +133,8 @@ pub fn training_job(spec: &proto::JobSpec) -> Result<TrainingJob, Status> {
         },
         status: None,
     };
-    // The same checks the controller applies (quantities, bounds, min <= max).
+    // The same checks the controller applies (`spec::check_spec`: every bound of the
+    // CRD's schema; quantities; min <= max).
     job_model(&tj, 0.0).map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok(tj)
 }
@@ -410,5 +393,76 @@ mod tests {
         bad.template_json = "x".repeat(MAX_TEMPLATE_BYTES + 1);
         let e = training_job(&bad).unwrap_err();
         assert!(e.message().contains("spec.template"), "{}", e.message());
+    }
+
+    /// What the control API's Submit refuses, by field, with the user's value: the
+    /// bounds of the CRD's schema, which it used to accept for the controller to
+    /// refuse later (the job sat Pending with InvalidSpec).
+    #[test]
+    fn submit_refuses_what_the_crd_schema_refuses() {
+        let tj: TrainingJob = serde_saphyr::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/examples/dedicated-h100-job.yaml"
+            ))
+            .expect("the example"),
+        )
+        .expect("a TrainingJob");
+        let good = job_spec(&tj);
+        training_job(&good).expect("the example is accepted");
+        let cases: Vec<(&str, proto::JobSpec, &str)> = vec![
+            (
+                "weight 1e9",
+                proto::JobSpec {
+                    weight: 1e9,
+                    ..good.clone()
+                },
+                "spec.weight: 1000000000 is outside",
+            ),
+            (
+                "dataset 4097",
+                proto::JobSpec {
+                    dataset: "d".repeat(4097),
+                    ..good.clone()
+                },
+                "spec.dataset: 4097 characters; at most 4096",
+            ),
+            (
+                "65 command items",
+                proto::JobSpec {
+                    command: vec!["x".into(); 65],
+                    ..good.clone()
+                },
+                "spec.trainers.command: 65 items; at most 64",
+            ),
+            (
+                "300 env",
+                proto::JobSpec {
+                    env: (0..300).map(|i| (format!("V{i}"), "x".into())).collect(),
+                    ..good.clone()
+                },
+                "spec.trainers.env: 300 entries; at most 256",
+            ),
+            (
+                "passes",
+                proto::JobSpec {
+                    passes: 100_001,
+                    ..good.clone()
+                },
+                "spec.passes: 100001 is outside",
+            ),
+            (
+                "priority",
+                proto::JobSpec {
+                    priority: 5000,
+                    ..good.clone()
+                },
+                "spec.priority: 5000 is outside",
+            ),
+        ];
+        for (case, spec, says) in cases {
+            let e = training_job(&spec).expect_err(case);
+            assert!(e.message().contains(says), "{case}: {}", e.message());
+        }
     }
 }

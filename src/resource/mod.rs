@@ -27,7 +27,7 @@ mod training_queue;
 pub use resources::{QUANTITY_PATTERN, ResourceSpec};
 pub use training_job::{
     DNS_LABEL_PATTERN, JobPhase, MasterSpec, PserverSpec, TrainerSpec, TrainingJob,
-    TrainingJobSpec, TrainingJobStatus,
+    TrainingJobSpec, TrainingJobStatus, bounds,
 };
 pub use training_queue::{TrainingQueue, TrainingQueueSpec};
 

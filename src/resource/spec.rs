@@ -3,7 +3,7 @@
 use super::placement::{gpu_toleration, template_placement};
 use super::quantity::{QuantityError, Unit, parse_quantity};
 use crate::model::{self, PodGroup, ResourceError, Resources};
-use crate::resource::{ResourceSpec, TrainingJob, TrainingQueue};
+use crate::resource::{ResourceSpec, TrainingJob, TrainingJobSpec, TrainingQueue, bounds};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {
@@ -62,30 +62,129 @@ pub fn check_trainer_range(min: u32, max: u32) -> Result<(), SpecError> {
     Ok(())
 }
 
+fn invalid(field: &str, message: String) -> SpecError {
+    SpecError::Invalid {
+        field: field.to_string(),
+        message,
+    }
+}
+
+/// Every bound the CRD's schema puts on a TrainingJob's spec (the same constants,
+/// `resource::bounds`), for the paths that do not pass through the API server: ebbctl,
+/// the control API, the embedded cluster, and the controller and planner reading what
+/// an older schema let in. Values in messages are the user's.
+pub fn check_spec(spec: &TrainingJobSpec) -> Result<(), SpecError> {
+    let count = |field: &str, n: usize, max: usize, what: &str| {
+        if n > max {
+            Err(invalid(field, format!("{n} {what}; at most {max}")))
+        } else {
+            Ok(())
+        }
+    };
+    let length = |field: &str, s: &str, min: usize, max: usize| {
+        let n = s.chars().count();
+        if n < min {
+            Err(invalid(field, "must not be empty".into()))
+        } else if n > max {
+            Err(invalid(field, format!("{n} characters; at most {max}")))
+        } else {
+            Ok(())
+        }
+    };
+    length("spec.queue", &spec.queue, 1, bounds::QUEUE_LEN)?;
+    if !(-bounds::PRIORITY..=bounds::PRIORITY).contains(&spec.priority) {
+        return Err(invalid(
+            "spec.priority",
+            format!(
+                "{} is outside -{p}..{p}",
+                spec.priority,
+                p = bounds::PRIORITY
+            ),
+        ));
+    }
+    if !(spec.weight.is_finite()
+        && (bounds::MIN_WEIGHT..=bounds::MAX_WEIGHT).contains(&spec.weight))
+    {
+        return Err(invalid(
+            "spec.weight",
+            format!(
+                "{} is outside {}..{}",
+                spec.weight,
+                bounds::MIN_WEIGHT,
+                bounds::MAX_WEIGHT
+            ),
+        ));
+    }
+    if spec.image.trim().is_empty() {
+        return Err(invalid("spec.image", "must name a container image".into()));
+    }
+    length("spec.image", &spec.image, 1, bounds::IMAGE_LEN)?;
+    length("spec.dataset", &spec.dataset, 1, bounds::DATASET_LEN)?;
+    if !(1..=bounds::PASSES).contains(&spec.passes) {
+        return Err(invalid(
+            "spec.passes",
+            format!("{} is outside 1..{}", spec.passes, bounds::PASSES),
+        ));
+    }
+    if !(1..=bounds::PSERVERS).contains(&spec.pservers.replicas) {
+        return Err(invalid(
+            "spec.pservers.replicas",
+            format!(
+                "{} is outside 1..{}",
+                spec.pservers.replicas,
+                bounds::PSERVERS
+            ),
+        ));
+    }
+    let t = &spec.trainers;
+    for (field, n) in [("spec.trainers.min", t.min), ("spec.trainers.max", t.max)] {
+        if n > bounds::TRAINERS {
+            return Err(invalid(
+                field,
+                format!("{n} is more than {}", bounds::TRAINERS),
+            ));
+        }
+    }
+    check_trainer_range(t.min, t.max)?;
+    count(
+        "spec.trainers.command",
+        t.command.len(),
+        bounds::COMMAND_ITEMS,
+        "items",
+    )?;
+    count("spec.trainers.args", t.args.len(), bounds::ARGS, "items")?;
+    for (field, items) in [
+        ("spec.trainers.command", &t.command),
+        ("spec.trainers.args", &t.args),
+    ] {
+        for (i, item) in items.iter().enumerate() {
+            length(&format!("{field}[{i}]"), item, 0, bounds::ARG_LEN)?;
+        }
+    }
+    count("spec.trainers.env", t.env.len(), bounds::ENV, "entries")?;
+    count(
+        "spec.trainers.gpuModels",
+        t.gpu_models.len(),
+        bounds::GPU_MODELS,
+        "models",
+    )?;
+    for (i, m) in t.gpu_models.iter().enumerate() {
+        length(
+            &format!("spec.trainers.gpuModels[{i}]"),
+            m,
+            1,
+            bounds::GPU_MODEL_LEN,
+        )?;
+    }
+    Ok(())
+}
+
 /// The planner's view of a TrainingJob (without pods: the snapshot adds them).
 pub fn job_model(tj: &TrainingJob, submit_time_s: f64) -> Result<model::Job, SpecError> {
     let spec = &tj.spec;
     let namespace = tj.metadata.namespace.clone().unwrap_or_default();
     let name = tj.metadata.name.clone().unwrap_or_default();
-    check_trainer_range(spec.trainers.min, spec.trainers.max)?;
-    if spec.pservers.replicas == 0 {
-        return Err(SpecError::Invalid {
-            field: "spec.pservers.replicas".into(),
-            message: "must be at least 1".into(),
-        });
-    }
-    if !(spec.weight.is_finite() && spec.weight > 0.0) {
-        return Err(SpecError::Invalid {
-            field: "spec.weight".into(),
-            message: format!("{} is not a positive number", spec.weight),
-        });
-    }
-    if spec.image.trim().is_empty() {
-        return Err(SpecError::Invalid {
-            field: "spec.image".into(),
-            message: "must name a container image".into(),
-        });
-    }
+    check_spec(spec)?;
     let mut job = model::Job {
         namespace,
         name,
@@ -156,4 +255,74 @@ pub fn queue_model(tq: &TrainingQueue) -> Result<model::Queue, SpecError> {
             .transpose()?,
         parent: spec.parent.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> TrainingJob {
+        serde_saphyr::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/examples/dedicated-h100-job.yaml"
+            ))
+            .expect("the example"),
+        )
+        .expect("a TrainingJob")
+    }
+
+    /// Values a file can hold that the CRD's schema refuses, and that used to be
+    /// replaced silently (0 passes, 0 weight, an empty image) or let through.
+    #[test]
+    fn fields_outside_the_schemas_bounds_are_refused_by_name() {
+        check_spec(&example().spec).expect("the example is valid");
+        type Change = fn(&mut TrainingJobSpec);
+        let cases: Vec<(&str, Change, &str)> = vec![
+            (
+                "passes 0",
+                |s| s.passes = 0,
+                "spec.passes: 0 is outside 1..100000",
+            ),
+            ("weight 0", |s| s.weight = 0.0, "spec.weight: 0 is outside"),
+            ("weight NaN", |s| s.weight = f64::NAN, "spec.weight"),
+            ("image empty", |s| s.image.clear(), "spec.image: must name"),
+            (
+                "image long",
+                |s| s.image = "i".repeat(513),
+                "spec.image: 513 characters",
+            ),
+            (
+                "queue empty",
+                |s| s.queue.clear(),
+                "spec.queue: must not be empty",
+            ),
+            (
+                "pservers 0",
+                |s| s.pservers.replicas = 0,
+                "spec.pservers.replicas: 0 is outside",
+            ),
+            (
+                "trainers",
+                |s| s.trainers.max = 20_000,
+                "spec.trainers.max: 20000 is more than 10000",
+            ),
+            (
+                "long arg",
+                |s| s.trainers.args = vec!["a".repeat(4097)],
+                "spec.trainers.args[0]: 4097 characters",
+            ),
+            (
+                "gpu models",
+                |s| s.trainers.gpu_models = vec![String::new()],
+                "spec.trainers.gpuModels[0]: must not be empty",
+            ),
+        ];
+        for (case, change, says) in cases {
+            let mut spec = example().spec;
+            change(&mut spec);
+            let e = check_spec(&spec).expect_err(case);
+            assert!(e.to_string().contains(says), "{case}: {e}");
+        }
+    }
 }

@@ -121,6 +121,10 @@ fn spec_from_file(path: &PathBuf) -> Result<JobSpec> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let tj = ebb::resource::manifest::parse_training_job(&path.display().to_string(), &text)
         .map_err(|e| SpecRefused(e.to_string()))?;
+    // Checked here as well as by the server: the control API's messages cannot tell a
+    // field set to 0 (refused) from one left out (its default).
+    ebb::resource::spec::job_model(&tj, 0.0)
+        .map_err(|e| SpecRefused(format!("{}: {e}", path.display())))?;
     let mut spec = ebb::api::convert::job_spec(&tj);
     if spec.namespace.is_empty() {
         spec.namespace = "default".into();
