@@ -70,15 +70,6 @@ pub fn training_job(spec: &proto::JobSpec) -> Result<TrainingJob, Status> {
         spec.queue.clone()
     };
     check_name("spec.queue", &queue)?;
-    for (field, r) in [
-        ("spec.master.resources.gpus", &spec.master),
-        ("spec.pservers.resources.gpus", &spec.pserver),
-        ("spec.trainers.resources.gpus", &spec.trainer),
-    ] {
-        if r.as_ref().is_some_and(|r| r.gpus > 64) {
-            return Err(invalid(field, "at most 64"));
-        }
-    }
     let mut env: Vec<EnvVar> = spec
         .env
         .iter()

@@ -21,6 +21,6 @@ pub struct ResourceSpec {
     pub memory: Option<String>,
     /// Whole GPUs (`nvidia.com/gpu`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 64))]
+    #[schemars(range(min = 0, max = super::bounds::GPUS))]
     pub gpus: Option<u32>,
 }

@@ -32,12 +32,24 @@ pub fn resources(
     spec: &ResourceSpec,
     non_empty: bool,
 ) -> Result<Resources, SpecError> {
+    // Bounded here, where the user's own text is at hand, so that the message quotes it.
+    let bounded = |name: &str, q: &str, unit: Unit, limit: i64, limit_text: &str| {
+        let field = format!("{field}.{name}");
+        let value = parse_quantity(&field, q, unit)?;
+        if value > limit {
+            return Err(SpecError::Invalid {
+                field,
+                message: format!("{q} is more than {limit_text}"),
+            });
+        }
+        Ok(value)
+    };
     let cpu = match &spec.cpu {
-        Some(q) => parse_quantity(&format!("{field}.cpu"), q, Unit::Milli)?,
+        Some(q) => bounded("cpu", q, Unit::Milli, model::MAX_CPU_MILLI, "100000 cores")?,
         None => 0,
     };
     let memory = match &spec.memory {
-        Some(q) => parse_quantity(&format!("{field}.memory"), q, Unit::Whole)?,
+        Some(q) => bounded("memory", q, Unit::Whole, model::MAX_MEMORY_BYTES, "1Pi")?,
         None => 0,
     };
     let r = Resources::new(cpu, memory, i64::from(spec.gpus.unwrap_or(0)));
@@ -135,6 +147,15 @@ pub fn check_spec(spec: &TrainingJobSpec) -> Result<(), SpecError> {
                 bounds::PSERVERS
             ),
         ));
+    }
+    for (field, r) in [
+        ("spec.master.resources.gpus", &spec.master.resources),
+        ("spec.pservers.resources.gpus", &spec.pservers.resources),
+        ("spec.trainers.resources.gpus", &spec.trainers.resources),
+    ] {
+        if let Some(g) = r.gpus.filter(|&g| g > bounds::GPUS) {
+            return Err(invalid(field, format!("{g} is more than {}", bounds::GPUS)));
+        }
     }
     let t = &spec.trainers;
     for (field, n) in [("spec.trainers.min", t.min), ("spec.trainers.max", t.max)] {

@@ -30,6 +30,8 @@ pub mod bounds {
     pub const GPU_MODELS: usize = 16;
     pub const GPU_MODEL_LEN: usize = 63;
     pub const QUEUE_LEN: usize = 63;
+    /// Whole GPUs one pod asks for.
+    pub const GPUS: u32 = 64;
 }
 
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
