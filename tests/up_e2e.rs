@@ -661,3 +661,38 @@ fn pods_do_not_run_as_root_unless_asked() {
         assert!(said.contains(&format!("uid={me} ")), "{said}");
     }
 }
+
+/// Every file of a corpus of hostile TrainingJob files (`tests/data/hostile-jobs/`,
+/// each saying on its first line what the refusal must mention) is refused by
+/// `ebbctl submit -f` with that message, nothing panics, and no job is created.
+#[test]
+fn a_corpus_of_hostile_job_files_is_refused_by_name() {
+    let up = Up::start("hostile", TWO_NODES, &[]);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hostile-jobs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "the corpus: {}", files.len());
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        let expect = String::from_utf8_lossy(first)
+            .trim_start_matches("# expect:")
+            .trim()
+            .to_string();
+        let out = up.ctl(&["submit", "-f", file.to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(!out.status.success(), "{name} was accepted");
+        assert!(
+            said.contains(&expect),
+            "{name}: expected {expect:?} in {said}"
+        );
+        assert!(!said.contains("panicked"), "{name}: {said}");
+    }
+    let listed = up.json(&["list", "-A"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed:#}");
+    assert!(!up.log().contains("panicked"));
+}
