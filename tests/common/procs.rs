@@ -182,6 +182,26 @@ impl Job {
         (child, addr)
     }
 
+    /// SIGKILLs pserver `i`, then starts it again on the same address and checkpoints.
+    pub fn restart_pserver(&mut self, i: usize) {
+        self.pservers[i].kill().expect("SIGKILL pserver");
+        self.pservers[i].wait().expect("reap pserver");
+        let addr = self.pserver_addrs[i].clone();
+        let (child, _) = self.spawn_pserver(i, &addr);
+        self.pservers[i] = child;
+    }
+
+    /// Pserver `i`'s Status.
+    pub fn pserver_status(&self, i: usize) -> ebb::coord::proto::PserverStatusReply {
+        self.rt.block_on(async {
+            let mut p = client::pserver(&self.pserver_addrs[i]).expect("client");
+            p.status(ebb::coord::proto::PserverStatusRequest {})
+                .await
+                .expect("pserver status")
+                .into_inner()
+        })
+    }
+
     /// Kills the master and starts it again on the same address and state.
     pub fn restart_master(&mut self) {
         self.master.kill().expect("SIGKILL master");
