@@ -36,6 +36,20 @@ fn assert_applied_once_per_shard(job: &Job, s: &StatusReply) {
     }
 }
 
+/// SIGKILLs pserver 1 and starts it again: it comes back from its checkpoint, and what
+/// it had lost since is done again before its pass is sealed.
+fn kill_pserver_1_then_train_to_the_end(job: &mut Job) {
+    job.restart_pserver(1);
+    let restored = job.pserver_status(1);
+    assert!(
+        restored.initialized && restored.restored_from.contains("pserver-1.ckpt"),
+        "{restored:?}"
+    );
+    let s = job.wait_finished();
+    assert_trained(&s);
+    assert_applied_once_per_shard(job, &s);
+}
+
 /// Every chunk done exactly once, and the final model good enough.
 fn assert_trained(s: &StatusReply) {
     assert_exactly_once(s);
@@ -135,16 +149,7 @@ fn pserver_killed_and_restarted_restores_its_checkpoint() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    job.restart_pserver(1);
-    let restored = job.pserver_status(1);
-    assert!(
-        restored.initialized && restored.restored_from.contains("pserver-1.ckpt"),
-        "{restored:?}"
-    );
-    let s = job.wait_finished();
-    assert_trained(&s);
-    // What the restored shard had lost was done again before its pass was sealed.
-    assert_applied_once_per_shard(&job, &s);
+    kill_pserver_1_then_train_to_the_end(&mut job);
 }
 
 #[test]
@@ -633,16 +638,7 @@ fn a_pserver_killed_before_any_periodic_checkpoint_comes_back_initialised() {
     job.wait_until("the first chunks", Duration::from_secs(60), |s| {
         s.pass_status.iter().any(|p| p.done > 0)
     });
-    job.restart_pserver(1);
-    let restored = job.pserver_status(1);
-    assert!(
-        restored.initialized && restored.restored_from.contains("pserver-1.ckpt"),
-        "{restored:?}"
-    );
-    let s = job.wait_finished();
-    assert_trained(&s);
-    // What the restored shard had lost was done again before its pass was sealed.
-    assert_applied_once_per_shard(&job, &s);
+    kill_pserver_1_then_train_to_the_end(&mut job);
     for (i, t) in job.trainers.iter_mut().enumerate() {
         let status = wait_exit(t, Duration::from_secs(30));
         assert!(status.success(), "trainer t{i} exited with {status}");

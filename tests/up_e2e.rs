@@ -534,23 +534,30 @@ fn killing_ebb_up_takes_its_pods_with_it() {
     }
 }
 
-#[test]
-fn a_trainingjob_file_is_what_ebbctl_submits_too() {
-    let up = Up::start("file", TWO_NODES, &[]);
-    let file = up.dir.join("job.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: ebb.dev/v1alpha1\nkind: TrainingJob\nmetadata:\n  name: from-file\n  namespace: research\nspec:\n  image: ignored-locally\n  dataset: {}\n  passes: 3\n  master:\n    resources: {{cpu: 500m, memory: 256Mi}}\n  pservers:\n    replicas: 2\n    resources: {{cpu: 250m, memory: 128Mi}}\n  trainers:\n    min: 1\n    max: 3\n    resources: {{cpu: '1', memory: 256Mi}}\n",
-            digits()
-        ),
-    )
-    .unwrap();
+/// Writes `text` to `name` in the test's directory and submits it with `ebbctl submit
+/// -f`, which must succeed; the file's path.
+fn submit_file(up: &Up, name: &str, text: &str) -> std::path::PathBuf {
+    let file = up.dir.join(name);
+    std::fs::write(&file, text).unwrap();
     let out = up.ctl(&["submit", "-f", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
+
+#[test]
+fn a_trainingjob_file_is_what_ebbctl_submits_too() {
+    let up = Up::start("file", TWO_NODES, &[]);
+    let file = submit_file(
+        &up,
+        "job.yaml",
+        &format!(
+            "apiVersion: ebb.dev/v1alpha1\nkind: TrainingJob\nmetadata:\n  name: from-file\n  namespace: research\nspec:\n  image: ignored-locally\n  dataset: {}\n  passes: 3\n  master:\n    resources: {{cpu: 500m, memory: 256Mi}}\n  pservers:\n    replicas: 2\n    resources: {{cpu: 250m, memory: 128Mi}}\n  trainers:\n    min: 1\n    max: 3\n    resources: {{cpu: '1', memory: 256Mi}}\n",
+            digits()
+        ),
     );
     up.wait(
         "the job from the file to finish",
@@ -609,20 +616,13 @@ fn a_trainingjob_file_is_what_ebbctl_submits_too() {
 #[test]
 fn pods_do_not_run_as_root_unless_asked() {
     let up = Up::start("run-as", TWO_NODES, &[]);
-    let file = up.dir.join("whoami.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    submit_file(
+        &up,
+        "whoami.yaml",
+        &format!(
             "apiVersion: ebb.dev/v1alpha1\nkind: TrainingJob\nmetadata:\n  name: whoami\nspec:\n  image: ignored-locally\n  dataset: {}\n  passes: 1\n  master:\n    resources: {{cpu: 500m, memory: 256Mi}}\n  pservers:\n    replicas: 1\n    resources: {{cpu: 250m, memory: 128Mi}}\n  trainers:\n    min: 1\n    max: 1\n    command: [sh, -c, 'echo uid=$(id -u) groups=$(id -G); sleep 30']\n    resources: {{cpu: '1', memory: 256Mi}}\n",
             digits()
         ),
-    )
-    .unwrap();
-    let out = up.ctl(&["submit", "-f", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let log = up.dir.join("work/default/whoami/whoami-trainer-0.log");
     let start = std::time::Instant::now();

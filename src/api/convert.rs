@@ -353,16 +353,11 @@ pub fn queue_proto(tq: &TrainingQueue) -> proto::Queue {
 mod tests {
     use super::*;
 
+    use crate::resource::example_training_job as example;
+
     #[test]
     fn a_submitted_files_template_travels_and_a_bad_one_is_refused_by_field() {
-        let tj: TrainingJob = serde_saphyr::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/deploy/examples/dedicated-h100-job.yaml"
-            ))
-            .expect("the example"),
-        )
-        .expect("a TrainingJob");
+        let tj = example();
         let spec = job_spec(&tj);
         assert!(!spec.template_json.is_empty());
         let back = training_job(&spec).expect("accepted");
@@ -391,14 +386,7 @@ mod tests {
     /// refuse later (the job sat Pending with InvalidSpec).
     #[test]
     fn submit_refuses_what_the_crd_schema_refuses() {
-        let tj: TrainingJob = serde_saphyr::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/deploy/examples/dedicated-h100-job.yaml"
-            ))
-            .expect("the example"),
-        )
-        .expect("a TrainingJob");
+        let tj = example();
         let good = job_spec(&tj);
         training_job(&good).expect("the example is accepted");
         let cases: Vec<(&str, proto::JobSpec, &str)> = vec![

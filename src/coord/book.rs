@@ -693,6 +693,18 @@ mod tests {
         }
     }
 
+    /// Trainers a and b, and every chunk of pass 0 done by a.
+    fn complete_first_pass() -> TaskBook {
+        let mut b = TaskBook::new(config(), 1);
+        b.register("a", 0).unwrap();
+        b.register("b", 0).unwrap();
+        for _ in 0..3 {
+            let l = leased(b.lease("a", 0).unwrap());
+            b.complete("a", l.pass, l.chunk, l.lease_id, 0).unwrap();
+        }
+        b
+    }
+
     /// Seals the complete pass as a job without pservers does.
     fn seal(b: &mut TaskBook, trainer: &str, now: u64) -> Vec<Event> {
         let LeaseOutcome::Seal(s) = b.lease(trainer, now).unwrap() else {
@@ -921,13 +933,7 @@ mod tests {
 
     #[test]
     fn a_seal_redoes_the_done_chunks_a_shard_lacks_then_advances() {
-        let mut b = TaskBook::new(config(), 1);
-        b.register("a", 0).unwrap();
-        b.register("b", 0).unwrap();
-        for _ in 0..3 {
-            let l = leased(b.lease("a", 0).unwrap());
-            b.complete("a", l.pass, l.chunk, l.lease_id, 0).unwrap();
-        }
+        let mut b = complete_first_pass();
         let LeaseOutcome::Seal(s) = b.lease("a", 0).unwrap() else {
             panic!("expected the seal")
         };
@@ -965,13 +971,7 @@ mod tests {
 
     #[test]
     fn a_seal_whose_trainer_leaves_or_overruns_goes_to_the_next() {
-        let mut b = TaskBook::new(config(), 1);
-        b.register("a", 0).unwrap();
-        b.register("b", 0).unwrap();
-        for _ in 0..3 {
-            let l = leased(b.lease("a", 0).unwrap());
-            b.complete("a", l.pass, l.chunk, l.lease_id, 0).unwrap();
-        }
+        let mut b = complete_first_pass();
         assert!(matches!(b.lease("a", 0).unwrap(), LeaseOutcome::Seal(_)));
         b.deregister("a");
         let LeaseOutcome::Seal(first) = b.lease("b", 10).unwrap() else {

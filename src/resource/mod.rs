@@ -51,3 +51,16 @@ pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
     }
     Ok(out)
 }
+
+/// The dedicated-H100 example of `deploy/examples/`, for tests.
+#[cfg(test)]
+pub(crate) fn example_training_job() -> TrainingJob {
+    serde_saphyr::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/examples/dedicated-h100-job.yaml"
+        ))
+        .expect("the example"),
+    )
+    .expect("a TrainingJob")
+}

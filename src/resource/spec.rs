@@ -282,16 +282,7 @@ pub fn queue_model(tq: &TrainingQueue) -> Result<model::Queue, SpecError> {
 mod tests {
     use super::*;
 
-    fn example() -> TrainingJob {
-        serde_saphyr::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/deploy/examples/dedicated-h100-job.yaml"
-            ))
-            .expect("the example"),
-        )
-        .expect("a TrainingJob")
-    }
+    use crate::resource::example_training_job as example;
 
     /// Values a file can hold that the CRD's schema refuses, and that used to be
     /// replaced silently (0 passes, 0 weight, an empty image) or let through.
