@@ -20,14 +20,7 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
 }
 
 pub fn check_name(field: &str, value: &str) -> Result<(), Status> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
+    if crate::resource::names::is_dns_label(value) {
         Ok(())
     } else {
         Err(invalid(

@@ -62,3 +62,15 @@ pub fn pserver_addresses(job: &str, namespace: &str, replicas: u32) -> String {
 pub fn ordinal(pod: &str) -> Option<u32> {
     pod.rsplit('-').next()?.parse().ok()
 }
+
+/// Whether `value` is a DNS-1123 label (`DNS_LABEL_PATTERN`, at most 63 characters):
+/// names of namespaces, jobs and queues.
+pub fn is_dns_label(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+}

@@ -13,11 +13,11 @@ pub const QUANTITY_PATTERN: &str = r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]
 pub struct ResourceSpec {
     /// CPU as a Kubernetes quantity, e.g. "500m" or "2".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = QUANTITY_PATTERN), length(max = 32))]
+    #[schemars(regex(pattern = QUANTITY_PATTERN), length(max = super::bounds::QUANTITY_LEN))]
     pub cpu: Option<String>,
     /// Memory as a Kubernetes quantity, e.g. "4Gi".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = QUANTITY_PATTERN), length(max = 32))]
+    #[schemars(regex(pattern = QUANTITY_PATTERN), length(max = super::bounds::QUANTITY_LEN))]
     pub memory: Option<String>,
     /// Whole GPUs (`nvidia.com/gpu`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,6 +35,16 @@ pub fn resources(
     // Bounded here, where the user's own text is at hand, so that the message quotes it.
     let bounded = |name: &str, q: &str, unit: Unit, limit: i64, limit_text: &str| {
         let field = format!("{field}.{name}");
+        if q.chars().count() > bounds::QUANTITY_LEN {
+            return Err(SpecError::Invalid {
+                field,
+                message: format!(
+                    "{} characters; a quantity is at most {}",
+                    q.chars().count(),
+                    bounds::QUANTITY_LEN
+                ),
+            });
+        }
         let value = parse_quantity(&field, q, unit)?;
         if value > limit {
             return Err(SpecError::Invalid {
@@ -103,7 +113,17 @@ pub fn check_spec(spec: &TrainingJobSpec) -> Result<(), SpecError> {
             Ok(())
         }
     };
-    length("spec.queue", &spec.queue, 1, bounds::QUEUE_LEN)?;
+    if !super::names::is_dns_label(&spec.queue) {
+        return Err(invalid(
+            "spec.queue",
+            format!(
+                "{:?} is not a DNS label ({}, at most {} characters)",
+                spec.queue,
+                super::DNS_LABEL_PATTERN,
+                bounds::QUEUE_LEN
+            ),
+        ));
+    }
     if !(-bounds::PRIORITY..=bounds::PRIORITY).contains(&spec.priority) {
         return Err(invalid(
             "spec.priority",
@@ -307,7 +327,17 @@ mod tests {
             (
                 "queue empty",
                 |s| s.queue.clear(),
-                "spec.queue: must not be empty",
+                "spec.queue: \"\" is not a DNS label",
+            ),
+            (
+                "queue case",
+                |s| s.queue = "Not_A_Label".into(),
+                "spec.queue: \"Not_A_Label\" is not a DNS label",
+            ),
+            (
+                "long quantity",
+                |s| s.trainers.resources.cpu = Some("0".repeat(33)),
+                "spec.trainers.resources.cpu: 33 characters",
             ),
             (
                 "pservers 0",
@@ -329,11 +359,27 @@ mod tests {
                 |s| s.trainers.gpu_models = vec![String::new()],
                 "spec.trainers.gpuModels[0]: must not be empty",
             ),
+            (
+                "gpus",
+                |s| s.trainers.resources.gpus = Some(65),
+                "spec.trainers.resources.gpus: 65 is more than 64",
+            ),
+            (
+                "memory",
+                |s| s.trainers.resources.memory = Some("8Ei".into()),
+                "spec.trainers.resources.memory: 8Ei is more than 1Pi",
+            ),
+            (
+                "cpu",
+                |s| s.master.resources.cpu = Some("1e9".into()),
+                "spec.master.resources.cpu: 1e9 is more than 100000 cores",
+            ),
         ];
+        // Through `job_model`, as the planner, the controller and Submit read a job.
         for (case, change, says) in cases {
-            let mut spec = example().spec;
-            change(&mut spec);
-            let e = check_spec(&spec).expect_err(case);
+            let mut tj = example();
+            change(&mut tj.spec);
+            let e = job_model(&tj, 0.0).expect_err(case);
             assert!(e.to_string().contains(says), "{case}: {e}");
         }
     }

@@ -32,6 +32,8 @@ pub mod bounds {
     pub const QUEUE_LEN: usize = 63;
     /// Whole GPUs one pod asks for.
     pub const GPUS: u32 = 64;
+    /// Characters of a quantity (`cpu`, `memory`).
+    pub const QUANTITY_LEN: usize = 32;
 }
 
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
