@@ -5,8 +5,8 @@ use super::proto;
 use crate::model::default_queue;
 use crate::resource::spec::{job_model, queue_model};
 use crate::resource::{
-    DNS_LABEL_PATTERN, MasterSpec, PserverSpec, ResourceSpec, TrainerSpec, TrainingJob,
-    TrainingJobSpec, TrainingQueue, TrainingQueueSpec,
+    MasterSpec, PserverSpec, ResourceSpec, TrainerSpec, TrainingJob, TrainingJobSpec,
+    TrainingQueue, TrainingQueueSpec,
 };
 use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -20,14 +20,7 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
 }
 
 pub fn check_name(field: &str, value: &str) -> Result<(), Status> {
-    if crate::resource::names::is_dns_label(value) {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            format!("{value:?} is not a DNS label ({DNS_LABEL_PATTERN}, at most 63 characters)"),
-        ))
-    }
+    crate::resource::names::check_dns_label(value).map_err(|e| invalid(field, e))
 }
 
 fn resources(r: Option<&proto::Resources>) -> ResourceSpec {

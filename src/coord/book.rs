@@ -301,18 +301,10 @@ impl TaskBook {
         let Some(chunk) = self.todo.pop_front() else {
             return Ok(self.lease_seal(trainer, now));
         };
-        self.next_lease += 1;
-        let lease_id = (self.epoch << 40) | self.next_lease;
-        let deadline_ms = now + self.config.lease_ms;
+        let lease = self.new_lease(trainer, now);
+        let (lease_id, deadline_ms) = (lease.lease_id, lease.deadline_ms);
         self.state[chunk as usize] = ChunkState::Pending;
-        self.pending.insert(
-            chunk,
-            Pending {
-                trainer: trainer.to_string(),
-                lease_id,
-                deadline_ms,
-            },
-        );
+        self.pending.insert(chunk, lease);
         let begin = u64::from(chunk) * self.config.chunk_size;
         let end = (begin + self.config.chunk_size).min(self.config.records);
         Ok(LeaseOutcome::Leased(Lease {
@@ -323,6 +315,16 @@ impl TaskBook {
             lease_id,
             deadline_ms,
         }))
+    }
+
+    /// A lease for `trainer` from `now`: ids are `epoch << 40 | n`, never reused.
+    fn new_lease(&mut self, trainer: &str, now: u64) -> Pending {
+        self.next_lease += 1;
+        Pending {
+            trainer: trainer.to_string(),
+            lease_id: (self.epoch << 40) | self.next_lease,
+            deadline_ms: now + self.config.lease_ms,
+        }
     }
 
     /// Checks that `lease_id` is the live lease of (pass, chunk) held by `trainer`.

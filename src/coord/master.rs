@@ -204,7 +204,7 @@ fn lease_reply(outcome: LeaseOutcome) -> LeaseTaskReply {
                 deadline_ms: l.deadline_ms,
                 ..Default::default()
             }),
-            failed_reason: String::new(),
+            ..Default::default()
         },
         LeaseOutcome::Failed(reason) => LeaseTaskReply {
             outcome: Outcome::Failed as i32,

@@ -40,18 +40,22 @@ struct Shard {
 }
 
 impl Shard {
+    /// Refuses every call of a pserver whose parameters are lost.
+    fn not_lost(&self) -> Result<(), Status> {
+        match &self.lost {
+            Some(lost) => Err(Status::failed_precondition(lost.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// The parameters, if this pserver may serve them.
     fn serving(&self) -> Result<&Store, Status> {
-        if let Some(lost) = &self.lost {
-            return Err(Status::failed_precondition(lost.clone()));
-        }
+        self.not_lost()?;
         self.store.as_ref().ok_or_else(not_initialised)
     }
 
     fn serving_mut(&mut self) -> Result<&mut Store, Status> {
-        if let Some(lost) = &self.lost {
-            return Err(Status::failed_precondition(lost.clone()));
-        }
+        self.not_lost()?;
         self.store.as_mut().ok_or_else(not_initialised)
     }
 }
@@ -66,8 +70,19 @@ pub struct PserverService {
     save_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// Writes an encoded checkpoint off the async threads (fsync included); the caller holds
+/// `save_lock`.
+async fn write_checkpoint(bytes: Vec<u8>, path: PathBuf) -> Result<(), CoordError> {
+    tokio::task::spawn_blocking(move || checkpoint::save_encoded(&bytes, &path))
+        .await
+        .map_err(|e| CoordError::invalid("checkpoint task", e.to_string()))?
+}
+
+/// How a pserver without parameters (no Init yet, or a lost disk) refuses a call.
+pub const NOT_INITIALISED: &str = "parameters not initialised";
+
 fn not_initialised() -> Status {
-    Status::failed_precondition("parameters not initialised: call Init first")
+    Status::failed_precondition(format!("{NOT_INITIALISED}: call Init first"))
 }
 
 /// What a lost pserver answers, beginning with [`LOST`] so that a trainer can tell it
@@ -176,9 +191,7 @@ impl PserverService {
             (bytes, s.version, pass.map(|p| s.applied.bitmap(p)))
         };
         if let Some(bytes) = bytes {
-            tokio::task::spawn_blocking(move || checkpoint::save_encoded(&bytes, &path))
-                .await
-                .map_err(|e| CoordError::invalid("checkpoint task", e.to_string()))??;
+            write_checkpoint(bytes, path).await?;
             self.write().saved_version = Some(version);
             tracing::debug!(version, "checkpoint written");
         }
@@ -260,14 +273,10 @@ impl Pserver for PserverService {
         // checkpoint comes back with these parameters, not without any.
         let path = checkpoint::path_for(&self.config.checkpoint_dir, self.config.index);
         let bytes = checkpoint::encode(&store).map_err(Status::internal)?;
-        let written = path.clone();
         let _one_writer = self.save_lock.lock().await;
-        tokio::task::spawn_blocking(move || checkpoint::save_encoded(&bytes, &written))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| {
-                Status::unavailable(format!("could not write the first checkpoint: {e}"))
-            })?;
+        write_checkpoint(bytes, path.clone()).await.map_err(|e| {
+            Status::unavailable(format!("could not write the first checkpoint: {e}"))
+        })?;
         tracing::info!(
             params = layout.params,
             blocks = store.blocks.len(),

@@ -84,7 +84,7 @@ struct Trainer {
 fn parameters_gone(s: &Status) -> bool {
     s.code() == Code::FailedPrecondition
         && (s.message().starts_with(super::pserver::LOST)
-            || s.message().contains("not initialised"))
+            || s.message().starts_with(super::pserver::NOT_INITIALISED))
 }
 
 /// Runs until every pass is done (then the final save) or `stop` is set.

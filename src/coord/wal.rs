@@ -89,16 +89,6 @@ impl Sequenced for Line {
     }
 }
 
-fn with_crc(body: &str) -> String {
-    format!("{body}\t{:08x}\n", crc32fast::hash(body.as_bytes()))
-}
-
-fn check_crc(line: &str) -> Option<&str> {
-    let (body, crc) = line.trim_end_matches('\n').rsplit_once('\t')?;
-    let want = u32::from_str_radix(crc, 16).ok()?;
-    (crc32fast::hash(body.as_bytes()) == want).then_some(body)
-}
-
 fn sync_dir(dir: &Path) -> Result<(), CoordError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -116,42 +106,47 @@ enum Found {
 const WHAT_TO_DO: &str = "Nothing was changed. Restore the state directory from a backup, or start with --set-aside-damaged-state to move the damaged files aside and resume from what reads";
 
 impl Found {
-    /// The damage in a few words, naming the file.
-    fn describe(&self, dir: &Path) -> String {
+    /// The file at fault and what is wrong with it.
+    fn problem(&self) -> (&'static str, String) {
         match self {
-            Found::Snapshot(problem) => format!("{}: {problem}", dir.join(SNAPSHOT).display()),
-            Found::MissingLog => format!(
-                "{} is missing but {SNAPSHOT} is there: the records since the snapshot are lost",
-                dir.join(LOG).display()
+            Found::Snapshot(problem) => (SNAPSHOT, problem.clone()),
+            Found::MissingLog => (
+                LOG,
+                format!(
+                    "is missing but {SNAPSHOT} is there: the records since the snapshot are lost"
+                ),
             ),
-            Found::Log(d) => format!(
-                "{}, line {} (byte {}): the record {}",
-                dir.join(LOG).display(),
-                d.line,
-                d.offset,
-                d.problem
+            Found::Log(d) => (
+                LOG,
+                format!(
+                    "line {} (byte {}): the record {}",
+                    d.line, d.offset, d.problem
+                ),
             ),
         }
     }
 
+    /// The damage in a few words, naming the file.
+    fn describe(&self, dir: &Path) -> String {
+        let (file, problem) = self.problem();
+        format!("{}: {problem}", dir.join(file).display())
+    }
+
     fn refusal(self, dir: &Path) -> CoordError {
         match self {
-            Found::Snapshot(problem) => CoordError::State {
-                path: dir.join(SNAPSHOT),
-                message: format!("{problem}. {WHAT_TO_DO}"),
-            },
-            Found::MissingLog => CoordError::State {
-                path: dir.join(LOG),
-                message: format!(
-                    "is missing but {SNAPSHOT} is there: the records since the snapshot are lost. {WHAT_TO_DO}"
-                ),
-            },
             Found::Log(d) => CoordError::Journal {
                 path: dir.join(LOG),
                 line: d.line,
                 offset: d.offset,
                 problem: d.problem,
             },
+            other => {
+                let (file, problem) = other.problem();
+                CoordError::State {
+                    path: dir.join(file),
+                    message: format!("{problem}. {WHAT_TO_DO}"),
+                }
+            }
         }
     }
 }
@@ -166,7 +161,7 @@ fn read_snapshot(path: &Path) -> Result<Result<Option<Snapshot>, String>, CoordE
     let Ok(text) = String::from_utf8(bytes) else {
         return Ok(Err("holds binary data, not a snapshot".into()));
     };
-    let Some(body) = check_crc(&text) else {
+    let Some(body) = wal_scan::unframe(text.trim_end_matches('\n')) else {
         return Ok(Err("checksum mismatch or truncated file".into()));
     };
     Ok(serde_json::from_str(body)
@@ -324,7 +319,7 @@ impl Journal {
             message: e.to_string(),
         })?;
         self.log
-            .write_all(with_crc(&body).as_bytes())
+            .write_all(wal_scan::framed(&body).as_bytes())
             .map_err(|e| CoordError::io(self.dir.join(LOG), e))?;
         self.unsynced = true;
         self.since_compaction += 1;
@@ -378,7 +373,7 @@ fn write_snapshot(dir: &Path, last_seq: u64, book: &TaskBook) -> Result<(), Coor
     let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
     {
         let mut f = File::create(&tmp).map_err(|e| CoordError::io(&tmp, e))?;
-        f.write_all(with_crc(&body).as_bytes())
+        f.write_all(wal_scan::framed(&body).as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(|e| CoordError::io(&tmp, e))?;
     }

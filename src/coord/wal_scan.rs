@@ -12,6 +12,19 @@
 
 use serde::de::DeserializeOwned;
 
+/// `body` as the journal writes it: one line, `body \t CRC32 \n` (the snapshot file is
+/// one such line too).
+pub fn framed(body: &str) -> String {
+    format!("{body}\t{:08x}\n", crc32fast::hash(body.as_bytes()))
+}
+
+/// The body of a [`framed`] line (without its newline), if its checksum matches.
+pub fn unframe(line: &str) -> Option<&str> {
+    let (body, crc) = line.rsplit_once('\t')?;
+    let want = (crc.len() == 8).then(|| u32::from_str_radix(crc, 16).ok())??;
+    (crc32fast::hash(body.as_bytes()) == want).then_some(body)
+}
+
 /// One record the log holds, read.
 #[derive(Debug)]
 pub struct Entry<T> {
@@ -220,17 +233,11 @@ fn read_line<L: DeserializeOwned>(bytes: &[u8], has_newline: bool) -> Result<L, 
         Err(e) if !has_newline && e.error_len().is_none() => return Err(Unreadable::Cut),
         Err(_) => return Err(Unreadable::Binary),
     };
-    let checked = text
-        .rsplit_once('\t')
-        .and_then(|(body, crc)| {
-            let want = (crc.len() == 8).then(|| u32::from_str_radix(crc, 16).ok())??;
-            (crc32fast::hash(body.as_bytes()) == want).then_some(body)
-        })
-        .ok_or(if has_newline {
-            Unreadable::Checksum
-        } else {
-            Unreadable::Cut
-        })?;
+    let checked = unframe(text).ok_or(if has_newline {
+        Unreadable::Checksum
+    } else {
+        Unreadable::Cut
+    })?;
     if !has_newline {
         // Whole but for its newline: still a write that did not finish.
         return Err(Unreadable::Cut);
@@ -253,8 +260,7 @@ mod tests {
     }
 
     fn line(seq: u64) -> String {
-        let body = format!("{{\"seq\":{seq}}}");
-        format!("{body}\t{:08x}\n", crc32fast::hash(body.as_bytes()))
+        framed(&format!("{{\"seq\":{seq}}}"))
     }
 
     fn log(seqs: impl IntoIterator<Item = u64>) -> Vec<u8> {
@@ -361,7 +367,7 @@ mod tests {
     fn a_record_with_a_good_checksum_that_is_not_a_record_is_refused() {
         let body = "{\"nope\":1}";
         let mut bytes = log(1..=1);
-        bytes.extend(format!("{body}\t{:08x}\n", crc32fast::hash(body.as_bytes())).bytes());
+        bytes.extend(framed(body).bytes());
         let d = damage(&bytes, 0);
         assert!(d.problem.contains("not a journal record"), "{d:?}");
     }

@@ -63,14 +63,22 @@ pub fn ordinal(pod: &str) -> Option<u32> {
     pod.rsplit('-').next()?.parse().ok()
 }
 
-/// Whether `value` is a DNS-1123 label (`DNS_LABEL_PATTERN`, at most 63 characters):
-/// names of namespaces, jobs and queues.
-pub fn is_dns_label(value: &str) -> bool {
-    !value.is_empty()
+/// `value` as a DNS-1123 label (`DNS_LABEL_PATTERN`, at most 63 characters): names of
+/// namespaces, jobs and queues. The error says so, quoting the value.
+pub fn check_dns_label(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
         && value.len() <= 63
         && value
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
-        && !value.ends_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not a DNS label ({}, at most 63 characters)",
+            super::DNS_LABEL_PATTERN
+        ))
+    }
 }

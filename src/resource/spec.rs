@@ -113,17 +113,7 @@ pub fn check_spec(spec: &TrainingJobSpec) -> Result<(), SpecError> {
             Ok(())
         }
     };
-    if !super::names::is_dns_label(&spec.queue) {
-        return Err(invalid(
-            "spec.queue",
-            format!(
-                "{:?} is not a DNS label ({}, at most {} characters)",
-                spec.queue,
-                super::DNS_LABEL_PATTERN,
-                bounds::QUEUE_LEN
-            ),
-        ));
-    }
+    super::names::check_dns_label(&spec.queue).map_err(|e| invalid("spec.queue", e))?;
     if !(-bounds::PRIORITY..=bounds::PRIORITY).contains(&spec.priority) {
         return Err(invalid(
             "spec.priority",

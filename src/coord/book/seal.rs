@@ -10,7 +10,7 @@
 //! Sealing is not journaled: a master restarted mid-seal finds the pass complete and
 //! seals it again.
 
-use super::{BookError, ChunkState, Event, Pending, TaskBook};
+use super::{BookError, ChunkState, Event, TaskBook};
 
 /// A pass's seal, leased to one trainer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,19 +36,14 @@ impl TaskBook {
         if !self.pending.is_empty() || self.seal.is_some() {
             return super::LeaseOutcome::Wait;
         }
-        self.next_lease += 1;
-        let lease_id = (self.epoch << 40) | self.next_lease;
-        let deadline_ms = now + self.config.lease_ms;
-        self.seal = Some(Pending {
-            trainer: trainer.to_string(),
-            lease_id,
-            deadline_ms,
-        });
-        super::LeaseOutcome::Seal(SealLease {
+        let lease = self.new_lease(trainer, now);
+        let seal = SealLease {
             pass: self.pass,
-            lease_id,
-            deadline_ms,
-        })
+            lease_id: lease.lease_id,
+            deadline_ms: lease.deadline_ms,
+        };
+        self.seal = Some(lease);
+        super::LeaseOutcome::Seal(seal)
     }
 
     /// A trainer's report on its seal: per shard, whether it holds each chunk
