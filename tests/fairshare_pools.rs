@@ -224,6 +224,32 @@ proptest! {
         }
     }
 
+    /// A solve that starts from an earlier solve's bisections (the planner's
+    /// verification round: pending service demand now bound in a pool) finds exactly
+    /// what solving afresh finds, whether the earlier brackets still hold or not.
+    #[test]
+    fn solving_after_another_problem_is_solving_afresh(
+        p in arb_pooled_problem(),
+        pool in 0usize..4,
+        also_room in 0u8..3,
+    ) {
+        let mut memory = None;
+        let first = fairshare::solve_remembering(&p, &mut memory);
+        prop_assert_eq!(&first, &fairshare::solve(&p));
+        let mut bound = p.clone();
+        let fp = bound.pools.as_mut().expect("pooled problem");
+        let pool = pool % fp.pools.room.len();
+        let fixed = std::mem::take(&mut fp.pools.group_fixed[0]);
+        for k in 0..3 {
+            fp.pools.room[pool][k] = (fp.pools.room[pool][k] - fixed[k]).max(0.0);
+        }
+        bound.room[2] = (bound.room[2] - f64::from(also_room)).max(0.0);
+        prop_assert_eq!(
+            fairshare::solve_remembering(&bound, &mut memory),
+            fairshare::solve(&bound)
+        );
+    }
+
     /// Integer shares fit the pools, and are work-conserving over eligible capacity: a
     /// job below its max could not take one more trainer, in aggregate or in the pools
     /// its trainers may use.

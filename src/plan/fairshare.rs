@@ -79,9 +79,10 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
-use std::collections::{BTreeMap, BinaryHeap};
 
+use super::bisection::{self, Walk};
 use super::pools::{self, Pools, Routing};
 
 pub type Res3 = [f64; 3];
@@ -278,6 +279,13 @@ struct Solver<'a> {
     alone: Vec<bool>,
 }
 
+/// What one solve found (see [`Solver::solve`]).
+struct Solved {
+    continuous: Vec<f64>,
+    first_stage: Vec<f64>,
+    walks: Vec<Walk>,
+}
+
 /// Usage of a flat queue as a function of its internal level: sorted breakpoints with
 /// the usage at each and the slope after it.
 #[derive(Debug)]
@@ -438,51 +446,57 @@ impl<'a> Solver<'a> {
         s
     }
 
+    /// The usage curves of every flat queue (see [`Solver::rebuild_curves_of`]).
     fn rebuild_curves(&mut self) {
-        self.curves = (0..self.p.queues.len())
-            .map(|q| {
-                if !self.child_queues[q].is_empty() {
-                    return None;
-                }
-                let mut fixed = [0.0; 3];
-                let mut active = Vec::new();
-                for &j in &self.queue_jobs[q] {
-                    let job = &self.p.jobs[j];
-                    add_scaled(&mut fixed, &job.base, 1.0);
-                    match (self.frozen[j], self.lines[j]) {
-                        (Some(x), _) => add_scaled(&mut fixed, &job.per_trainer, x),
-                        (None, Some(line)) => active.push((line, job.per_trainer)),
-                        (None, None) => {}
-                    }
-                }
-                Some(Curve::build(fixed, &active))
-            })
+        let all = vec![true; self.p.queues.len()];
+        self.rebuild_curves_of(&all);
+    }
+
+    /// Builds again the curves of the flat queues marked in `changed` (those with a job
+    /// frozen since they were built): the others' jobs are as they were.
+    fn rebuild_curves_of(&mut self, changed: &[bool]) {
+        let nq = self.p.queues.len();
+        self.curves.resize_with(nq, || None);
+        if self.p.pools.is_some() {
+            self.group_curves.resize_with(nq, Vec::new);
+        }
+        for q in (0..nq).filter(|&q| changed[q] && self.child_queues[q].is_empty()) {
+            self.curves[q] = Some(self.curve_of(q, |_| true));
+            if let Some(fp) = &self.p.pools {
+                self.group_curves[q] = self.queue_group_curves(q, fp);
+            }
+        }
+    }
+
+    /// The usage curve of the jobs of flat queue `q` that `counted` picks.
+    fn curve_of(&self, q: usize, counted: impl Fn(usize) -> bool) -> Curve {
+        let mut fixed = [0.0; 3];
+        let mut active = Vec::new();
+        for &j in self.queue_jobs[q].iter().filter(|&&j| counted(j)) {
+            let job = &self.p.jobs[j];
+            add_scaled(&mut fixed, &job.base, 1.0);
+            match (self.frozen[j], self.lines[j]) {
+                (Some(x), _) => add_scaled(&mut fixed, &job.per_trainer, x),
+                (None, Some(line)) => active.push((line, job.per_trainer)),
+                (None, None) => {}
+            }
+        }
+        Curve::build(fixed, &active)
+    }
+
+    /// Flat queue `q`'s usage curve per pool group its jobs are in, as (group, curve)
+    /// in group order.
+    fn queue_group_curves(&self, q: usize, fp: &FairPools) -> Vec<(usize, Curve)> {
+        let mut groups: Vec<usize> = self.queue_jobs[q]
+            .iter()
+            .map(|&j| fp.job_group[j])
             .collect();
-        let Some(fp) = &self.p.pools else {
-            return;
-        };
-        self.group_curves = (0..self.p.queues.len())
-            .map(|q| {
-                if !self.child_queues[q].is_empty() {
-                    return Vec::new();
-                }
-                let mut by_group: BTreeMap<usize, (Res3, Vec<(Line, Res3)>)> = BTreeMap::new();
-                for &j in &self.queue_jobs[q] {
-                    let job = &self.p.jobs[j];
-                    let (fixed, active) = by_group.entry(fp.job_group[j]).or_default();
-                    add_scaled(fixed, &job.base, 1.0);
-                    match (self.frozen[j], self.lines[j]) {
-                        (Some(x), _) => add_scaled(fixed, &job.per_trainer, x),
-                        (None, Some(line)) => active.push((line, job.per_trainer)),
-                        (None, None) => {}
-                    }
-                }
-                by_group
-                    .into_iter()
-                    .map(|(g, (fixed, active))| (g, Curve::build(fixed, &active)))
-                    .collect()
-            })
-            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+            .into_iter()
+            .map(|g| (g, self.curve_of(q, |j| fp.job_group[j] == g)))
+            .collect()
     }
 
     fn add_group_demand(&self, fp: &FairPools, q: usize, u: f64, d: &mut [Res3]) {
@@ -623,14 +637,16 @@ impl<'a> Solver<'a> {
         }
     }
 
-    /// The continuous allocation, and the allocation where the first resource saturated
+    /// The continuous allocation, the allocation where the first resource saturated
     /// (the point up to which integer trainers can be handed out without asking who
-    /// is blocked: see [`round`]).
-    fn solve(mut self) -> (Vec<f64>, Vec<f64>) {
+    /// is blocked: see [`round`]) and the bisections' walks. `hints` are an earlier
+    /// solve's walks, in order: they make a bisection cheaper, never different.
+    fn solve(mut self, hints: &[Walk]) -> Solved {
         let p = self.p;
         let mut x = vec![0.0; p.jobs.len()];
         let mut scratch = vec![0.0; p.jobs.len()];
         let mut first_stage: Option<Vec<f64>> = None;
+        let mut walks = Vec::new();
         // One stage per saturated resource, plus one to notice that all are done; with
         // pools, one per saturated resource of each group.
         let stages = 4 + p.pools.as_ref().map_or(0, |fp| 3 * fp.pools.groups());
@@ -655,10 +671,14 @@ impl<'a> Solver<'a> {
                 .fold(0.0, f64::max);
             if self.feasible(t_hi, &room, baseline.as_ref()) {
                 self.allocation_at(t_hi, &mut x);
-                let first = first_stage.unwrap_or_else(|| x.clone());
-                return (x, first);
+                let first_stage = first_stage.unwrap_or_else(|| x.clone());
+                return Solved {
+                    continuous: x,
+                    first_stage,
+                    walks,
+                };
             }
-            let (mut lo, mut hi) = (0.0, t_hi);
+            let (lo, hi) = (0.0, t_hi);
             if !fits(&self.total_at(lo), &room) {
                 // Even the level-0 allocation does not fit (guarantees or bases exceed
                 // the room): hand out nothing here; rounding fills what fits.
@@ -671,36 +691,23 @@ impl<'a> Solver<'a> {
             if !self.feasible(lo, &room, baseline.as_ref()) {
                 // Guarantees alone ask more of a pool than it holds: fill them only as
                 // far as the pools allow, each queue's level scaled alike.
-                let (mut s_lo, mut s_hi) = (0.0, 1.0);
-                for _ in 0..BISECTION_STEPS {
-                    if settled(s_lo, s_hi) {
-                        break;
-                    }
-                    let mid = 0.5 * (s_lo + s_hi);
-                    self.allocation_scaled(mid, &mut scratch);
-                    if self.pools_hold(&scratch, &room, baseline.as_ref()) {
-                        s_lo = mid;
-                    } else {
-                        s_hi = mid;
-                    }
-                }
+                let walk = bisection::bisect((0.0, 1.0), hints.get(walks.len()), settled, |s| {
+                    self.allocation_scaled(s, &mut scratch);
+                    self.pools_hold(&scratch, &room, baseline.as_ref())
+                });
+                walks.push(walk);
+                let s_lo = walk.end.0;
                 self.allocation_scaled(s_lo, &mut x);
                 first_stage.get_or_insert_with(|| x.clone());
                 let confined = self.confined(&x, &room);
                 self.freeze_saturated(&x, &[0.0; 3], &confined);
                 continue;
             }
-            for _ in 0..BISECTION_STEPS {
-                if settled(lo, hi) {
-                    break;
-                }
-                let mid = 0.5 * (lo + hi);
-                if self.feasible(mid, &room, baseline.as_ref()) {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
+            let walk = bisection::bisect((lo, hi), hints.get(walks.len()), settled, |t| {
+                self.feasible(t, &room, baseline.as_ref())
+            });
+            walks.push(walk);
+            let (lo, hi) = walk.end;
             self.allocation_at(lo, &mut x);
             first_stage.get_or_insert_with(|| x.clone());
             let mut binding = self.total_at(hi);
@@ -720,8 +727,12 @@ impl<'a> Solver<'a> {
                 x[j] = *v;
             }
         }
-        let first = first_stage.unwrap_or_else(|| x.clone());
-        (x, first)
+        let first_stage = first_stage.unwrap_or_else(|| x.clone());
+        Solved {
+            continuous: x,
+            first_stage,
+            walks,
+        }
     }
 
     fn live_room(&self) -> Res3 {
@@ -804,38 +815,43 @@ impl<'a> Solver<'a> {
         let saturated: Vec<usize> = (0..3)
             .filter(|&k| over[k] > self.p.room[k] * (1.0 + EPS) + EPS)
             .collect();
-        let mut any = false;
+        let p = self.p;
+        let mut changed = vec![false; p.queues.len()];
+        let mut freeze = |frozen: &mut Option<f64>, j: usize| {
+            *frozen = Some(x[j]);
+            changed[p.jobs[j].queue] = true;
+        };
         for &j in also {
             if self.frozen[j].is_none() {
-                self.frozen[j] = Some(x[j]);
-                any = true;
+                freeze(&mut self.frozen[j], j);
             }
         }
-        for j in 0..self.p.jobs.len() {
-            if self.frozen[j].is_none()
-                && saturated
-                    .iter()
-                    .any(|&k| self.p.jobs[j].per_trainer[k] > 0.0)
+        for j in 0..p.jobs.len() {
+            if self.frozen[j].is_none() && saturated.iter().any(|&k| p.jobs[j].per_trainer[k] > 0.0)
             {
-                self.frozen[j] = Some(x[j]);
-                any = true;
+                freeze(&mut self.frozen[j], j);
             }
         }
+        let any = changed.contains(&true);
         if !any {
             // Nothing identifiable binds (numerical corner): stop where we are.
-            for j in 0..self.p.jobs.len() {
+            for j in 0..p.jobs.len() {
                 if self.frozen[j].is_none() {
                     self.frozen[j] = Some(x[j]);
                 }
             }
+            return;
         }
-        self.rebuild_curves();
+        // Once every job is frozen no level is asked for again.
+        if self.frozen.iter().any(Option::is_none) {
+            self.rebuild_curves_of(&changed);
+        }
     }
 }
 
 /// Continuous progressive filling only (see the module doc).
 pub fn continuous(p: &FairProblem) -> Vec<f64> {
-    Solver::new(p).solve().0
+    Solver::new(p).solve(&[]).continuous
 }
 
 /// The integer fair share: continuous filling, rounded down, leftover handed out.
@@ -845,12 +861,13 @@ pub fn solve(p: &FairProblem) -> FairShare {
 
 /// The continuous answer to a problem, kept for the next one: it does not depend on
 /// `current_extra` (which only breaks ties in rounding), so a problem that differs in
-/// that alone (the planner's verification round, on the world its plan leaves) needs
-/// only the rounding.
+/// that alone needs only the rounding. Any other problem is solved with this one's
+/// bisections as hints: the planner's verification round, on the world its plan
+/// leaves, differs mostly in where pending services' demand sits, and its levels
+/// mostly fall in the same brackets.
 pub struct Remembered {
     problem: FairProblem,
-    continuous: Vec<f64>,
-    first_stage: Vec<f64>,
+    solved: Solved,
 }
 
 pub fn solve_remembering(p: &FairProblem, memory: &mut Option<Remembered>) -> FairShare {
@@ -860,17 +877,17 @@ pub fn solve_remembering(p: &FairProblem, memory: &mut Option<Remembered>) -> Fa
     let m = match memory {
         Some(m) if known => m,
         _ => {
-            let (continuous, first_stage) = Solver::new(p).solve();
+            let hints = memory.as_ref().map_or(&[][..], |m| &m.solved.walks[..]);
+            let solved = Solver::new(p).solve(hints);
             memory.insert(Remembered {
                 problem: p.clone(),
-                continuous,
-                first_stage,
+                solved,
             })
         }
     };
-    let extra = round(p, &m.first_stage);
+    let extra = round(p, &m.solved.first_stage);
     FairShare {
-        continuous: m.continuous.clone(),
+        continuous: m.solved.continuous.clone(),
         extra,
     }
 }
@@ -1488,7 +1505,7 @@ mod rounding_properties {
         /// from zero and from the continuous first stage the planner starts from.
         #[test]
         fn per_queue_heaps_round_like_one_heap(p in problem()) {
-            let (_, first_stage) = Solver::new(&p).solve();
+            let first_stage = Solver::new(&p).solve(&[]).first_stage;
             for start in [vec![0.0; p.jobs.len()], first_stage] {
                 let fast = round_keyed(&p, &start, false);
                 prop_assert_eq!(&fast, &key_tests::round_one_heap(&p, &start, false));

@@ -35,6 +35,7 @@ pub mod view;
 pub mod admission;
 mod never_fits;
 
+mod bisection;
 pub mod fairshare;
 
 pub mod stability;
