@@ -27,15 +27,22 @@ use std::rc::Rc;
 
 #[derive(Default)]
 pub struct Eligibility {
+    jobs: JobLists,
+    /// Per pending service pod of the view: the nodes it may be given room on, and its
+    /// preferences, as for a job's group.
+    per_service: Vec<Lists>,
+}
+
+/// The lists of every job's pod groups. They depend on the jobs' placements and the
+/// nodes only, which a plan's rounds never change: a later round takes them over.
+#[derive(Default, Debug, PartialEq)]
+pub struct JobLists {
     /// Per job, per role (master, pserver, trainer): None when the group may use every
     /// node.
     per_job: Vec<[Option<Rc<[bool]>>; 3]>,
     /// Per job, per role: how much the group would rather run on each node (preferred
     /// node affinity, PreferNoSchedule taints); None when it likes every node alike.
     prefer_job: Vec<[Option<Rc<[i64]>>; 3]>,
-    /// Per pending service pod of the view: the nodes it may be given room on, and its
-    /// preferences, as for a job's group.
-    per_service: Vec<Lists>,
 }
 
 fn role_index(role: Role) -> usize {
@@ -78,6 +85,42 @@ impl<'a, 'n> ListMaker<'a, 'n> {
         })
     }
 
+    fn job_lists(&mut self) -> JobLists {
+        let mut per_job = Vec::with_capacity(self.jobs.len());
+        let mut prefer_job = Vec::with_capacity(self.jobs.len());
+        for jv in self.jobs {
+            let mut allowed: [Option<Rc<[bool]>>; 3] = [None, None, None];
+            let mut prefer: [Option<Rc<[i64]>>; 3] = [None, None, None];
+            for role in [Role::Master, Role::Pserver, Role::Trainer] {
+                let (a, p) = self.lists(jv.job.placement.of(role));
+                allowed[role_index(role)] = a;
+                prefer[role_index(role)] = p;
+            }
+            per_job.push(allowed);
+            prefer_job.push(prefer);
+        }
+        JobLists {
+            per_job,
+            prefer_job,
+        }
+    }
+
+    /// Takes `lists` (built for these jobs) as the lists of their placements.
+    fn remember(&mut self, lists: &JobLists) {
+        for (jv, (allowed, prefer)) in self
+            .jobs
+            .iter()
+            .zip(lists.per_job.iter().zip(&lists.prefer_job))
+        {
+            for role in [Role::Master, Role::Pserver, Role::Trainer] {
+                let r = role_index(role);
+                self.shared
+                    .entry(jv.job.placement.of(role))
+                    .or_insert_with(|| (allowed[r].clone(), prefer[r].clone()));
+            }
+        }
+    }
+
     fn lists(&mut self, p: &'a Placement) -> Lists {
         if let Some(l) = self.shared.get(p) {
             return l.clone();
@@ -97,10 +140,13 @@ impl<'a, 'n> ListMaker<'a, 'n> {
 }
 
 impl Eligibility {
+    /// The lists of `jobs` and `pending_services` on `nodes`; `earlier` are the job
+    /// lists of an earlier round of the same plan (the same jobs, placements and nodes).
     pub fn build(
         jobs: &[JobView<'_>],
         nodes: &[&Node],
         pending_services: &[&OtherPod],
+        earlier: Option<JobLists>,
     ) -> Eligibility {
         let mut maker = ListMaker {
             nodes,
@@ -113,28 +159,38 @@ impl Eligibility {
                 .any(|n| n.taints.iter().any(|t| t.effect == PREFER_NO_SCHEDULE)),
             shared: FastMap::default(),
         };
-        let mut per_job = Vec::with_capacity(jobs.len());
-        let mut prefer_job = Vec::with_capacity(jobs.len());
-        for jv in jobs {
-            let mut allowed: [Option<Rc<[bool]>>; 3] = [None, None, None];
-            let mut prefer: [Option<Rc<[i64]>>; 3] = [None, None, None];
-            for role in [Role::Master, Role::Pserver, Role::Trainer] {
-                let (a, p) = maker.lists(jv.job.placement.of(role));
-                allowed[role_index(role)] = a;
-                prefer[role_index(role)] = p;
+        let job_lists = match earlier.filter(|e| e.per_job.len() == jobs.len()) {
+            Some(earlier) => {
+                if cfg!(debug_assertions) {
+                    let mut fresh = ListMaker {
+                        shared: FastMap::default(),
+                        classes: None,
+                        ..maker
+                    };
+                    assert_eq!(earlier, fresh.job_lists(), "an earlier round's job lists");
+                }
+                if !pending_services.is_empty() {
+                    // A service whose placement is a job's shares its list, as when
+                    // built afresh: lists are told apart by identity (`pools`).
+                    maker.remember(&earlier);
+                }
+                earlier
             }
-            per_job.push(allowed);
-            prefer_job.push(prefer);
-        }
+            None => maker.job_lists(),
+        };
         let per_service = pending_services
             .iter()
             .map(|pod| maker.lists(&pod.placement))
             .collect();
         Eligibility {
-            per_job,
-            prefer_job,
+            jobs: job_lists,
             per_service,
         }
+    }
+
+    /// The job lists, for a later round (see [`JobLists`]).
+    pub fn into_job_lists(self) -> JobLists {
+        self.jobs
     }
 
     /// The nodes the view's `i`th pending service pod may be given room on (None: every
@@ -147,14 +203,14 @@ impl Eligibility {
 
     /// The nodes job `j`'s `role` pods may use (by node index), or None for every node.
     pub fn of(&self, j: usize, role: Role) -> Option<&[bool]> {
-        self.per_job.get(j)?[role_index(role)].as_deref()
+        self.jobs.per_job.get(j)?[role_index(role)].as_deref()
     }
 
     /// How much job `j`'s `role` pods would rather run on each node (by node index), or
     /// None when they like every node alike: it only breaks ties between nodes that
     /// pack alike.
     pub fn preference(&self, j: usize, role: Role) -> Option<&[i64]> {
-        self.prefer_job.get(j)?[role_index(role)].as_deref()
+        self.jobs.prefer_job.get(j)?[role_index(role)].as_deref()
     }
 
     /// Whether job `j`'s `role` pods may use node `n`.
@@ -165,7 +221,7 @@ impl Eligibility {
     /// Why job `j` cannot run anywhere, when one of its pod groups may use no
     /// schedulable node: naming the constraint that rules out the most of them.
     pub fn no_eligible_node(&self, j: usize, view: &View<'_>) -> Option<Reason> {
-        let lists = self.per_job.get(j)?;
+        let lists = self.jobs.per_job.get(j)?;
         for role in [Role::Trainer, Role::Master, Role::Pserver] {
             let Some(allowed) = &lists[role_index(role)] else {
                 continue;
@@ -220,7 +276,7 @@ impl Eligibility {
     /// trainers' constraints are the ones that bind.
     pub fn pools(&self, view: &View<'_>) -> Option<PoolMap> {
         let trainer = role_index(Role::Trainer);
-        if self.per_job.iter().all(|l| l[trainer].is_none())
+        if self.jobs.per_job.iter().all(|l| l[trainer].is_none())
             && self.per_service.iter().all(|(a, _)| a.is_none())
         {
             return None;
@@ -236,6 +292,7 @@ impl Eligibility {
             })
         };
         let job_list: Vec<Option<usize>> = self
+            .jobs
             .per_job
             .iter()
             .map(|l| l[trainer].as_ref().map(&mut intern))

@@ -2,7 +2,7 @@
 //! is either a per-job reason (that job stays pending) or a plan-level problem.
 
 use super::apply::Editable;
-use super::eligibility::{Eligibility, PoolMap};
+use super::eligibility::{Eligibility, JobLists, PoolMap};
 use super::world::{Edited, World};
 use super::{FastMap, FastSet};
 use crate::model::{Job, Node, OtherPod, Problem, Queue, Reason, Resources, Role, default_queue};
@@ -85,6 +85,8 @@ pub struct JobIndex {
 /// snapshot's own (borrowed, unchanged).
 pub struct ViewMemo<'s> {
     jobs: Vec<Option<KnownJob<'s>>>,
+    /// The job lists of an earlier round of the same plan (see [`JobLists`]).
+    job_lists: Option<JobLists>,
 }
 
 struct KnownJob<'s> {
@@ -112,6 +114,8 @@ impl<'s> ViewMemo<'s> {
                 .zip(kept)
                 .map(|(job, index)| index.map(|index| KnownJob { job, index }))
                 .collect(),
+            // Between plans placements and nodes may have changed.
+            job_lists: None,
         }
     }
 
@@ -153,7 +157,7 @@ impl<'a> View<'a> {
     /// with the same nodes and queues) for every job still borrowed from the snapshot:
     /// the verification round re-indexes only the jobs the plan changed.
     pub fn build_reusing<'s>(world: &'a World<'s>, memo: Option<ViewMemo<'s>>) -> View<'a> {
-        let mut memo = memo.map(|m| m.jobs).unwrap_or_default();
+        let (mut memo, job_lists) = memo.map_or((Vec::new(), None), |m| (m.jobs, m.job_lists));
         let mut problems = Vec::new();
         let (nodes, node_refs, node_index) = index_nodes(world.nodes, &mut problems);
         let node_names: Vec<&str> = node_refs.iter().map(|n| n.name.as_str()).collect();
@@ -336,7 +340,7 @@ impl<'a> View<'a> {
         // Asked for by every step of every pass: summed once.
         let capacity = capacity(&nodes, &used);
         let room_for_jobs = room_for_jobs(capacity, &other_used, &pending_services);
-        let eligibility = Eligibility::build(&jobs, &node_refs, &pending_services);
+        let eligibility = Eligibility::build(&jobs, &node_refs, &pending_services, job_lists);
         let mut view = View {
             capacity,
             room_for_jobs,
@@ -364,8 +368,10 @@ impl<'a> View<'a> {
     }
 
     /// The per-job index of the jobs `world` (the world this view was built on) still
-    /// borrows from the snapshot, for [`View::build_reusing`].
+    /// borrows from the snapshot, and the job lists, for [`View::build_reusing`] on the
+    /// next round's world.
     pub fn into_memo<'s>(self, world: &World<'s>) -> ViewMemo<'s> {
+        let job_lists = Some(self.eligibility.into_job_lists());
         let jobs = self
             .jobs
             .into_iter()
@@ -378,7 +384,7 @@ impl<'a> View<'a> {
                 Edited::Copied(_) => None,
             })
             .collect();
-        ViewMemo { jobs }
+        ViewMemo { jobs, job_lists }
     }
 
     /// Capacity the cluster offers, for shares: schedulable nodes whole, cordoned nodes
