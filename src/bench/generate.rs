@@ -160,6 +160,7 @@ pub fn cluster(spec: &ClusterSpec) -> Snapshot {
         jobs,
         queues,
         other_pods,
+        node_groups: Vec::new(),
     }
 }
 

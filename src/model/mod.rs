@@ -2,6 +2,7 @@
 
 mod job;
 mod node;
+mod node_group;
 mod other_pod;
 pub mod placement;
 mod plan;
@@ -12,10 +13,11 @@ mod snapshot;
 pub(crate) use job::push_decimal;
 pub use job::{Job, JobKey, JobPlacement, JobPod, PodGroup, Role, TrainerSpec, default_queue};
 pub use node::{Node, Topology};
+pub use node_group::{NodeGroup, NodeGroupError};
 pub use other_pod::OtherPod;
 pub use plan::{
-    DeleteReason, JobPlan, MAX_QUEUE_DEPTH, Plan, PodDeletion, PodPlacement, Problem, Reason,
-    ServiceReservation,
+    DeleteReason, GroupNodes, JobPlan, MAX_QUEUE_DEPTH, Plan, PodDeletion, PodPlacement, Problem,
+    Reason, ScaleUp, ServiceReservation,
 };
 pub use queue::Queue;
 pub use resources::{MAX_CPU_MILLI, MAX_GPUS, MAX_MEMORY_BYTES, ResourceError, Resources};

@@ -24,6 +24,9 @@ pub struct Node {
     /// run here (see [`super::placement`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<Taint>,
+    /// The node group (see [`super::NodeGroup`]) the node belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// Where the node sits: node -> NVLink group -> rack. Absent ids mean "alone at that
@@ -48,6 +51,7 @@ impl Node {
             topology: Topology::default(),
             unschedulable: false,
             taints: Vec::new(),
+            group: None,
         }
     }
 

@@ -18,6 +18,23 @@ pub struct Plan {
     pub service_reservations: Vec<ServiceReservation>,
     /// Snapshot-level defects that were worked around (the rest was still planned).
     pub problems: Vec<Problem>,
+    /// Nodes to ask the autoscaler for: per job whose gang cannot pack on the nodes
+    /// there are, the new nodes that would hold it (all of them or none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scale_up: Vec<ScaleUp>,
+}
+
+/// New nodes for one job's gang (master, pservers and `min` trainers).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScaleUp {
+    pub job: JobKey,
+    pub nodes: Vec<GroupNodes>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupNodes {
+    pub group: String,
+    pub count: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -214,6 +231,10 @@ pub enum Problem {
         pod: String,
         message: String,
     },
+    InvalidNodeGroup {
+        group: String,
+        message: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -235,6 +256,9 @@ impl fmt::Display for Problem {
                 write!(f, "pod {pod} is bound to unknown node {node}")
             }
             Problem::InvalidOtherPod { pod, message } => write!(f, "pod {pod}: {message}"),
+            Problem::InvalidNodeGroup { group, message } => {
+                write!(f, "node group {group}: {message}")
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Everything the planner sees of the world at one instant.
 
-use super::{Job, Node, OtherPod, Queue, Resources};
+use super::{Job, Node, NodeGroup, OtherPod, Queue, Resources};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -17,6 +17,10 @@ pub struct Snapshot {
     pub queues: Vec<Queue>,
     #[serde(default)]
     pub other_pods: Vec<OtherPod>,
+    /// Groups an autoscaler can grow: the planner asks for their nodes when a gang
+    /// cannot pack on the nodes there are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_groups: Vec<NodeGroup>,
 }
 
 impl Snapshot {

@@ -62,6 +62,8 @@ pub fn compose(original: &Snapshot, earlier: Plan, later: Plan) -> Plan {
         recreate_after_delete,
         service_reservations,
         problems: earlier.problems,
+        // Asked for once the rounds are done (see `super::scale_up`).
+        scale_up: later.scale_up,
     }
 }
 

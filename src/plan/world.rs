@@ -6,7 +6,7 @@
 //! and node label, to change a few hundred jobs. Here only what changes is copied.
 
 use super::apply::{Deleted, Editable, apply_into};
-use crate::model::{Job, Node, OtherPod, Plan, Queue, Snapshot};
+use crate::model::{Job, Node, NodeGroup, OtherPod, Plan, Queue, Snapshot};
 
 /// A borrowed item, or an edited copy of it.
 pub enum Edited<'a, T> {
@@ -39,6 +39,7 @@ pub struct World<'a> {
     pub jobs: Vec<Edited<'a, Job>>,
     pub queues: &'a [Queue],
     pub other_pods: Vec<Edited<'a, OtherPod>>,
+    pub node_groups: &'a [NodeGroup],
 }
 
 impl<'a> World<'a> {
@@ -50,6 +51,7 @@ impl<'a> World<'a> {
             jobs: snapshot.jobs.iter().map(Edited::Borrowed).collect(),
             queues: &snapshot.queues,
             other_pods: snapshot.other_pods.iter().map(Edited::Borrowed).collect(),
+            node_groups: &snapshot.node_groups,
         }
     }
 
@@ -82,6 +84,7 @@ impl<'a> World<'a> {
             jobs: self.jobs().cloned().collect(),
             queues: self.queues.to_vec(),
             other_pods: self.other_pods().cloned().collect(),
+            node_groups: self.node_groups.to_vec(),
         }
     }
 }

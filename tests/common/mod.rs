@@ -54,6 +54,7 @@ pub fn snapshot(nodes: Vec<Node>, jobs: Vec<Job>) -> Snapshot {
         jobs,
         queues: Vec::new(),
         other_pods: Vec::new(),
+        node_groups: Vec::new(),
     }
 }
 

@@ -98,6 +98,7 @@ impl World {
             jobs: Vec::new(),
             queues: scenario.queues.clone(),
             other_pods: Vec::new(),
+            node_groups: Vec::new(),
         };
         let jobs = scenario
             .jobs

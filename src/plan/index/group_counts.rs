@@ -187,6 +187,7 @@ mod tests {
                 },
                 unschedulable: i % 13 == 0,
                 taints: Vec::new(),
+                group: None,
             })
             .collect();
         let refs: Vec<&Node> = nodes.iter().collect();

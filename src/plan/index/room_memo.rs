@@ -286,6 +286,7 @@ mod tests {
                 resources: Resources::new(90_000, 8 * GIB, 0),
                 node: None,
             }],
+            node_groups: Vec::new(),
         };
         // One packing, not a whole plan: a later round of `plan` would find the room
         // anyway, and hide a stale answer here.
