@@ -41,6 +41,7 @@ pub enum Kind {
     IdleCapacity,
     NotPackable,
     ScaledDown,
+    WaitingForNodes,
 }
 
 fn because(kind: Kind, text: String) -> Because {
@@ -67,15 +68,22 @@ pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explana
             let job = jv.job;
             let (t, c, f) = (jp.target_trainers, jp.current_trainers, jp.fair_trainers);
             let mut out = Vec::new();
+            let waiting = waiting_for_nodes(plan, &jp.job);
             if !jp.admitted {
                 let why = jp
                     .reason
                     .as_ref()
                     .map_or("not admitted".to_string(), |r| r.to_string());
+                let summary = match &waiting {
+                    Some(w) => format!("pending: {w}"),
+                    None => format!("pending: {why}"),
+                };
+                let mut because_list = vec![because(Kind::Pending, why)];
+                because_list.extend(waiting.map(|w| because(Kind::WaitingForNodes, w)));
                 return Explanation {
                     job: jp.job.clone(),
-                    summary: format!("pending: {why}"),
-                    because: vec![because(Kind::Pending, why)],
+                    summary,
+                    because: because_list,
                 };
             }
             let queue = &view.queues[jv.queue].name;
@@ -96,6 +104,7 @@ pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explana
                     ),
                 ));
             }
+            out.extend(waiting.map(|w| because(Kind::WaitingForNodes, w)));
             let freed_for = |pred: &dyn Fn(&DeleteReason) -> bool| {
                 plan.delete
                     .iter()
@@ -236,4 +245,18 @@ fn queue_holdings(view: &View, index: &HashMap<&JobKey, usize>, plan: &Plan) -> 
         }
     }
     held
+}
+
+/// "waiting for 2 nodes of group gpu-a100", when the plan asks for nodes for `job`.
+fn waiting_for_nodes(plan: &Plan, job: &JobKey) -> Option<String> {
+    let request = plan.scale_up.iter().find(|r| &r.job == job)?;
+    let groups: Vec<String> = request
+        .nodes
+        .iter()
+        .map(|n| {
+            let nodes = if n.count == 1 { "node" } else { "nodes" };
+            format!("{} {nodes} of group {}", n.count, n.group)
+        })
+        .collect();
+    Some(format!("waiting for {}", groups.join(" and ")))
 }

@@ -45,6 +45,8 @@ mod node_classes;
 pub mod packing;
 pub mod pools;
 
+mod scale_up;
+
 mod compose;
 
 pub mod world;
@@ -106,6 +108,7 @@ fn plan_from<'s>(
     let mut world = World::of(snapshot);
     let (mut composed, view) = plan_round(&world, memo, policy, &mut topo, &mut fair_memory, 0);
     if compose::is_quiet(&composed) {
+        ask_for_nodes(&mut composed, &view, &world);
         return (composed, keep.then(|| view.into_memo(&world)), topo);
     }
     let mut memo = view.into_memo(&world);
@@ -120,13 +123,28 @@ fn plan_from<'s>(
             round_index,
         );
         if compose::is_quiet(&round) {
+            ask_for_nodes(&mut composed, &view, &world);
             return (composed, keep.then(|| view.into_memo(&world)), topo);
         }
         memo = view.into_memo(&world);
         world.apply_keeping_names(&round);
         composed = compose::compose(snapshot, composed, round);
     }
+    if !world.node_groups.is_empty() {
+        ask_for_nodes(&mut composed, &View::build(&world), &world);
+    }
     (composed, None, topo)
+}
+
+/// The plan's scale-up requests ([`scale_up`]), made on `view` of `world`, the world
+/// the plan leaves.
+fn ask_for_nodes(plan: &mut Plan, view: &View, world: &World) {
+    if world.node_groups.is_empty() {
+        return;
+    }
+    let (requests, problems) = scale_up::requests(view, world.node_groups, &plan.jobs);
+    plan.scale_up = requests;
+    plan.problems.extend(problems);
 }
 
 /// Round `round_index` on `world`, and its view (what it knows of the jobs the next
@@ -257,6 +275,7 @@ fn plan_round<'w, 's>(
         recreate_after_delete: packed.recreate_after_delete,
         service_reservations: packed.reservations,
         problems: std::mem::take(&mut view.problems),
+        scale_up: Vec::new(),
     };
     (plan, view)
 }

@@ -94,6 +94,18 @@ fn table(plan: &Plan, explained: Option<&[Explanation]>) -> String {
         plan.recreate_after_delete.len(),
         plan.service_reservations.len()
     ));
+    for r in &plan.scale_up {
+        let nodes: Vec<String> = r
+            .nodes
+            .iter()
+            .map(|n| format!("{} x {}", n.count, n.group))
+            .collect();
+        out.push_str(&format!(
+            "nodes to ask for: {}: {}\n",
+            r.job,
+            nodes.join(", ")
+        ));
+    }
     for p in &plan.problems {
         out.push_str(&format!("problem: {p}\n"));
     }

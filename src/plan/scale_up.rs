@@ -1,0 +1,232 @@
+//! Nodes to ask an autoscaler for: per job whose gang cannot pack on the nodes there
+//! are, the new nodes of the snapshot's node groups that would hold it.
+//!
+//! Cluster Autoscaler and Karpenter add nodes only for pods that are pending and
+//! unschedulable (or for a ProvisioningRequest). ebb binds its own pods and shows none
+//! pending, so it says itself what must run: the gang (master, pservers and `min`
+//! trainers) of each job admission would take but packing could not place, and the
+//! missing minimum of an admitted job below it. Never elastic extras (the queue's room
+//! for those is what exists), and never a job its queue's limit holds back, with the
+//! gangs already asked for counted: a node bought for a job that may not run is a
+//! node nobody uses.
+//!
+//! The rule, per job in admission order (priority, then submit time): picture the
+//! gang's pods, largest first, on new nodes of the groups whose node template its
+//! placement admits (selector, affinity, GPU models, taints: the filters packing
+//! applies), each pod on the first of the job's pictured nodes it fits, else on a new
+//! node of the group the job already uses, else of the cheapest group that can hold
+//! it, within each group's max. All of the gang or nothing: a job some pod of which no
+//! group can hold asks for no node. Pictured nodes are the job's own (a request that
+//! fails or is granted in part leaves no other job short), and the room the existing
+//! nodes have left is not counted, so that the nodes asked for hold the gang on their
+//! own whatever else packs first; a fragmented cluster can thus be asked for one node
+//! more than a tighter fit would need.
+
+use super::admission::queue_path;
+use super::view::View;
+use crate::model::{
+    GroupNodes, JobPlan, Node, NodeGroup, Problem, Reason, Resources, Role, ScaleUp,
+};
+use std::collections::BTreeMap;
+
+/// The scale-up requests for the jobs of `plan_jobs` (the plan's per-job lines, in
+/// `view`'s job order) on `view` (the world the plan leaves), and what is wrong with
+/// the groups left out.
+pub fn requests(
+    view: &View<'_>,
+    groups: &[NodeGroup],
+    plan_jobs: &[JobPlan],
+) -> (Vec<ScaleUp>, Vec<Problem>) {
+    let (groups, problems) = sound_groups(groups);
+    if groups.is_empty() {
+        return (Vec::new(), problems);
+    }
+    // Nodes each group has now, and nodes left to ask for below its max.
+    let mut spare: Vec<u32> = groups
+        .iter()
+        .map(|g| {
+            let now = view
+                .node_refs
+                .iter()
+                .filter(|n| n.group.as_deref() == Some(g.name.as_str()))
+                .count();
+            g.max.saturating_sub(u32::try_from(now).unwrap_or(u32::MAX))
+        })
+        .collect();
+    let mut queue_use = admitted_gangs(view, plan_jobs);
+    let mut out = Vec::new();
+    for (j, missing) in candidates(view, plan_jobs) {
+        let jv = &view.jobs[j];
+        let gang = pods_total(&missing);
+        let new_job = !plan_jobs[j].admitted;
+        if new_job && held_by_limit(view, jv.queue, &queue_use, &gang) {
+            continue;
+        }
+        let Some(opened) = picture(&missing, jv.job, &groups, &spare) else {
+            continue;
+        };
+        let mut counts: BTreeMap<usize, u32> = BTreeMap::new();
+        for g in opened {
+            *counts.entry(g).or_default() += 1;
+        }
+        for (&g, &n) in &counts {
+            spare[g] -= n;
+        }
+        if new_job {
+            for &q in queue_path(view, jv.queue) {
+                queue_use[q] = queue_use[q].add(&gang);
+            }
+        }
+        out.push(ScaleUp {
+            job: jv.job.key(),
+            nodes: counts
+                .into_iter()
+                .map(|(g, count)| GroupNodes {
+                    group: groups[g].name.clone(),
+                    count,
+                })
+                .collect(),
+        });
+    }
+    (out, problems)
+}
+
+/// The groups that pass their checks, first of each name; the others as problems.
+fn sound_groups(groups: &[NodeGroup]) -> (Vec<&NodeGroup>, Vec<Problem>) {
+    let mut sound: Vec<&NodeGroup> = Vec::new();
+    let mut problems = Vec::new();
+    for g in groups {
+        let verdict = match g.check() {
+            Err(e) => Some(e.to_string()),
+            Ok(()) if sound.iter().any(|s| s.name == g.name) => {
+                Some("name: another group has this name".into())
+            }
+            Ok(()) => None,
+        };
+        match verdict {
+            Some(message) => problems.push(Problem::InvalidNodeGroup {
+                group: g.name.clone(),
+                message,
+            }),
+            None => sound.push(g),
+        }
+    }
+    (sound, problems)
+}
+
+/// Per queue, the gangs of the admitted jobs below it (as admission counts them).
+fn admitted_gangs(view: &View<'_>, plan_jobs: &[JobPlan]) -> Vec<Resources> {
+    let mut used = vec![Resources::ZERO; view.queues.len()];
+    for (jv, jp) in view.jobs.iter().zip(plan_jobs) {
+        if jp.admitted {
+            for &q in queue_path(view, jv.queue) {
+                used[q] = used[q].add(&jv.job.gang());
+            }
+        }
+    }
+    used
+}
+
+fn held_by_limit(view: &View<'_>, queue: usize, used: &[Resources], gang: &Resources) -> bool {
+    queue_path(view, queue).iter().any(|&q| {
+        view.queues[q]
+            .limit
+            .is_some_and(|l| !used[q].add(gang).fits_in(&l))
+    })
+}
+
+/// One pod to picture: its role and requests.
+type Pod = (Role, Resources);
+
+/// The jobs that need new nodes, in admission order, each with the pods it misses.
+fn candidates(view: &View<'_>, plan_jobs: &[JobPlan]) -> Vec<(usize, Vec<Pod>)> {
+    let mut order: Vec<usize> = (0..view.jobs.len().min(plan_jobs.len()))
+        .filter(|&j| plan_jobs[j].job == view.jobs[j].job.key())
+        .collect();
+    order.sort_by(|&a, &b| {
+        let (ja, jb) = (view.jobs[a].job, view.jobs[b].job);
+        jb.priority
+            .cmp(&ja.priority)
+            .then(ja.submit_time_s.total_cmp(&jb.submit_time_s))
+            .then_with(|| (&ja.namespace, &ja.name).cmp(&(&jb.namespace, &jb.name)))
+    });
+    order
+        .into_iter()
+        .filter_map(|j| {
+            let job = view.jobs[j].job;
+            let trainers = |n: u32| (0..n).map(|_| (Role::Trainer, job.trainers.resources));
+            let missing: Vec<Pod> = match plan_jobs[j].reason.as_ref()? {
+                Reason::InsufficientCapacity { .. }
+                | Reason::InsufficientEligibleCapacity { .. }
+                | Reason::NotPackable
+                | Reason::NeverFits { .. }
+                | Reason::NoEligibleNode { .. }
+                    if !plan_jobs[j].admitted =>
+                {
+                    (0..job.master.replicas)
+                        .map(|_| (Role::Master, job.master.resources))
+                        .chain(
+                            (0..job.pservers.replicas)
+                                .map(|_| (Role::Pserver, job.pservers.resources)),
+                        )
+                        .chain(trainers(job.trainers.min))
+                        .collect()
+                }
+                Reason::BelowMin { placed, min } if plan_jobs[j].admitted => {
+                    trainers(min.saturating_sub(*placed)).collect()
+                }
+                _ => return None,
+            };
+            (!missing.is_empty()).then_some((j, missing))
+        })
+        .collect()
+}
+
+fn pods_total(pods: &[Pod]) -> Resources {
+    pods.iter().fold(Resources::ZERO, |a, (_, r)| a.add(r))
+}
+
+/// The group of each node `pods` would take, pictured as the module doc says; None
+/// when some pod fits no group with a node to spare.
+fn picture(
+    pods: &[Pod],
+    job: &crate::model::Job,
+    groups: &[&NodeGroup],
+    spare: &[u32],
+) -> Option<Vec<usize>> {
+    let mut pods = pods.to_vec();
+    // Largest first: GPUs, then CPU, then memory.
+    pods.sort_by_key(|(_, r)| std::cmp::Reverse((r.gpus, r.cpu_milli, r.memory_bytes)));
+    let pictured: Vec<Node> = groups.iter().map(|g| g.pictured_node(0)).collect();
+    // The job's pictured nodes: (group, room left).
+    let mut opened: Vec<(usize, Resources)> = Vec::new();
+    let mut left = spare.to_vec();
+    for (role, r) in pods {
+        let placement = job.placement.of(role);
+        let admits = |g: usize| placement.admits(pictured[g].facts());
+        if let Some(slot) = opened
+            .iter_mut()
+            .find(|(g, room)| r.fits_in(room) && admits(*g))
+        {
+            slot.1 = slot.1.sub(&r);
+            continue;
+        }
+        let usable =
+            |g: usize| left[g] > 0 && r.fits_in(&groups[g].template.allocatable) && admits(g);
+        let already = |g: usize| opened.iter().any(|&(o, _)| o == g);
+        let g = (0..groups.len()).filter(|&g| usable(g)).min_by(|&a, &b| {
+            already(b)
+                .cmp(&already(a))
+                .then(price(groups[a]).total_cmp(&price(groups[b])))
+                .then_with(|| groups[a].name.cmp(&groups[b].name))
+        })?;
+        left[g] -= 1;
+        opened.push((g, groups[g].template.allocatable.sub(&r)));
+    }
+    Some(opened.into_iter().map(|(g, _)| g).collect())
+}
+
+/// A group without a price sorts after every priced one: nothing says it is cheap.
+fn price(g: &NodeGroup) -> f64 {
+    g.price_per_node_hour.unwrap_or(f64::INFINITY)
+}
