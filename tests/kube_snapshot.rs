@@ -50,6 +50,9 @@ fn nodes_keep_gpus_topology_and_cordons() {
         }]
     );
     assert!(cpu_a.taints.is_empty());
+    // The autoscaler's group label names the node's group.
+    assert_eq!(gpu_a.group.as_deref(), Some("gpu-h100"));
+    assert_eq!(cpu_a.group, None);
     assert_eq!(
         (
             nodes[3].taints[0].key.as_str(),

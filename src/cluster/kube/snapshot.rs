@@ -22,6 +22,14 @@ pub const NVLINK_GROUP_ANNOTATION: &str = "ebb.dev/nvlink-group";
 pub const GPU_UNHEALTHY_ANNOTATION: &str = "ebb.dev/gpu-unhealthy";
 pub const RACK_LABEL: &str = "ebb.dev/rack";
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+/// The labels autoscalers put on a node naming its group, in the order they are read:
+/// Karpenter's NodePool, EKS managed node groups, GKE node pools, AKS agent pools.
+pub const NODE_GROUP_LABELS: [&str; 4] = [
+    "karpenter.sh/nodepool",
+    "eks.amazonaws.com/nodegroup",
+    "cloud.google.com/gke-nodepool",
+    "kubernetes.azure.com/agentpool",
+];
 
 #[derive(Debug, Default)]
 pub struct SnapshotBuild {
@@ -170,6 +178,10 @@ fn node_model(node: &Node, warnings: &mut Vec<String>) -> Option<model::Node> {
         .collect();
     Some(model::Node {
         gpu_model: labels.get(GPU_MODEL_LABEL).cloned(),
+        group: NODE_GROUP_LABELS
+            .iter()
+            .find_map(|key| labels.get(*key))
+            .cloned(),
         topology: Topology {
             nvlink_group: annotations
                 .and_then(|a| a.get(NVLINK_GROUP_ANNOTATION))
