@@ -158,6 +158,26 @@ fn trainer_pods_are_owned_bound_by_ebb_and_know_their_peers() {
     };
     let pod = render_pod(&resnet(), Role::Trainer, "resnet-trainer-7", &config);
     let v = serde_json::to_value(&pod).unwrap();
+    // Node autoscalers may evict a trainer, never a master or pserver.
+    let annotations = &v["metadata"]["annotations"];
+    assert_eq!(
+        annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"],
+        "true"
+    );
+    assert!(annotations.get("karpenter.sh/do-not-disrupt").is_none());
+    let master = serde_json::to_value(render_pod(
+        &resnet(),
+        Role::Master,
+        "resnet-master",
+        &config,
+    ))
+    .unwrap();
+    let annotations = &master["metadata"]["annotations"];
+    assert_eq!(
+        annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"],
+        "false"
+    );
+    assert_eq!(annotations["karpenter.sh/do-not-disrupt"], "true");
     assert_eq!(v["spec"]["schedulerName"], "ebb");
     assert!(
         v["spec"].get("nodeName").is_none(),

@@ -92,18 +92,36 @@ pub fn render_pod(tj: &TrainingJob, role: Role, pod_name: &str, config: &RenderC
             }
         });
     }
+    let mut annotations = meta.annotations.take().unwrap_or_default();
+    annotations.extend(autoscaler_annotations(role));
     Pod {
         metadata: ObjectMeta {
             name: Some(pod_name.to_string()),
             namespace: Some(namespace),
             labels: Some(labels),
-            annotations: meta.annotations.take(),
+            annotations: Some(annotations),
             owner_references: tj.controller_owner_ref(&()).map(|o| vec![o]),
             ..ObjectMeta::default()
         },
         spec: Some(spec),
         status: None,
     }
+}
+
+/// What node autoscalers read before removing a node: a trainer may be evicted (its
+/// job shrinks and regrows elsewhere), a master or pserver may not (the job would
+/// restart), for Cluster Autoscaler (`safe-to-evict`) and Karpenter (`do-not-disrupt`).
+/// ebb's own annotations win over the template's.
+pub fn autoscaler_annotations(role: Role) -> Vec<(String, String)> {
+    let evictable = role == Role::Trainer;
+    let mut out = vec![(
+        "cluster-autoscaler.kubernetes.io/safe-to-evict".to_string(),
+        evictable.to_string(),
+    )];
+    if !evictable {
+        out.push(("karpenter.sh/do-not-disrupt".into(), "true".into()));
+    }
+    out
 }
 
 /// The master's ClusterIP Service and the pservers' headless Service.
