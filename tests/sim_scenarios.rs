@@ -482,3 +482,77 @@ fn malformed_placement_in_a_scenario_names_the_field() {
     let r = sim::run(&s, PolicyKind::Elastic, &mut |_| {}).expect("runs");
     assert!(r.jobs[0].start_s.is_none() && r.jobs[0].end_s.is_none());
 }
+
+#[test]
+fn an_autoscaled_group_grows_for_gangs_only_and_hands_nodes_back() {
+    let elastic = run("scenarios/seed-autoscale.yaml", PolicyKind::Elastic);
+    let fixed = run("scenarios/seed-autoscale.yaml", PolicyKind::Static);
+    for r in [&elastic, &fixed] {
+        assert!(r.jobs.iter().all(|j| j.end_s.is_some()), "{:?}", r.jobs);
+        assert!(r.nodes.nodes_added > 0, "{:?}", r.nodes);
+        assert_eq!(r.nodes.nodes_added_unused, 0, "{:?}", r.nodes);
+    }
+    // Nodes only for what must run: fewer added, fewer node-hours than the static
+    // policy, which asks for every requested trainer.
+    assert!(
+        elastic.nodes.nodes_added < fixed.nodes.nodes_added,
+        "{:?} vs {:?}",
+        elastic.nodes,
+        fixed.nodes
+    );
+    assert!(
+        elastic.nodes.node_hours <= fixed.nodes.node_hours,
+        "{:?} vs {:?}",
+        elastic.nodes,
+        fixed.nodes
+    );
+    // Priced groups are costed by the node-hour.
+    assert!((elastic.nodes.cost - elastic.nodes.node_hours * 1.02).abs() < 1e-6);
+}
+
+#[test]
+fn a_bad_autoscale_block_is_refused_naming_the_field() {
+    let scaled = |block: &str| {
+        GOOD.replace(
+            "{ prefix: n, count: 2, cpu: 8, memory_gib: 32 }",
+            &format!("{{ prefix: n, count: 2, cpu: 8, memory_gib: 32, autoscale: {block} }}"),
+        )
+    };
+    for (block, field) in [
+        ("{ min: 3, max: 2 }", "cluster.nodes[0].autoscale.max"),
+        ("{ min: 0, max: 1 }", "cluster.nodes[0].count"),
+        (
+            "{ max: 4, delay_s: -1 }",
+            "cluster.nodes[0].autoscale.delay_s",
+        ),
+        (
+            "{ max: 4, utilisation: 2 }",
+            "cluster.nodes[0].autoscale.utilisation",
+        ),
+    ] {
+        let e = parse_err(&scaled(block));
+        assert!(e.contains(field), "expected {field} in: {e}");
+    }
+    // A group that starts below its need grows: the job's gang of 7 cores does not fit
+    // one 4-core node, and a second one joins.
+    let text = GOOD
+        .replace(
+            "{ prefix: n, count: 2, cpu: 8, memory_gib: 32 }",
+            "{ prefix: n, count: 1, cpu: 4, memory_gib: 32, autoscale: { min: 1, max: 3, delay_s: 60 } }",
+        )
+        .replace("min: 1, max: 8", "min: 5, max: 8")
+        .replace("requested: 4", "requested: 5");
+    let s = Scenario::parse(&text, "grow.yaml").expect("valid");
+    let r = sim::run(&s, PolicyKind::Elastic, &mut |_| {}).expect("runs");
+    assert!(r.jobs[0].end_s.is_some(), "{:?}", r.jobs[0]);
+    let start = r.jobs[0].start_s.expect("started");
+    assert!(
+        (60.0..=60.0 + 3.0 * 5.0 + 10.0).contains(&start),
+        "started at {start}"
+    );
+    assert!(
+        r.nodes.nodes_added >= 1 && r.nodes.nodes_added <= 2,
+        "{:?}",
+        r.nodes
+    );
+}

@@ -89,6 +89,7 @@ pub fn synthetic_trace(nodes: u32, jobs: usize, seed: u64) -> Scenario {
                 nodes_per_rack: Some(32),
                 labels: Default::default(),
                 taints: Vec::new(),
+                autoscale: None,
             }],
         },
         queues: Vec::new(),

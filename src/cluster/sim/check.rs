@@ -28,8 +28,33 @@ impl Scenario {
         let mut largest = Vec::new();
         for (i, g) in self.cluster.nodes.iter().enumerate() {
             let f = |name: &str| format!("cluster.nodes[{i}].{name}");
-            if g.count == 0 {
-                return bad(f("count"), "must be at least 1");
+            match &g.autoscale {
+                None if g.count == 0 => return bad(f("count"), "must be at least 1"),
+                None => {}
+                Some(a) => {
+                    let f = |name: &str| format!("cluster.nodes[{i}].autoscale.{name}");
+                    if a.min > a.max || a.max == 0 {
+                        return bad(f("max"), "must be at least 1 and at least min");
+                    }
+                    if !(a.min..=a.max).contains(&g.count) {
+                        return bad(
+                            format!("cluster.nodes[{i}].count"),
+                            "an autoscaled group starts between its min and max",
+                        );
+                    }
+                    if a.delay_s.is_some_and(|d| !non_negative(d)) {
+                        return bad(f("delay_s"), "must be >= 0 seconds");
+                    }
+                    if !non_negative(a.unneeded_s) {
+                        return bad(f("unneeded_s"), "must be >= 0 seconds");
+                    }
+                    if !(a.utilisation.is_finite() && (0.0..=1.0).contains(&a.utilisation)) {
+                        return bad(f("utilisation"), "must be between 0 and 1");
+                    }
+                    if a.price_per_node_hour.is_some_and(|p| !non_negative(p)) {
+                        return bad(f("price_per_node_hour"), "must be >= 0");
+                    }
+                }
             }
             check_shape(&f(""), g.cpu, g.memory_gib, g.gpus, true)?;
             let shape = PodShape {
@@ -43,7 +68,7 @@ impl Scenario {
                     return bad(f(&format!("taints[{k}].{}", e.field)), &e.message);
                 }
             }
-            capacity = capacity.add(&shape.times(i64::from(g.count)));
+            capacity = capacity.add(&shape.times(i64::from(g.nodes_ever())));
             largest.push(shape);
         }
         let mut names = std::collections::HashSet::new();

@@ -9,6 +9,7 @@
 //! tells the cache which jobs changed since the last plan, so only those are indexed
 //! again.
 
+use super::autoscaler::Autoscaler;
 use super::error::SimError;
 use super::report::{PolicyResult, Sample};
 use super::scenario::Scenario;
@@ -54,6 +55,7 @@ pub fn run(
 ) -> Result<PolicyResult, SimError> {
     let mut engine = Engine::new(scenario, kind, observer.per_job_series());
     while let Some((next, rates)) = engine.next_event() {
+        engine.scaler.advance(&engine.w, next - engine.now);
         advance(&mut engine.w, &rates, next - engine.now);
         engine.now = next;
         engine.w.snapshot.time_s = next;
@@ -95,6 +97,7 @@ struct Engine<'s> {
     plans: u64,
     series: Vec<Sample>,
     per_job_series: bool,
+    scaler: Autoscaler,
 }
 
 impl<'s> Engine<'s> {
@@ -160,6 +163,7 @@ impl<'s> Engine<'s> {
             plans: 0,
             series: Vec::new(),
             per_job_series,
+            scaler: Autoscaler::new(scenario),
         };
         engine.record();
         engine
@@ -200,6 +204,7 @@ impl<'s> Engine<'s> {
         if let Some(f) = self.faults.get(self.next_fault) {
             next = next.min(f.at_s.max(now));
         }
+        next = next.min(self.scaler.next_event(w, now));
         let tick = self.scenario.tick_s;
         let mut next_tick = tick_at_or_after(now, tick);
         if next_tick <= self.last_tick + EPS {
@@ -212,7 +217,11 @@ impl<'s> Engine<'s> {
             next = next.min(self.wake.max(next_tick));
         }
         let jobs_done = self.finished == w.jobs.len();
-        if (jobs_done || self.stuck(&rates)) && now >= self.services_settle_at {
+        // The run goes on until the autoscaler has handed back the nodes left idle.
+        if (jobs_done || self.stuck(&rates))
+            && now >= self.services_settle_at
+            && !self.scaler.busy(w, now)
+        {
             return None;
         }
         if !next.is_finite() || next > self.scenario.end_s {
@@ -252,6 +261,9 @@ impl<'s> Engine<'s> {
                 self.w.node_down(&f.node);
             }
             self.next_fault += 1;
+            self.dirty = true;
+        }
+        if self.scaler.step(&mut self.w, now) {
             self.dirty = true;
         }
         let mut arrivals = Vec::new();
@@ -330,6 +342,7 @@ impl<'s> Engine<'s> {
         let changed =
             !(p.create.is_empty() && p.delete.is_empty() && p.recreate_after_delete.is_empty());
         apply_plan(&mut self.w, &p, self.scenario, now);
+        self.scaler.after_plan(&self.w, &p, now);
         self.w.schedule_services(now);
         // A plan that changed something is checked by the next tick; a quiet one means
         // the world is settled until the next event.
@@ -369,7 +382,9 @@ impl<'s> Engine<'s> {
             let s = sample(&self.w, self.now, self.per_job_series);
             self.series.push(s);
         }
-        PolicyResult::build(self.kind, &self.w, self.series, self.now, self.plans)
+        let mut result = PolicyResult::build(self.kind, &self.w, self.series, self.now, self.plans);
+        result.nodes = self.scaler.account();
+        result
     }
 }
 

@@ -1,6 +1,7 @@
 //! A discrete-event simulator: a virtual cluster in virtual time, driven by the same
 //! `plan::plan` the controller runs. Scenarios: `docs/scenarios.md`.
 
+pub mod autoscaler;
 mod check;
 pub mod engine;
 pub mod error;

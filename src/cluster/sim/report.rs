@@ -1,6 +1,7 @@
 //! What a run measured, in the shape `--json` writes (`docs/scenarios.md`), and the
 //! seed's tables.
 
+use super::autoscaler::NodeAccount;
 use super::world::{PolicyKind, World};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
@@ -68,6 +69,8 @@ pub struct PolicyResult {
     pub services: Vec<ServiceResult>,
     /// Controller ticks that ran a plan (ticks on an unchanged world are skipped).
     pub plans: u64,
+    /// Node-hours, cost and nodes an autoscaler added (see `autoscaler.rs`).
+    pub nodes: NodeAccount,
     pub series: Vec<Sample>,
 }
 
@@ -155,6 +158,8 @@ impl PolicyResult {
             makespan_s,
             services,
             plans,
+            // The engine fills it in: the autoscaler keeps the node accounting.
+            nodes: NodeAccount::default(),
             series,
         }
     }
@@ -268,6 +273,16 @@ pub fn tables(results: &[PolicyResult]) -> String {
     t.add_row(row("CPU utilisation", &|r| pct(r.cpu_util_mean)));
     t.add_row(row("GPU utilisation", &|r| pct(r.gpu_util_mean)));
     t.add_row(row("plans run", &|r| r.plans.to_string()));
+    t.add_row(row("node-hours", &|r| format!("{:.1}", r.nodes.node_hours)));
+    if results.iter().any(|r| r.nodes.cost > 0.0) {
+        t.add_row(row("node cost", &|r| format!("{:.2}", r.nodes.cost)));
+    }
+    if results.iter().any(|r| r.nodes.nodes_added > 0) {
+        t.add_row(row("nodes added", &|r| r.nodes.nodes_added.to_string()));
+        t.add_row(row("nodes added unused", &|r| {
+            r.nodes.nodes_added_unused.to_string()
+        }));
+    }
     out.push_str(&format!("{t}\n"));
 
     for (s, svc) in results

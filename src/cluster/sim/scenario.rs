@@ -74,6 +74,62 @@ pub struct NodeGroup {
     /// `spec.taints` of every node of the group.
     #[serde(default)]
     pub taints: Vec<Taint>,
+    /// Grown and shrunk by a simulated Cluster Autoscaler: `count` nodes are up at the
+    /// start, more join when the planner asks, idle ones leave (see `autoscaler.rs`).
+    #[serde(default)]
+    pub autoscale: Option<AutoscaleSpec>,
+}
+
+/// A node group's autoscaling, with Cluster Autoscaler's defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscaleSpec {
+    #[serde(default)]
+    pub min: u32,
+    pub max: u32,
+    /// From a scale-up to the node's joining; default 120 s for CPU nodes, 300 s for GPU.
+    #[serde(default)]
+    pub delay_s: Option<f64>,
+    /// A node whose requests stay below `utilisation` of its allocatable this long is
+    /// removed, unless a pod that is not safe to evict runs there.
+    #[serde(default = "default_unneeded_s")]
+    pub unneeded_s: f64,
+    #[serde(default = "default_utilisation")]
+    pub utilisation: f64,
+    #[serde(default)]
+    pub price_per_node_hour: Option<f64>,
+}
+
+fn default_unneeded_s() -> f64 {
+    600.0
+}
+fn default_utilisation() -> f64 {
+    0.5
+}
+
+impl NodeGroup {
+    /// Nodes the scenario ever has of this group: `count`, or up to an autoscaled max.
+    pub fn nodes_ever(&self) -> u32 {
+        self.autoscale
+            .as_ref()
+            .map_or(self.count, |a| a.max.max(self.count))
+    }
+
+    /// The group as the planner sees it, when autoscaled.
+    pub fn node_group(&self, template: &Node) -> Option<crate::model::NodeGroup> {
+        let a = self.autoscale.as_ref()?;
+        let delay = a
+            .delay_s
+            .unwrap_or(if self.gpus > 0 { 300.0 } else { 120.0 });
+        Some(crate::model::NodeGroup {
+            name: self.prefix.clone(),
+            template: template.clone(),
+            min: a.min,
+            max: a.max,
+            delay_s: delay,
+            price_per_node_hour: a.price_per_node_hour,
+        })
+    }
 }
 
 /// A pod shape in the units people write.
@@ -311,8 +367,9 @@ impl Scenario {
                 gpus: g.gpus,
             }
             .resources();
-            for i in 0..g.count {
+            for i in 0..g.nodes_ever() {
                 let mut node = Node::new(format!("{}-{i}", g.prefix), allocatable);
+                node.group = g.autoscale.is_some().then(|| g.prefix.clone());
                 node.labels = g.labels.clone();
                 if let Some(model) = &g.gpu_model {
                     node.set_gpu_model(model);
@@ -329,5 +386,32 @@ impl Scenario {
             }
         }
         out
+    }
+
+    /// The nodes up when the run starts: each group's first `count`.
+    pub fn nodes_at_start(&self) -> Vec<Node> {
+        let all = self.nodes();
+        let mut start = Vec::new();
+        let mut from = 0;
+        for g in &self.cluster.nodes {
+            let ever = g.nodes_ever() as usize;
+            start.extend_from_slice(&all[from..from + (g.count as usize).min(ever)]);
+            from += ever;
+        }
+        start
+    }
+
+    /// The autoscaled groups, as the planner sees them.
+    pub fn node_groups(&self, nodes: &[Node]) -> Vec<crate::model::NodeGroup> {
+        self.cluster
+            .nodes
+            .iter()
+            .filter_map(|g| {
+                let template = nodes
+                    .iter()
+                    .find(|n| n.group.as_deref() == Some(g.prefix.as_str()))?;
+                g.node_group(template)
+            })
+            .collect()
     }
 }

@@ -94,11 +94,11 @@ impl World {
         let all_nodes = scenario.nodes();
         let snapshot = Snapshot {
             time_s: 0.0,
-            nodes: all_nodes.clone(),
+            nodes: scenario.nodes_at_start(),
             jobs: Vec::new(),
             queues: scenario.queues.clone(),
             other_pods: Vec::new(),
-            node_groups: Vec::new(),
+            node_groups: scenario.node_groups(&all_nodes),
         };
         let jobs = scenario
             .jobs
@@ -229,7 +229,7 @@ impl World {
         self.sim_of.iter().copied().zip(&self.snapshot.jobs)
     }
 
-    fn node_is_up(&self, name: &str) -> bool {
+    pub fn node_is_up(&self, name: &str) -> bool {
         self.snapshot.nodes.iter().any(|n| n.name == name)
     }
 
