@@ -266,10 +266,21 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     /// Requests are never for a job its queue's limit holds, together stay within each
-    /// group's max, and the nodes of each, on their own, hold its gang.
+    /// group's max, and the nodes of each with the room the plan leaves hold its gang.
     #[test]
     fn requests_are_for_runnable_gangs_within_group_max(s in arb_case()) {
         let p = plan(&s, &Policy::default());
+        let after = ebb::plan::apply::apply(&s, &p);
+        let left: Vec<Node> = after
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut room = n.clone();
+                room.allocatable = n.allocatable.sub(&used_on(&after, &n.name));
+                room
+            })
+            .filter(|n| !n.allocatable.is_zero())
+            .collect();
         let mut asked = std::collections::HashMap::<&str, u32>::new();
         for r in &p.scale_up {
             let jp = p.job(&r.job).expect("a planned job");
@@ -277,10 +288,13 @@ proptest! {
             for n in &r.nodes {
                 *asked.entry(n.group.as_str()).or_default() += n.count;
             }
-            // The requested nodes alone hold the job's gang.
-            let job = s.jobs.iter().find(|j| j.key() == r.job).expect("the job").clone();
+            // The requested nodes and the room left hold the job's gang.
+            let mut job = s.jobs.iter().find(|j| j.key() == r.job).expect("the job").clone();
+            job.pods.clear();
+            job.admitted = false;
             let mut alone = with_requested(&s, r);
             alone.nodes.retain(|n| n.group.is_some());
+            alone.nodes.extend(left.iter().cloned());
             alone.jobs = vec![job];
             alone.queues.clear();
             alone.jobs[0].queue = "default".into();

@@ -506,6 +506,14 @@ fn an_autoscaled_group_grows_for_gangs_only_and_hands_nodes_back() {
         elastic.nodes,
         fixed.nodes
     );
+    // Showing every trainer up to max as pending buys more nodes.
+    let naive = run("scenarios/seed-autoscale.yaml", PolicyKind::NaiveElastic);
+    assert!(
+        naive.nodes.nodes_added > elastic.nodes.nodes_added,
+        "{:?} vs {:?}",
+        naive.nodes,
+        elastic.nodes
+    );
     // Priced groups are costed by the node-hour.
     assert!((elastic.nodes.cost - elastic.nodes.node_hours * 1.02).abs() < 1e-6);
 }

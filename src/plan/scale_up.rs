@@ -11,16 +11,15 @@
 //! node nobody uses.
 //!
 //! The rule, per job in admission order (priority, then submit time): picture the
-//! gang's pods, largest first, on new nodes of the groups whose node template its
-//! placement admits (selector, affinity, GPU models, taints: the filters packing
-//! applies), each pod on the first of the job's pictured nodes it fits, else on a new
-//! node of the group the job already uses, else of the cheapest group that can hold
-//! it, within each group's max. All of the gang or nothing: a job some pod of which no
-//! group can hold asks for no node. Pictured nodes are the job's own (a request that
-//! fails or is granted in part leaves no other job short), and the room the existing
-//! nodes have left is not counted, so that the nodes asked for hold the gang on their
-//! own whatever else packs first; a fragmented cluster can thus be asked for one node
-//! more than a tighter fit would need.
+//! gang's pods, largest first, each on the first node it fits and may use of: the room
+//! the existing nodes have left once the plan is carried out, the job's pictured new
+//! nodes, else a new node of the group the job already uses, else of the cheapest
+//! group whose node template its placement admits (selector, affinity, GPU models,
+//! taints: the filters packing applies) and holds the pod, within each group's max.
+//! All of the gang or nothing: a job some pod of which nothing can hold asks for no
+//! node, and takes no room from the jobs after it. Pictured nodes are the job's own (a
+//! request that fails or is granted in part leaves no other job short); the existing
+//! room a job's picture takes is not offered to later jobs.
 
 use super::admission::queue_path;
 use super::view::View;
@@ -54,6 +53,12 @@ pub fn requests(
         })
         .collect();
     let mut queue_use = admitted_gangs(view, plan_jobs);
+    // The existing nodes with room left, and that room.
+    let mut free: Vec<NodeRoom> = (0..view.nodes.len())
+        .filter(|&n| view.nodes[n].schedulable)
+        .map(|n| (n, view.nodes[n].allocatable.sub(&view.used[n])))
+        .filter(|(_, room)| room.as_array().iter().all(|&v| v >= 0) && !room.is_zero())
+        .collect();
     let mut out = Vec::new();
     for (j, missing) in candidates(view, plan_jobs) {
         let jv = &view.jobs[j];
@@ -62,9 +67,14 @@ pub fn requests(
         if new_job && held_by_limit(view, jv.queue, &queue_use, &gang) {
             continue;
         }
-        let Some(opened) = picture(&missing, jv.job, &groups, &spare) else {
+        let Some((opened, room_left)) = picture(&missing, view, j, &free, &groups, &spare) else {
             continue;
         };
+        free = room_left;
+        if opened.is_empty() {
+            // The existing room holds the gang: packing will place it as room frees.
+            continue;
+        }
         let mut counts: BTreeMap<usize, u32> = BTreeMap::new();
         for g in opened {
             *counts.entry(g).or_default() += 1;
@@ -138,6 +148,9 @@ fn held_by_limit(view: &View<'_>, queue: usize, used: &[Resources], gang: &Resou
 /// One pod to picture: its role and requests.
 type Pod = (Role, Resources);
 
+/// An existing node (its index) and the room it has left.
+type NodeRoom = (usize, Resources);
+
 /// The jobs that need new nodes, in admission order, each with the pods it misses.
 fn candidates(view: &View<'_>, plan_jobs: &[JobPlan]) -> Vec<(usize, Vec<Pod>)> {
     let mut order: Vec<usize> = (0..view.jobs.len().min(plan_jobs.len()))
@@ -186,14 +199,18 @@ fn pods_total(pods: &[Pod]) -> Resources {
     pods.iter().fold(Resources::ZERO, |a, (_, r)| a.add(r))
 }
 
-/// The group of each node `pods` would take, pictured as the module doc says; None
-/// when some pod fits no group with a node to spare.
+/// The group of each new node job `j`'s `pods` would take, pictured as the module doc
+/// says, and the existing room left after; None when some pod fits nowhere.
 fn picture(
     pods: &[Pod],
-    job: &crate::model::Job,
+    view: &View<'_>,
+    j: usize,
+    free: &[NodeRoom],
     groups: &[&NodeGroup],
     spare: &[u32],
-) -> Option<Vec<usize>> {
+) -> Option<(Vec<usize>, Vec<NodeRoom>)> {
+    let job = view.jobs[j].job;
+    let mut free = free.to_vec();
     let mut pods = pods.to_vec();
     // Largest first: GPUs, then CPU, then memory.
     pods.sort_by_key(|(_, r)| std::cmp::Reverse((r.gpus, r.cpu_milli, r.memory_bytes)));
@@ -204,6 +221,13 @@ fn picture(
     for (role, r) in pods {
         let placement = job.placement.of(role);
         let admits = |g: usize| placement.admits(pictured[g].facts());
+        if let Some(slot) = free
+            .iter_mut()
+            .find(|(n, room)| r.fits_in(room) && view.eligibility.allows(j, role, *n))
+        {
+            slot.1 = slot.1.sub(&r);
+            continue;
+        }
         if let Some(slot) = opened
             .iter_mut()
             .find(|(g, room)| r.fits_in(room) && admits(*g))
@@ -223,7 +247,7 @@ fn picture(
         left[g] -= 1;
         opened.push((g, groups[g].template.allocatable.sub(&r)));
     }
-    Some(opened.into_iter().map(|(g, _)| g).collect())
+    Some((opened.into_iter().map(|(g, _)| g).collect(), free))
 }
 
 /// A group without a price sorts after every priced one: nothing says it is cheap.

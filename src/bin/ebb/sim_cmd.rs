@@ -47,7 +47,11 @@ pub struct SimArgs {
 enum PolicyChoice {
     Elastic,
     Static,
+    NaiveElastic,
+    /// Elastic and static.
     Both,
+    /// Elastic, static and naive-elastic.
+    All,
 }
 
 pub fn sim(a: SimArgs) -> Result<()> {
@@ -72,7 +76,13 @@ pub fn sim(a: SimArgs) -> Result<()> {
     let kinds = match a.policy {
         PolicyChoice::Elastic => vec![PolicyKind::Elastic],
         PolicyChoice::Static => vec![PolicyKind::Static],
+        PolicyChoice::NaiveElastic => vec![PolicyKind::NaiveElastic],
         PolicyChoice::Both => vec![PolicyKind::Elastic, PolicyKind::Static],
+        PolicyChoice::All => vec![
+            PolicyKind::Elastic,
+            PolicyKind::Static,
+            PolicyKind::NaiveElastic,
+        ],
     };
     let mut results: Vec<PolicyResult> = Vec::new();
     for kind in kinds {

@@ -15,7 +15,7 @@
 
 use super::scenario::Scenario;
 use super::world::World;
-use crate::model::{Plan, Resources, Role};
+use crate::model::{Resources, Role, ScaleUp};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub struct Autoscaler {
@@ -103,10 +103,11 @@ impl Autoscaler {
         self.groups.iter().position(|g| g.prefix == name)
     }
 
-    /// After a plan: start the nodes its requests ask for.
-    pub fn after_plan(&mut self, w: &World, plan: &Plan, now: f64) {
+    /// After a plan: start the nodes that `requests` (what the cluster shows the
+    /// autoscaler) ask for.
+    pub fn after_plan(&mut self, w: &World, requests: &[ScaleUp], now: f64) {
         let mut wanted: BTreeMap<usize, u32> = BTreeMap::new();
-        for r in &plan.scale_up {
+        for r in requests {
             for n in &r.nodes {
                 if let Some(g) = self.group_of(Some(&n.group)) {
                     *wanted.entry(g).or_default() += n.count;

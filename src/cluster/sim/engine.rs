@@ -14,7 +14,7 @@ use super::error::SimError;
 use super::report::{PolicyResult, Sample};
 use super::scenario::Scenario;
 use super::world::{PolicyKind, World};
-use crate::model::Snapshot;
+use crate::model::{ScaleUp, Snapshot};
 use crate::plan::{self, Policy};
 use std::collections::BTreeMap;
 
@@ -103,7 +103,7 @@ struct Engine<'s> {
 impl<'s> Engine<'s> {
     fn new(scenario: &'s Scenario, kind: PolicyKind, per_job_series: bool) -> Self {
         let policy = match kind {
-            PolicyKind::Elastic => Policy::default(),
+            PolicyKind::Elastic | PolicyKind::NaiveElastic => Policy::default(),
             PolicyKind::Static => Policy {
                 strict_fifo: true,
                 ..Policy::default()
@@ -342,7 +342,11 @@ impl<'s> Engine<'s> {
         let changed =
             !(p.create.is_empty() && p.delete.is_empty() && p.recreate_after_delete.is_empty());
         apply_plan(&mut self.w, &p, self.scenario, now);
-        self.scaler.after_plan(&self.w, &p, now);
+        let shown = match self.kind {
+            PolicyKind::NaiveElastic => every_trainer_pending(&self.w.snapshot, &self.policy),
+            _ => p.scale_up.clone(),
+        };
+        self.scaler.after_plan(&self.w, &shown, now);
         self.w.schedule_services(now);
         // A plan that changed something is checked by the next tick; a quiet one means
         // the world is settled until the next event.
@@ -515,4 +519,18 @@ fn cooldown_expiry(s: &Snapshot, policy: &Policy, now: f64) -> Option<f64> {
         .map(|t| t + policy.scale_down_cooldown_s)
         .filter(|&t| t > now)
         .min_by(f64::total_cmp)
+}
+
+/// The nodes an autoscaler would add if every job showed every trainer up to its max
+/// as a pending pod (the naive-elastic policy): the planner's requests for the same
+/// cluster with each job's minimum raised to its maximum and no queue limits.
+fn every_trainer_pending(s: &Snapshot, policy: &Policy) -> Vec<ScaleUp> {
+    let mut all = s.clone();
+    for job in &mut all.jobs {
+        job.trainers.min = job.trainers.max;
+    }
+    for q in &mut all.queues {
+        q.limit = None;
+    }
+    plan::plan(&all, policy).scale_up
 }

@@ -238,7 +238,7 @@ fn draw_line<'a, DB: DrawingBackend + 'a>(
 ) -> DrawResult<DB> {
     let style = color.stroke_width(2);
     match policy {
-        PolicyKind::Elastic => {
+        PolicyKind::Elastic | PolicyKind::NaiveElastic => {
             let legend =
                 move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 24, y)], style);
             chart

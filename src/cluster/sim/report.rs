@@ -331,5 +331,6 @@ pub fn policy_name(p: PolicyKind) -> &'static str {
     match p {
         PolicyKind::Elastic => "elastic",
         PolicyKind::Static => "static",
+        PolicyKind::NaiveElastic => "naive-elastic",
     }
 }

@@ -20,6 +20,10 @@ pub enum PolicyKind {
     /// The seed's "general training job": exactly the requested trainers, gang-admitted
     /// in FIFO order, never resized.
     Static,
+    /// ebb's sizing, but the autoscaler is shown every trainer up to `max` as pending,
+    /// queue limits or not, as schedulers that create an elastic job's pods up to its
+    /// max do.
+    NaiveElastic,
 }
 
 pub struct SimJob {
@@ -167,7 +171,7 @@ impl World {
         let spec = &self.jobs[j].spec;
         let t = &spec.trainers;
         let (min, max) = match self.policy {
-            PolicyKind::Elastic => (t.min, t.max),
+            PolicyKind::Elastic | PolicyKind::NaiveElastic => (t.min, t.max),
             PolicyKind::Static => (t.requested, t.requested),
         };
         let job = Job {
@@ -195,7 +199,7 @@ impl World {
             last_scale_time_s: None,
             // ebb is told how the job scales (a fixed-size job has no use for it).
             speedup: match self.policy {
-                PolicyKind::Elastic => spec.speedup.clone(),
+                PolicyKind::Elastic | PolicyKind::NaiveElastic => spec.speedup.clone(),
                 PolicyKind::Static => Vec::new(),
             },
             placement: spec.placement.clone(),
