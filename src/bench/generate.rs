@@ -7,7 +7,8 @@ use crate::model::placement::{
     GPU_PRODUCT_LABEL, NO_SCHEDULE, NodeSelectorTerm, Placement, Requirement, Taint, Toleration,
 };
 use crate::model::{
-    Job, JobPlacement, Node, OtherPod, PodGroup, Queue, Resources, Snapshot, Topology, TrainerSpec,
+    Job, JobPlacement, Node, NodeGroup, OtherPod, PodGroup, Queue, Resources, Snapshot, Topology,
+    TrainerSpec,
 };
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -36,6 +37,10 @@ pub struct Constraints {
     /// Fraction of jobs with placement constraints: GPU jobs name one or two models or
     /// tolerate and select the dedicated pool; CPU jobs require nodes without GPUs.
     pub constrained_jobs: f64,
+    /// Node groups an autoscaler could grow (0: none): nodes are dealt to them in turn,
+    /// GPU and CPU nodes apart, each group's template its first node and its max a
+    /// fifth above its size.
+    pub node_groups: usize,
 }
 
 impl Default for Constraints {
@@ -44,6 +49,7 @@ impl Default for Constraints {
             gpu_models: 1,
             tainted_nodes: 0.0,
             constrained_jobs: 0.0,
+            node_groups: 0,
         }
     }
 }
@@ -154,14 +160,47 @@ pub fn cluster(spec: &ClusterSpec) -> Snapshot {
             placement: Default::default(),
         })
         .collect();
+    let mut nodes = nodes;
+    let node_groups = node_groups(&mut nodes, spec.constraints.node_groups);
     Snapshot {
         time_s: spec.jobs as f64 + 1.0,
         nodes,
         jobs,
         queues,
         other_pods,
-        node_groups: Vec::new(),
+        node_groups,
     }
+}
+
+/// Deals `nodes` to `count` groups (see [`Constraints::node_groups`]).
+fn node_groups(nodes: &mut [Node], count: usize) -> Vec<NodeGroup> {
+    if count == 0 {
+        return Vec::new();
+    }
+    // GPU and CPU nodes alternate: a group takes every `count`th node of one kind.
+    let classes = count.div_ceil(2).max(1);
+    let mut members = vec![0u32; count];
+    let mut templates: Vec<Option<Node>> = vec![None; count];
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let g = ((i / 2) % classes * 2 + i % 2).min(count - 1);
+        n.group = Some(format!("group-{g:02}"));
+        members[g] += 1;
+        templates[g].get_or_insert_with(|| n.clone());
+    }
+    templates
+        .into_iter()
+        .enumerate()
+        .filter_map(|(g, template)| {
+            Some(NodeGroup {
+                name: format!("group-{g:02}"),
+                template: template?,
+                min: 0,
+                max: members[g] + members[g] / 5,
+                delay_s: 300.0,
+                price_per_node_hour: None,
+            })
+        })
+        .collect()
 }
 
 /// A job's constraints: a GPU job names one model or two, or tolerates and selects the
@@ -250,11 +289,36 @@ mod tests {
     }
 
     #[test]
+    fn node_groups_take_every_node_and_keep_gpu_and_cpu_nodes_apart() {
+        let s = cluster(&spec(Constraints {
+            node_groups: 6,
+            ..Constraints::default()
+        }));
+        assert_eq!(s.node_groups.len(), 6);
+        for g in &s.node_groups {
+            let members: Vec<&Node> = s
+                .nodes
+                .iter()
+                .filter(|n| n.group.as_deref() == Some(g.name.as_str()))
+                .collect();
+            assert!(!members.is_empty() && g.max as usize > members.len());
+            assert!(
+                members
+                    .iter()
+                    .all(|n| n.has_gpus() == g.template.has_gpus())
+            );
+            assert_eq!(g.check(), Ok(()));
+        }
+        assert!(s.nodes.iter().all(|n| n.group.is_some()));
+    }
+
+    #[test]
     fn a_heterogeneous_cluster_is_planned_within_its_constraints() {
         let s = cluster(&spec(Constraints {
             gpu_models: 3,
             tainted_nodes: 0.2,
             constrained_jobs: 0.5,
+            node_groups: 0,
         }));
         let models: std::collections::BTreeSet<_> = s
             .nodes

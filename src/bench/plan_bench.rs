@@ -29,6 +29,8 @@ pub struct PlanBench {
     /// read against theirs.
     pub input_clone_ms: f64,
     pub input_index_ms: f64,
+    /// Jobs the timed tick asks an autoscaler for nodes for (with `--node-groups`).
+    pub scale_up_jobs: usize,
 }
 
 pub fn run(spec: &ClusterSpec, runs: usize) -> PlanBench {
@@ -78,6 +80,7 @@ fn time_ticks(
         last = Some(p);
     }
     let floor = input_floor::measure(&steady, runs);
+    let scale_up_jobs = last.as_ref().map_or(0, |p| p.scale_up.len());
     let after = last.map(|p| apply(&steady, &p)).unwrap_or(steady);
     let (gpu, cpu) = alloc_fractions(&after);
     PlanBench {
@@ -93,6 +96,7 @@ fn time_ticks(
         pods_created_cold,
         input_clone_ms: floor.clone_ms,
         input_index_ms: floor.index_ms,
+        scale_up_jobs,
     }
 }
 

@@ -145,6 +145,10 @@ struct PlanArgs {
     /// CPU nodes only).
     #[arg(long, default_value_t = 0.0)]
     constrained_jobs: f64,
+    /// Node groups an autoscaler could grow, the nodes dealt to them in turn: the plan
+    /// also works out scale-up requests.
+    #[arg(long, default_value_t = 0)]
+    node_groups: usize,
     /// Print one JSON object instead of a summary line.
     #[arg(long)]
     json: bool,
@@ -197,6 +201,10 @@ fn cluster_spec(a: &PlanArgs) -> Result<ClusterSpec> {
         (1..=6).contains(&a.gpu_models),
         "--gpu-models must be between 1 and 6"
     );
+    anyhow::ensure!(
+        a.node_groups <= a.nodes,
+        "--node-groups must be at most --nodes"
+    );
     for (flag, v) in [
         ("--tainted-nodes", a.tainted_nodes),
         ("--constrained-jobs", a.constrained_jobs),
@@ -213,6 +221,7 @@ fn cluster_spec(a: &PlanArgs) -> Result<ClusterSpec> {
             gpu_models: a.gpu_models,
             tainted_nodes: a.tainted_nodes,
             constrained_jobs: a.constrained_jobs,
+            node_groups: a.node_groups,
         },
     })
 }
@@ -270,6 +279,9 @@ fn bench_plan(a: PlanArgs) -> Result<()> {
             r.input_clone_ms,
             r.input_index_ms
         );
+        if spec.constraints.node_groups > 0 {
+            println!("scale-up requests: {} jobs", r.scale_up_jobs);
+        }
     }
     Ok(())
 }
