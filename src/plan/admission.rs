@@ -14,7 +14,7 @@ use super::never_fits::never_fits;
 use super::policy::Policy;
 use super::pools::{Pools, Routing};
 use super::view::View;
-use crate::model::{Reason, Resources};
+use crate::model::{Job, Reason, Resources};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Admission {
@@ -27,6 +27,15 @@ impl Admission {
     pub fn admitted(&self) -> bool {
         !matches!(self, Admission::Pending(_))
     }
+}
+
+/// The order jobs are admitted in: priority (higher first), then submit time, then
+/// namespace and name.
+pub fn admission_order(a: &Job, b: &Job) -> std::cmp::Ordering {
+    b.priority
+        .cmp(&a.priority)
+        .then(a.submit_time_s.total_cmp(&b.submit_time_s))
+        .then_with(|| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)))
 }
 
 /// Queue and its ancestors, innermost first.
@@ -83,13 +92,7 @@ pub fn admit(view: &View, policy: &Policy) -> Vec<Admission> {
     let mut candidates: Vec<usize> = (0..view.jobs.len())
         .filter(|&j| out[j] == Admission::New)
         .collect();
-    candidates.sort_by(|&a, &b| {
-        let (ja, jb) = (view.jobs[a].job, view.jobs[b].job);
-        jb.priority
-            .cmp(&ja.priority)
-            .then(ja.submit_time_s.total_cmp(&jb.submit_time_s))
-            .then_with(|| (&ja.namespace, &ja.name).cmp(&(&jb.namespace, &jb.name)))
-    });
+    candidates.sort_by(|&a, &b| admission_order(view.jobs[a].job, view.jobs[b].job));
     let mut blocker: Option<usize> = None;
     for j in candidates {
         let jv = &view.jobs[j];

@@ -21,7 +21,7 @@
 //! request that fails or is granted in part leaves no other job short); the existing
 //! room a job's picture takes is not offered to later jobs.
 
-use super::admission::queue_path;
+use super::admission::{admission_order, queue_path};
 use super::view::View;
 use crate::model::{
     GroupNodes, JobPlan, Node, NodeGroup, Problem, Reason, Resources, Role, ScaleUp,
@@ -156,13 +156,7 @@ fn candidates(view: &View<'_>, plan_jobs: &[JobPlan]) -> Vec<(usize, Vec<Pod>)> 
     let mut order: Vec<usize> = (0..view.jobs.len().min(plan_jobs.len()))
         .filter(|&j| plan_jobs[j].job == view.jobs[j].job.key())
         .collect();
-    order.sort_by(|&a, &b| {
-        let (ja, jb) = (view.jobs[a].job, view.jobs[b].job);
-        jb.priority
-            .cmp(&ja.priority)
-            .then(ja.submit_time_s.total_cmp(&jb.submit_time_s))
-            .then_with(|| (&ja.namespace, &ja.name).cmp(&(&jb.namespace, &jb.name)))
-    });
+    order.sort_by(|&a, &b| admission_order(view.jobs[a].job, view.jobs[b].job));
     order
         .into_iter()
         .filter_map(|j| {

@@ -91,6 +91,9 @@ impl Autoscaler {
             return;
         }
         self.node_seconds += w.snapshot.nodes.len() as f64 * dt;
+        if self.groups.is_empty() {
+            return;
+        }
         for n in &w.snapshot.nodes {
             if let Some(g) = self.group_of(n.group.as_deref()) {
                 self.cost += self.groups[g].price_per_node_hour * dt / 3600.0;
@@ -148,6 +151,10 @@ impl Autoscaler {
     /// Everything due at `now`: nodes that join, idle nodes that leave. True when the
     /// cluster changed.
     pub fn step(&mut self, w: &mut World, now: f64) -> bool {
+        if self.groups.is_empty() {
+            // Nothing to scale: no pass over the pods at every event.
+            return false;
+        }
         let mut changed = false;
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.joining)
             .into_iter()
