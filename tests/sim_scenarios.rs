@@ -515,7 +515,16 @@ fn an_autoscaled_group_grows_for_gangs_only_and_hands_nodes_back() {
         elastic.nodes
     );
     // Priced groups are costed by the node-hour.
-    assert!((elastic.nodes.cost - elastic.nodes.node_hours * 1.02).abs() < 1e-6);
+    let cost = elastic.nodes.cost.expect("the group is priced");
+    assert!((cost - elastic.nodes.node_hours * 1.02).abs() < 1e-6);
+    // The figures sit beside the others in the policy's JSON.
+    let json = serde_json::to_value(&elastic).expect("serialises");
+    for key in ["node_hours", "nodes_added", "nodes_added_unused", "cost"] {
+        assert!(
+            json.get(key).is_some_and(|v| v.is_number()),
+            "{key} in the JSON"
+        );
+    }
 }
 
 #[test]

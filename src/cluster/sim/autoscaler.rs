@@ -29,6 +29,8 @@ pub struct Autoscaler {
     added: Vec<String>,
     node_seconds: f64,
     cost: f64,
+    /// Whether any autoscaled group has a price.
+    priced: bool,
 }
 
 struct Group {
@@ -38,14 +40,16 @@ struct Group {
     delay_s: f64,
     unneeded_s: f64,
     utilisation: f64,
-    price_per_node_hour: f64,
+    price_per_node_hour: Option<f64>,
 }
 
 /// The node accounting of a run (see the module doc).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct NodeAccount {
     pub node_hours: f64,
-    pub cost: f64,
+    /// When some autoscaled group has a price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
     pub nodes_added: usize,
     pub nodes_added_unused: usize,
 }
@@ -53,7 +57,7 @@ pub struct NodeAccount {
 impl Autoscaler {
     pub fn new(scenario: &Scenario) -> Autoscaler {
         let nodes = scenario.nodes();
-        let groups = scenario
+        let groups: Vec<Group> = scenario
             .node_groups(&nodes)
             .into_iter()
             .map(|g| {
@@ -70,18 +74,19 @@ impl Autoscaler {
                     delay_s: g.delay_s,
                     unneeded_s: spec.map_or(600.0, |s| s.unneeded_s),
                     utilisation: spec.map_or(0.5, |s| s.utilisation),
-                    price_per_node_hour: g.price_per_node_hour.unwrap_or(0.0),
+                    price_per_node_hour: g.price_per_node_hour,
                 }
             })
             .collect();
         Autoscaler {
-            groups,
             joining: Vec::new(),
             idle_since: HashMap::new(),
             used: BTreeSet::new(),
             added: Vec::new(),
             node_seconds: 0.0,
             cost: 0.0,
+            priced: groups.iter().any(|g| g.price_per_node_hour.is_some()),
+            groups,
         }
     }
 
@@ -96,7 +101,7 @@ impl Autoscaler {
         }
         for n in &w.snapshot.nodes {
             if let Some(g) = self.group_of(n.group.as_deref()) {
-                self.cost += self.groups[g].price_per_node_hour * dt / 3600.0;
+                self.cost += self.groups[g].price_per_node_hour.unwrap_or(0.0) * dt / 3600.0;
             }
         }
     }
@@ -237,7 +242,7 @@ impl Autoscaler {
     pub fn account(&self) -> NodeAccount {
         NodeAccount {
             node_hours: self.node_seconds / 3600.0,
-            cost: self.cost,
+            cost: self.priced.then_some(self.cost),
             nodes_added: self.added.len(),
             nodes_added_unused: self
                 .added

@@ -69,7 +69,9 @@ pub struct PolicyResult {
     pub services: Vec<ServiceResult>,
     /// Controller ticks that ran a plan (ticks on an unchanged world are skipped).
     pub plans: u64,
-    /// Node-hours, cost and nodes an autoscaler added (see `autoscaler.rs`).
+    /// Node-hours, cost and nodes an autoscaler added (see `autoscaler.rs`), written
+    /// beside the other figures.
+    #[serde(flatten)]
     pub nodes: NodeAccount,
     pub series: Vec<Sample>,
 }
@@ -274,8 +276,10 @@ pub fn tables(results: &[PolicyResult]) -> String {
     t.add_row(row("GPU utilisation", &|r| pct(r.gpu_util_mean)));
     t.add_row(row("plans run", &|r| r.plans.to_string()));
     t.add_row(row("node-hours", &|r| format!("{:.1}", r.nodes.node_hours)));
-    if results.iter().any(|r| r.nodes.cost > 0.0) {
-        t.add_row(row("node cost", &|r| format!("{:.2}", r.nodes.cost)));
+    if results.iter().any(|r| r.nodes.cost.is_some()) {
+        t.add_row(row("node cost", &|r| {
+            r.nodes.cost.map_or("-".into(), |c| format!("{c:.2}"))
+        }));
     }
     if results.iter().any(|r| r.nodes.nodes_added > 0) {
         t.add_row(row("nodes added", &|r| r.nodes.nodes_added.to_string()));
