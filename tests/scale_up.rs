@@ -108,6 +108,29 @@ fn explain_says_which_nodes_a_job_waits_for() {
 }
 
 #[test]
+fn a_job_that_asks_for_no_nodes_says_why() {
+    let why = |s: &Snapshot| {
+        let p = plan(s, &Policy::default());
+        let e = ebb::plan::explain::explain(s, &Policy::default(), &p);
+        let gpu = e.iter().find(|x| x.job == key("gpu")).expect("explained");
+        gpu.because
+            .iter()
+            .find(|b| b.kind == ebb::plan::explain::Kind::NoNodesAsked)
+            .map(|b| b.text.clone())
+            .expect("says why no node is asked for")
+    };
+    let mut s = waiting_gpu_job();
+    s.node_groups[0].max = 1;
+    assert!(why(&s).contains("no node group it may use"), "{}", why(&s));
+    let mut s = waiting_gpu_job();
+    s.jobs[0].queue = "capped".into();
+    let mut q = Queue::new("capped");
+    q.limit = Some(Resources::new(1_000_000, 1 << 44, 8));
+    s.queues = vec![q];
+    assert!(why(&s).contains("queue capped's limit"), "{}", why(&s));
+}
+
+#[test]
 fn elastic_extras_and_fitting_jobs_ask_for_nothing() {
     // The gang fits; its extras up to max would not, and are not asked for.
     let mut s = snapshot(

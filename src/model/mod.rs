@@ -16,8 +16,8 @@ pub use node::{Node, Topology};
 pub use node_group::{NodeGroup, NodeGroupError};
 pub use other_pod::OtherPod;
 pub use plan::{
-    DeleteReason, GroupNodes, JobPlan, MAX_QUEUE_DEPTH, Plan, PodDeletion, PodPlacement, Problem,
-    Reason, ScaleUp, ServiceReservation,
+    DeleteReason, GroupNodes, JobPlan, MAX_QUEUE_DEPTH, NoScaleUp, Plan, PodDeletion, PodPlacement,
+    Problem, Reason, ScaleUp, ServiceReservation,
 };
 pub use queue::Queue;
 pub use resources::{MAX_CPU_MILLI, MAX_GPUS, MAX_MEMORY_BYTES, ResourceError, Resources};

@@ -22,6 +22,16 @@ pub struct Plan {
     /// there are, the new nodes that would hold it (all of them or none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scale_up: Vec<ScaleUp>,
+    /// Jobs that would need new nodes but ask for none, and why (held by a queue's
+    /// limit, or no node group they may use has room within its max).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_scale_up: Vec<NoScaleUp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NoScaleUp {
+    pub job: JobKey,
+    pub why: String,
 }
 
 /// New nodes for one job's gang (master, pservers and `min` trainers).

@@ -64,6 +64,7 @@ pub fn compose(original: &Snapshot, earlier: Plan, later: Plan) -> Plan {
         problems: earlier.problems,
         // Asked for once the rounds are done (see `super::scale_up`).
         scale_up: later.scale_up,
+        no_scale_up: later.no_scale_up,
     }
 }
 

@@ -42,6 +42,7 @@ pub enum Kind {
     NotPackable,
     ScaledDown,
     WaitingForNodes,
+    NoNodesAsked,
 }
 
 fn because(kind: Kind, text: String) -> Because {
@@ -80,6 +81,8 @@ pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explana
                 };
                 let mut because_list = vec![because(Kind::Pending, why)];
                 because_list.extend(waiting.map(|w| because(Kind::WaitingForNodes, w)));
+                because_list
+                    .extend(no_nodes_asked(plan, &jp.job).map(|w| because(Kind::NoNodesAsked, w)));
                 return Explanation {
                     job: jp.job.clone(),
                     summary,
@@ -105,6 +108,7 @@ pub fn explain(snapshot: &Snapshot, policy: &Policy, plan: &Plan) -> Vec<Explana
                 ));
             }
             out.extend(waiting.map(|w| because(Kind::WaitingForNodes, w)));
+            out.extend(no_nodes_asked(plan, &jp.job).map(|w| because(Kind::NoNodesAsked, w)));
             let freed_for = |pred: &dyn Fn(&DeleteReason) -> bool| {
                 plan.delete
                     .iter()
@@ -245,6 +249,14 @@ fn queue_holdings(view: &View, index: &HashMap<&JobKey, usize>, plan: &Plan) -> 
         }
     }
     held
+}
+
+/// Why the plan asks for no nodes for `job`, which needs some.
+fn no_nodes_asked(plan: &Plan, job: &JobKey) -> Option<String> {
+    plan.no_scale_up
+        .iter()
+        .find(|r| &r.job == job)
+        .map(|r| r.why.clone())
 }
 
 /// "waiting for 2 nodes of group gpu-a100", when the plan asks for nodes for `job`.

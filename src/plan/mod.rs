@@ -142,9 +142,10 @@ fn ask_for_nodes(plan: &mut Plan, view: &View, world: &World) {
     if world.node_groups.is_empty() {
         return;
     }
-    let (requests, problems) = scale_up::requests(view, world.node_groups, &plan.jobs);
-    plan.scale_up = requests;
-    plan.problems.extend(problems);
+    let asked = scale_up::requests(view, world.node_groups, &plan.jobs);
+    plan.scale_up = asked.requests;
+    plan.no_scale_up = asked.refused;
+    plan.problems.extend(asked.problems);
 }
 
 /// Round `round_index` on `world`, and its view (what it knows of the jobs the next
@@ -276,6 +277,7 @@ fn plan_round<'w, 's>(
         service_reservations: packed.reservations,
         problems: std::mem::take(&mut view.problems),
         scale_up: Vec::new(),
+        no_scale_up: Vec::new(),
     };
     (plan, view)
 }

@@ -24,21 +24,30 @@
 use super::admission::{admission_order, queue_path};
 use super::view::View;
 use crate::model::{
-    GroupNodes, JobPlan, Node, NodeGroup, Problem, Reason, Resources, Role, ScaleUp,
+    GroupNodes, JobPlan, NoScaleUp, Node, NodeGroup, Problem, Reason, Resources, Role, ScaleUp,
 };
 use std::collections::BTreeMap;
 
+/// What [`requests`] found.
+pub struct Asked {
+    pub requests: Vec<ScaleUp>,
+    /// Jobs that need nodes but ask for none, and why.
+    pub refused: Vec<NoScaleUp>,
+    /// What is wrong with the groups left out.
+    pub problems: Vec<Problem>,
+}
+
 /// The scale-up requests for the jobs of `plan_jobs` (the plan's per-job lines, in
-/// `view`'s job order) on `view` (the world the plan leaves), and what is wrong with
-/// the groups left out.
-pub fn requests(
-    view: &View<'_>,
-    groups: &[NodeGroup],
-    plan_jobs: &[JobPlan],
-) -> (Vec<ScaleUp>, Vec<Problem>) {
+/// `view`'s job order) on `view` (the world the plan leaves).
+pub fn requests(view: &View<'_>, groups: &[NodeGroup], plan_jobs: &[JobPlan]) -> Asked {
     let (groups, problems) = sound_groups(groups);
+    let mut asked = Asked {
+        requests: Vec::new(),
+        refused: Vec::new(),
+        problems,
+    };
     if groups.is_empty() {
-        return (Vec::new(), problems);
+        return asked;
     }
     // Nodes each group has now, and nodes left to ask for below its max.
     let mut spare: Vec<u32> = groups
@@ -59,15 +68,26 @@ pub fn requests(
         .map(|n| (n, view.nodes[n].allocatable.sub(&view.used[n])))
         .filter(|(_, room)| room.as_array().iter().all(|&v| v >= 0) && !room.is_zero())
         .collect();
-    let mut out = Vec::new();
     for (j, missing) in candidates(view, plan_jobs) {
         let jv = &view.jobs[j];
         let gang = pods_total(&missing);
         let new_job = !plan_jobs[j].admitted;
-        if new_job && held_by_limit(view, jv.queue, &queue_use, &gang) {
+        let refuse = |why: String| NoScaleUp {
+            job: jv.job.key(),
+            why,
+        };
+        if new_job && let Some(q) = held_by_limit(view, jv.queue, &queue_use, &gang) {
+            asked.refused.push(refuse(format!(
+                "no nodes asked for: queue {q}'s limit would not let its gang run"
+            )));
             continue;
         }
         let Some((opened, room_left)) = picture(&missing, view, j, &free, &groups, &spare) else {
+            asked.refused.push(refuse(
+                "no nodes asked for: no node group it may use can hold its gang within the \
+                 group's max"
+                    .into(),
+            ));
             continue;
         };
         free = room_left;
@@ -87,7 +107,7 @@ pub fn requests(
                 queue_use[q] = queue_use[q].add(&gang);
             }
         }
-        out.push(ScaleUp {
+        asked.requests.push(ScaleUp {
             job: jv.job.key(),
             nodes: counts
                 .into_iter()
@@ -98,7 +118,7 @@ pub fn requests(
                 .collect(),
         });
     }
-    (out, problems)
+    asked
 }
 
 /// The groups that pass their checks, first of each name; the others as problems.
@@ -137,12 +157,21 @@ fn admitted_gangs(view: &View<'_>, plan_jobs: &[JobPlan]) -> Vec<Resources> {
     used
 }
 
-fn held_by_limit(view: &View<'_>, queue: usize, used: &[Resources], gang: &Resources) -> bool {
-    queue_path(view, queue).iter().any(|&q| {
-        view.queues[q]
-            .limit
-            .is_some_and(|l| !used[q].add(gang).fits_in(&l))
-    })
+/// The queue on `queue`'s path whose limit `gang` would break, if any.
+fn held_by_limit<'v>(
+    view: &'v View<'_>,
+    queue: usize,
+    used: &[Resources],
+    gang: &Resources,
+) -> Option<&'v str> {
+    queue_path(view, queue)
+        .iter()
+        .find(|&&q| {
+            view.queues[q]
+                .limit
+                .is_some_and(|l| !used[q].add(gang).fits_in(&l))
+        })
+        .map(|&q| view.queues[q].name.as_str())
 }
 
 /// One pod to picture: its role and requests.
