@@ -528,6 +528,18 @@ fn an_autoscaled_group_grows_for_gangs_only_and_hands_nodes_back() {
 }
 
 #[test]
+fn short_tasks_on_a_spot_group_buy_no_node_that_goes_unused() {
+    let elastic = run("scenarios/seed-batch-tasks.yaml", PolicyKind::Elastic);
+    let naive = run("scenarios/seed-batch-tasks.yaml", PolicyKind::NaiveElastic);
+    assert!(elastic.jobs[0].end_s.is_some() && naive.jobs[0].end_s.is_some());
+    // The gang fits the nodes there are: elastic asks for nothing.
+    assert_eq!(elastic.nodes.nodes_added, 0, "{:?}", elastic.nodes);
+    // Every worker shown as pending buys nodes that join after the batch is done.
+    assert!(naive.nodes.nodes_added_unused > 0, "{:?}", naive.nodes);
+    assert!(elastic.nodes.node_hours < naive.nodes.node_hours);
+}
+
+#[test]
 fn a_bad_autoscale_block_is_refused_naming_the_field() {
     let scaled = |block: &str| {
         GOOD.replace(

@@ -275,7 +275,7 @@ pub fn tables(results: &[PolicyResult]) -> String {
     t.add_row(row("CPU utilisation", &|r| pct(r.cpu_util_mean)));
     t.add_row(row("GPU utilisation", &|r| pct(r.gpu_util_mean)));
     t.add_row(row("plans run", &|r| r.plans.to_string()));
-    t.add_row(row("node-hours", &|r| format!("{:.1}", r.nodes.node_hours)));
+    t.add_row(row("node-hours", &|r| format!("{:.2}", r.nodes.node_hours)));
     if results.iter().any(|r| r.nodes.cost.is_some()) {
         t.add_row(row("node cost", &|r| {
             r.nodes.cost.map_or("-".into(), |c| format!("{c:.2}"))
