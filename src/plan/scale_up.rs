@@ -82,7 +82,23 @@ pub fn requests(view: &View<'_>, groups: &[NodeGroup], plan_jobs: &[JobPlan]) ->
             )));
             continue;
         }
-        let Some((opened, room_left)) = picture(&missing, view, j, &free, &groups, &spare) else {
+        // Most gangs that cannot be held fail here, before a pod-by-pod picture (a
+        // job that never fits can ask for thousands of pods).
+        let reachable = free
+            .iter()
+            .map(|(_, room)| *room)
+            .chain(
+                groups
+                    .iter()
+                    .zip(&spare)
+                    .map(|(g, &n)| g.template.allocatable.times(i64::from(n))),
+            )
+            .fold(Resources::ZERO, |a, r| a.add(&r));
+        let pictured = gang
+            .fits_in(&reachable)
+            .then(|| picture(&missing, view, j, &free, &groups, &spare))
+            .flatten();
+        let Some((opened, room_left)) = pictured else {
             asked.refused.push(refuse(
                 "no nodes asked for: no node group it may use can hold its gang within the \
                  group's max"
