@@ -50,17 +50,23 @@ pub fn requests(view: &View<'_>, groups: &[NodeGroup], plan_jobs: &[JobPlan]) ->
         return asked;
     }
     // Nodes each group has now, and nodes left to ask for below its max.
+    let mut now = vec![0u32; groups.len()];
+    for n in &view.node_refs {
+        if let Some(g) = n
+            .group
+            .as_deref()
+            .and_then(|name| groups.iter().position(|g| g.name == name))
+        {
+            now[g] = now[g].saturating_add(1);
+        }
+    }
     let mut spare: Vec<u32> = groups
         .iter()
-        .map(|g| {
-            let now = view
-                .node_refs
-                .iter()
-                .filter(|n| n.group.as_deref() == Some(g.name.as_str()))
-                .count();
-            g.max.saturating_sub(u32::try_from(now).unwrap_or(u32::MAX))
-        })
+        .zip(&now)
+        .map(|(g, &n)| g.max.saturating_sub(n))
         .collect();
+    // A new node of each group, as placements judge it.
+    let pictured: Vec<Node> = groups.iter().map(|g| g.pictured_node(0)).collect();
     let mut queue_use = admitted_gangs(view, plan_jobs);
     // The existing nodes with room left, and that room.
     let mut free: Vec<NodeRoom> = (0..view.nodes.len())
@@ -94,11 +100,11 @@ pub fn requests(view: &View<'_>, groups: &[NodeGroup], plan_jobs: &[JobPlan]) ->
                     .map(|(g, &n)| g.template.allocatable.times(i64::from(n))),
             )
             .fold(Resources::ZERO, |a, r| a.add(&r));
-        let pictured = gang
+        let picture = gang
             .fits_in(&reachable)
-            .then(|| picture(&missing, view, j, &free, &groups, &spare))
+            .then(|| picture(&missing, view, j, &free, &groups, &pictured, &spare))
             .flatten();
-        let Some((opened, room_left)) = pictured else {
+        let Some((opened, room_left)) = picture else {
             asked.refused.push(refuse(
                 "no nodes asked for: no node group it may use can hold its gang within the \
                  group's max"
@@ -246,6 +252,7 @@ fn picture(
     j: usize,
     free: &[NodeRoom],
     groups: &[&NodeGroup],
+    pictured: &[Node],
     spare: &[u32],
 ) -> Option<(Vec<usize>, Vec<NodeRoom>)> {
     let job = view.jobs[j].job;
@@ -253,7 +260,6 @@ fn picture(
     let mut pods = pods.to_vec();
     // Largest first: GPUs, then CPU, then memory.
     pods.sort_by_key(|(_, r)| std::cmp::Reverse((r.gpus, r.cpu_milli, r.memory_bytes)));
-    let pictured: Vec<Node> = groups.iter().map(|g| g.pictured_node(0)).collect();
     // The job's pictured nodes: (group, room left).
     let mut opened: Vec<(usize, Resources)> = Vec::new();
     let mut left = spare.to_vec();

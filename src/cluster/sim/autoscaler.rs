@@ -15,15 +15,16 @@
 
 use super::scenario::Scenario;
 use super::world::World;
-use crate::model::{Resources, Role, ScaleUp};
+use crate::model::{NodeGroup, Resources, Role, ScaleUp};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub struct Autoscaler {
     groups: Vec<Group>,
     /// Nodes on their way: (joins at, name, group index).
     joining: Vec<(f64, String, usize)>,
-    /// Per up node of an autoscaled group: since when it has been below the threshold.
-    idle_since: HashMap<String, f64>,
+    /// Per up node of an autoscaled group below the threshold at the last step: since
+    /// when, and its group.
+    idle_since: HashMap<String, (f64, usize)>,
     /// Nodes that ran a pod at some point.
     used: BTreeSet<String>,
     added: Vec<String>,
@@ -55,11 +56,10 @@ pub struct NodeAccount {
 }
 
 impl Autoscaler {
-    pub fn new(scenario: &Scenario) -> Autoscaler {
-        let nodes = scenario.nodes();
-        let groups: Vec<Group> = scenario
-            .node_groups(&nodes)
-            .into_iter()
+    /// For `scenario`, whose autoscaled groups the planner sees as `node_groups`.
+    pub fn new(scenario: &Scenario, node_groups: &[NodeGroup]) -> Autoscaler {
+        let groups: Vec<Group> = node_groups
+            .iter()
             .map(|g| {
                 let spec = scenario
                     .cluster
@@ -122,9 +122,10 @@ impl Autoscaler {
                 }
             }
         }
+        let up_now = self.up_per_group(w);
         for (g, want) in wanted {
             let joining = self.joining.iter().filter(|j| j.2 == g).count() as u32;
-            let up = self.up_in(w, g) as u32;
+            let up = u32::try_from(up_now[g]).unwrap_or(u32::MAX);
             let start = want
                 .saturating_sub(joining)
                 .min(self.groups[g].max.saturating_sub(up + joining));
@@ -144,13 +145,15 @@ impl Autoscaler {
         }
     }
 
-    fn up_in(&self, w: &World, g: usize) -> usize {
-        let prefix = self.groups[g].prefix.as_str();
-        w.snapshot
-            .nodes
-            .iter()
-            .filter(|n| n.group.as_deref() == Some(prefix))
-            .count()
+    /// Nodes up in each group, in one pass.
+    fn up_per_group(&self, w: &World) -> Vec<usize> {
+        let mut up = vec![0; self.groups.len()];
+        for n in &w.snapshot.nodes {
+            if let Some(g) = self.group_of(n.group.as_deref()) {
+                up[g] += 1;
+            }
+        }
+        up
     }
 
     /// Everything due at `now`: nodes that join, idle nodes that leave. True when the
@@ -180,7 +183,9 @@ impl Autoscaler {
             }
         }
         let mut leaving = Vec::new();
-        let mut up: Vec<usize> = (0..self.groups.len()).map(|g| self.up_in(w, g)).collect();
+        let mut up = self.up_per_group(w);
+        // Rebuilt from the nodes up now: a node that went away forgets its idle time.
+        let mut idle = HashMap::new();
         for n in &w.snapshot.nodes {
             let Some(g) = self.group_of(n.group.as_deref()) else {
                 continue;
@@ -191,17 +196,18 @@ impl Autoscaler {
                 .copied()
                 .unwrap_or((Resources::ZERO, false));
             if utilisation(&used, &n.allocatable) >= group.utilisation {
-                self.idle_since.remove(&n.name);
                 continue;
             }
-            let since = *self.idle_since.entry(n.name.clone()).or_insert(now);
+            let since = self.idle_since.get(&n.name).map_or(now, |&(t, _)| t);
             if now + 1e-9 >= since + group.unneeded_s && !unsafe_pod && up[g] > group.min as usize {
                 up[g] -= 1;
                 leaving.push(n.name.clone());
+            } else {
+                idle.insert(n.name.clone(), (since, g));
             }
         }
+        self.idle_since = idle;
         for name in leaving {
-            self.idle_since.remove(&name);
             // Cluster Autoscaler drains the node first: its evictable pods go.
             for job in &mut w.snapshot.jobs {
                 job.pods
@@ -220,14 +226,12 @@ impl Autoscaler {
             .iter()
             .map(|j| j.0)
             .fold(f64::INFINITY, f64::min);
+        let up = self.up_per_group(w);
         let leaves = self
             .idle_since
-            .iter()
-            .filter_map(|(name, &since)| {
-                let node = w.snapshot.nodes.iter().find(|n| &n.name == name)?;
-                let g = self.group_of(node.group.as_deref())?;
-                (self.up_in(w, g) > self.groups[g].min as usize)
-                    .then_some(since + self.groups[g].unneeded_s)
+            .values()
+            .filter_map(|&(since, g)| {
+                (up[g] > self.groups[g].min as usize).then_some(since + self.groups[g].unneeded_s)
             })
             .filter(|&t| t > now + 1e-9)
             .fold(f64::INFINITY, f64::min);

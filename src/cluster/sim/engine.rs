@@ -110,6 +110,7 @@ impl<'s> Engine<'s> {
             },
         };
         let mut w = World::new(scenario, kind);
+        let scaler = Autoscaler::new(scenario, &w.snapshot.node_groups);
         // Deployments exist before the run, at what their HPA wants for the first load.
         for s in 0..w.services.len() {
             let initial = w.services[s].initial_replicas();
@@ -163,7 +164,7 @@ impl<'s> Engine<'s> {
             plans: 0,
             series: Vec::new(),
             per_job_series,
-            scaler: Autoscaler::new(scenario),
+            scaler,
         };
         engine.record();
         engine
@@ -342,11 +343,15 @@ impl<'s> Engine<'s> {
         let changed =
             !(p.create.is_empty() && p.delete.is_empty() && p.recreate_after_delete.is_empty());
         apply_plan(&mut self.w, &p, self.scenario, now);
+        let naive;
         let shown = match self.kind {
-            PolicyKind::NaiveElastic => every_trainer_pending(&self.w.snapshot, &self.policy),
-            _ => p.scale_up.clone(),
+            PolicyKind::NaiveElastic => {
+                naive = every_trainer_pending(&self.w.snapshot, &self.policy);
+                &naive
+            }
+            _ => &p.scale_up,
         };
-        self.scaler.after_plan(&self.w, &shown, now);
+        self.scaler.after_plan(&self.w, shown, now);
         self.w.schedule_services(now);
         // A plan that changed something is checked by the next tick; a quiet one means
         // the world is settled until the next event.
@@ -386,9 +391,8 @@ impl<'s> Engine<'s> {
             let s = sample(&self.w, self.now, self.per_job_series);
             self.series.push(s);
         }
-        let mut result = PolicyResult::build(self.kind, &self.w, self.series, self.now, self.plans);
-        result.nodes = self.scaler.account();
-        result
+        let nodes = self.scaler.account();
+        PolicyResult::build(self.kind, &self.w, self.series, self.now, self.plans, nodes)
     }
 }
 

@@ -77,7 +77,14 @@ pub struct PolicyResult {
 }
 
 impl PolicyResult {
-    pub fn build(kind: PolicyKind, w: &World, series: Vec<Sample>, now: f64, plans: u64) -> Self {
+    pub fn build(
+        kind: PolicyKind,
+        w: &World,
+        series: Vec<Sample>,
+        now: f64,
+        plans: u64,
+        nodes: NodeAccount,
+    ) -> Self {
         let jobs: Vec<JobResult> = w
             .jobs
             .iter()
@@ -160,8 +167,7 @@ impl PolicyResult {
             makespan_s,
             services,
             plans,
-            // The engine fills it in: the autoscaler keeps the node accounting.
-            nodes: NodeAccount::default(),
+            nodes,
             series,
         }
     }

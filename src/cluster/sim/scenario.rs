@@ -388,9 +388,9 @@ impl Scenario {
         out
     }
 
-    /// The nodes up when the run starts: each group's first `count`.
-    pub fn nodes_at_start(&self) -> Vec<Node> {
-        let all = self.nodes();
+    /// The nodes up when the run starts, out of `all` ([`Scenario::nodes`]): each
+    /// group's first `count`.
+    pub fn nodes_at_start(&self, all: &[Node]) -> Vec<Node> {
         let mut start = Vec::new();
         let mut from = 0;
         for g in &self.cluster.nodes {

@@ -98,7 +98,7 @@ impl World {
         let all_nodes = scenario.nodes();
         let snapshot = Snapshot {
             time_s: 0.0,
-            nodes: scenario.nodes_at_start(),
+            nodes: scenario.nodes_at_start(&all_nodes),
             jobs: Vec::new(),
             queues: scenario.queues.clone(),
             other_pods: Vec::new(),
